@@ -1,0 +1,703 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn tree(text: &str) -> Map {
+    match parse_tree_str(text, Path::new("t.conf")) {
+        Ok(m) => m,
+        Err(e) => panic!("parse failed: {e}"),
+    }
+}
+
+fn opts(text: &str) -> Options {
+    match parse_str(text, Path::new("t.conf")) {
+        Ok(o) => o,
+        Err(e) => panic!("apply failed: {e}"),
+    }
+}
+
+fn err(text: &str) -> String {
+    match parse_str(text, Path::new("t.conf")) {
+        Ok(_) => panic!("expected an error for {text:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn kind<'m>(m: &'m Map, key: &str) -> &'m Kind {
+    match m.get(key) {
+        Some(v) => &v.kind,
+        None => panic!("missing key {key}"),
+    }
+}
+
+// ---- syntax -------------------------------------------------------------------------------
+
+#[test]
+fn key_separators() {
+    let m = tree("a: 1\nb = 2\nc 3\nd:4\ne=5\n'f g': 6\n\"h\" = 7");
+    for (k, v) in [
+        ("a", 1),
+        ("b", 2),
+        ("c", 3),
+        ("d", 4),
+        ("e", 5),
+        ("f g", 6),
+        ("h", 7),
+    ] {
+        assert_eq!(kind(&m, k), &Kind::Integer(v), "{k}");
+    }
+}
+
+#[test]
+fn scalars() {
+    let m = tree(
+        "s: hello\nq: \"a b\"\nsq: 'x \\n y'\nf: 1.5\nn: -42\nip: 127.0.0.1:4222\n\
+         t1: true\nt2: yes\nt3: ON\nf1: false\nf2: no\nf3: off\nqb: \"true\"\nw: 1x\n",
+    );
+    assert_eq!(kind(&m, "s"), &Kind::String("hello".into()));
+    assert_eq!(kind(&m, "q"), &Kind::String("a b".into()));
+    assert_eq!(kind(&m, "sq"), &Kind::String("x \\n y".into()));
+    assert_eq!(kind(&m, "f"), &Kind::Float(1.5));
+    assert_eq!(kind(&m, "n"), &Kind::Integer(-42));
+    assert_eq!(kind(&m, "ip"), &Kind::String("127.0.0.1:4222".into()));
+    for k in ["t1", "t2", "t3"] {
+        assert_eq!(kind(&m, k), &Kind::Bool(true));
+    }
+    for k in ["f1", "f2", "f3"] {
+        assert_eq!(kind(&m, k), &Kind::Bool(false));
+    }
+    assert_eq!(kind(&m, "qb"), &Kind::String("true".into()));
+    assert_eq!(kind(&m, "w"), &Kind::String("1x".into()));
+}
+
+#[test]
+fn string_escapes() {
+    let m = tree(r#"a: "t\tn\nr\rq\"b\\x\x41""#);
+    assert_eq!(kind(&m, "a"), &Kind::String("t\tn\nr\rq\"b\\xA".into()));
+    assert!(err(r#"a: "\q""#).contains("invalid escape"));
+    assert!(err(r#"a: "\xZZ""#).contains("hexadecimal"));
+}
+
+#[test]
+fn sizes_match_nats_server() {
+    // Checked against nats-server 2.9.10: bare letter = decimal, b/i/ib = binary.
+    let cases: &[(&str, i64)] = &[
+        ("1k", 1000),
+        ("1K", 1000),
+        ("1kb", 1024),
+        ("1KB", 1024),
+        ("1ki", 1024),
+        ("1KiB", 1024),
+        ("2m", 2_000_000),
+        ("1mb", 1 << 20),
+        ("64MiB", 64 << 20),
+        ("1mi", 1 << 20),
+        ("1g", 1_000_000_000),
+        ("1GB", 1 << 30),
+        ("1gib", 1 << 30),
+        ("1t", 1_000_000_000_000),
+        ("1tb", 1 << 40),
+        ("1p", 1_000_000_000_000_000),
+        ("1pib", 1 << 50),
+        ("1e", 1_000_000_000_000_000_000),
+        ("1eb", 1 << 60),
+    ];
+    for (text, want) in cases {
+        let m = tree(&format!("x: {text}"));
+        assert_eq!(kind(&m, "x"), &Kind::Integer(*want), "{text}");
+        assert_eq!(m.get("x").and_then(|v| v.literal.as_deref()), Some(*text));
+    }
+    assert!(err("x: 10e").contains("out of range"));
+    assert!(err("x: 99999999999999999999").contains("out of range"));
+    // Not a size suffix: a string.
+    assert_eq!(kind(&tree("x: 1kbb"), "x"), &Kind::String("1kbb".into()));
+}
+
+#[test]
+fn comments() {
+    let m = tree(
+        "# hash\n// slashes\na: 1 # trailing\nb: 2 // trailing\nc: x#y\n\
+         m { # in map\n  k: v // here\n}\narr: [1, # c\n 2 // c\n]\n",
+    );
+    assert_eq!(kind(&m, "a"), &Kind::Integer(1));
+    assert_eq!(kind(&m, "b"), &Kind::Integer(2));
+    // As in nats-server, '#' inside an unquoted word does not start a comment.
+    assert_eq!(kind(&m, "c"), &Kind::String("x#y".into()));
+    assert_eq!(m.len(), 5);
+}
+
+#[test]
+fn maps_nested_and_separators() {
+    let m = tree("outer {\n inner { a: 1, b: 2; c: 3\n d = [1] }\n x: y }\nflat {a:1,b:2}");
+    let outer = m.get("outer").and_then(Value::as_map).expect("map");
+    let inner = outer.get("inner").and_then(Value::as_map).expect("map");
+    assert_eq!(inner.len(), 4);
+    assert_eq!(outer.get("x").and_then(Value::as_str), Some("y"));
+    assert_eq!(m.get("flat").and_then(Value::as_map).map(Map::len), Some(2));
+    // Key followed directly by a brace, and brace on the next line.
+    let m = tree("a{ b: 1 }\nc\n{\n d: 2\n}");
+    assert!(m.get("a").and_then(Value::as_map).is_some());
+    assert!(m.get("c").and_then(Value::as_map).is_some());
+}
+
+#[test]
+fn arrays() {
+    let m = tree("a: [1, 2, 3]\nb: [\n  x\n  y,\n  \"z\"\n]\nc: []\nd: [1,2,]\ne: [{k: 1}, [2]]");
+    let len = |k: &str| m.get(k).and_then(Value::as_array).map(<[Value]>::len);
+    assert_eq!(len("a"), Some(3));
+    assert_eq!(len("b"), Some(3));
+    assert_eq!(len("c"), Some(0));
+    assert_eq!(len("d"), Some(2));
+    assert_eq!(len("e"), Some(2));
+    assert!(err("a: [1 2]").contains("array value terminator"));
+    assert!(err("a: [,1]").contains("unexpected array value terminator"));
+}
+
+#[test]
+fn top_level_braces_and_semicolons() {
+    let m = tree("{\n port: 4222; debug: true\n}\n");
+    assert_eq!(kind(&m, "port"), &Kind::Integer(4222));
+    assert_eq!(kind(&m, "debug"), &Kind::Bool(true));
+}
+
+#[test]
+fn block_string() {
+    let m = tree("a: (\nline one\n  line two\n)\nb: 1");
+    assert_eq!(
+        kind(&m, "a"),
+        &Kind::String("\nline one\n  line two".into())
+    );
+    assert_eq!(kind(&m, "b"), &Kind::Integer(1));
+}
+
+#[test]
+fn duplicate_key_last_wins() {
+    let m = tree("a: 1\na: 2");
+    assert_eq!(m.len(), 1);
+    assert_eq!(kind(&m, "a"), &Kind::Integer(2));
+}
+
+#[test]
+fn crlf_and_bom() {
+    let m = tree("\u{feff}a: 1\r\nb: two\r\n");
+    assert_eq!(kind(&m, "a"), &Kind::Integer(1));
+    assert_eq!(kind(&m, "b"), &Kind::String("two".into()));
+}
+
+#[test]
+fn positions() {
+    let m = tree("a: 1\n  b: \"x\"\nc {\n   d: [1,\n  2]\n}");
+    let b = m.entry("b").expect("b");
+    assert_eq!((b.key_pos.line, b.key_pos.column), (2, 3));
+    assert_eq!((b.value.pos.line, b.value.pos.column), (2, 6));
+    let c = m.get("c").and_then(Value::as_map).expect("c");
+    let d = c.get("d").and_then(Value::as_array).expect("d");
+    assert_eq!((d[1].pos.line, d[1].pos.column), (5, 3));
+    assert_eq!(b.key_pos.to_string(), "t.conf:2:3");
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+#[test]
+fn syntax_errors_have_positions() {
+    assert_eq!(
+        err("port: 4222 4223"),
+        "t.conf:1:12: expected a value to end with a new line, comment, ',' or ';', but got '4'"
+    );
+    assert!(err("a {\n b: 1\n").starts_with("t.conf:1:3: unexpected EOF processing map"));
+    assert!(err("a: [1,\n").starts_with("t.conf:1:4: unexpected EOF processing array"));
+    assert!(err("a: \"open").starts_with("t.conf:1:4: unexpected EOF in quoted string"));
+    assert!(err("a:\nb: 1").starts_with("t.conf:1:3: expected a value for \"a\""));
+    assert!(err("a").contains("unexpected EOF"));
+    assert!(err(": 1").starts_with("t.conf:1:1: unexpected key separator"));
+    assert!(err("a: (\nno end").contains("block string"));
+}
+
+#[test]
+fn never_panics_on_garbage() {
+    let inputs = [
+        "",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "(",
+        "$",
+        "a: $",
+        "a: -",
+        "a: .",
+        "a=\"\\",
+        "a=\"\\x",
+        "a=\"\\x4",
+        "\u{0}",
+        "é: ü",
+        "a: [{[{",
+        "a: 1\u{2028}b: 2",
+        "include",
+        "include ",
+        "a: 0x",
+        "a: --1",
+        "a: 1..2",
+        "a: -.5",
+        "🙂: 🙂",
+        "a { include }",
+        "a: \"\\xé1\"",
+    ];
+    for input in inputs {
+        let _ = parse_tree_str(input, Path::new("t.conf"));
+        let _ = parse_str(input, Path::new("t.conf"));
+    }
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_eq!(
+        err("port: 1\n  foo: 1"),
+        "t.conf:2:3: unknown field \"foo\""
+    );
+    assert_eq!(
+        err("authorization { bogus: 1 }"),
+        "t.conf:1:17: unknown field \"bogus\""
+    );
+    assert!(err("cluster { foo: 1 }").contains("unknown field \"foo\""));
+    assert!(err("jetstream { foo: 1 }").contains("unknown field \"foo\""));
+    assert!(err("tls { foo: 1 }").contains("unknown field [\"foo\"]"));
+    // nats-server has no max_pings_out key (it is ping_max).
+    assert!(err("max_pings_out: 3").contains("unknown field"));
+}
+
+#[test]
+fn keys_are_case_insensitive() {
+    let o = opts("PORT: 5000\nAuthorization { USER: a, PASSWORD: b }");
+    assert_eq!(o.port, 5000);
+    assert_eq!(o.username.as_deref(), Some("a"));
+}
+
+// ---- variables and includes --------------------------------------------------------------
+
+#[test]
+fn variables_from_enclosing_scopes() {
+    let m = tree("A: 1\nouter {\n B: 2\n inner { x: $A, y: $B }\n arr: [$A, {z: $B}]\n}");
+    let outer = m.get("outer").and_then(Value::as_map).expect("outer");
+    let inner = outer.get("inner").and_then(Value::as_map).expect("inner");
+    assert_eq!(inner.get("x").and_then(Value::as_int), Some(1));
+    assert_eq!(inner.get("y").and_then(Value::as_int), Some(2));
+    // The value takes the position of the reference, for error messages.
+    assert_eq!(inner.get("x").map(|v| v.pos.line), Some(4));
+}
+
+#[test]
+fn variable_must_be_defined_earlier() {
+    assert_eq!(
+        err("a: $NATRIUM_TEST_NOPE_VAR\nNATRIUM_TEST_NOPE_VAR: 1"),
+        "t.conf:1:4: variable reference for 'NATRIUM_TEST_NOPE_VAR' can not be found"
+    );
+}
+
+#[test]
+fn variables_used_are_not_unknown_fields() {
+    let o = opts("TOKEN: s3cr3t\nauthorization { token: $TOKEN }");
+    assert_eq!(o.auth_token.as_deref(), Some("s3cr3t"));
+    // Defined but never used: still an unknown field, as in nats-server.
+    assert!(err("UNUSED: 1").contains("unknown field \"UNUSED\""));
+}
+
+#[test]
+fn bcrypt_is_not_a_variable() {
+    let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
+    assert_eq!(o.password.as_deref(), Some("$2a$11$abcdefghijklmnopqrstuv"));
+}
+
+#[test]
+fn environment_variables_are_typed() {
+    // Unique names: tests run in parallel in one process.
+    std::env::set_var("NATRIUM_CFG_TEST_PORT", "4333");
+    std::env::set_var("NATRIUM_CFG_TEST_SIZE", "2MB");
+    std::env::set_var("NATRIUM_CFG_TEST_NAME", "my server");
+    std::env::set_var("NATRIUM_CFG_TEST_BOOL", "yes");
+    let o = opts(
+        "port: $NATRIUM_CFG_TEST_PORT\nmax_payload: $NATRIUM_CFG_TEST_SIZE\n\
+         client_advertise: $NATRIUM_CFG_TEST_NAME\ndebug: $NATRIUM_CFG_TEST_BOOL",
+    );
+    assert_eq!(o.port, 4333);
+    assert_eq!(o.max_payload, 2 << 20);
+    assert_eq!(o.client_advertise.as_deref(), Some("my server"));
+    assert!(o.debug);
+    // A file definition shadows the environment.
+    std::env::set_var("NATRIUM_CFG_TEST_SHADOW", "1");
+    let m = tree("NATRIUM_CFG_TEST_SHADOW: 2\nx: $NATRIUM_CFG_TEST_SHADOW");
+    assert_eq!(m.get("x").and_then(Value::as_int), Some(2));
+}
+
+#[test]
+fn includes_relative_to_including_file() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("sub"))?;
+    std::fs::write(
+        dir.path().join("main.conf"),
+        "port: 1234\ninclude sub/auth.conf\nhttp_port: 8222\n",
+    )?;
+    std::fs::write(
+        dir.path().join("sub/auth.conf"),
+        "authorization {\n  include 'users.conf'\n}\ndebug: true",
+    )?;
+    std::fs::write(
+        dir.path().join("sub/users.conf"),
+        "user: bob\npassword: \"pw\"\n",
+    )?;
+    let o = load(&dir.path().join("main.conf"))?;
+    assert_eq!(o.port, 1234);
+    assert_eq!(o.http_port, Some(8222));
+    assert!(o.debug);
+    assert_eq!(o.username.as_deref(), Some("bob"));
+    assert_eq!(o.password.as_deref(), Some("pw"));
+    assert_eq!(
+        o.config_file.as_deref(),
+        Some(dir.path().join("main.conf").as_path())
+    );
+
+    // Quoted form, and parse_str resolving against the origin's directory.
+    let o = parse_str(
+        "include \"sub/auth.conf\"",
+        &dir.path().join("virtual.conf"),
+    )?;
+    assert!(o.debug);
+    assert_eq!(o.config_file, None);
+    Ok(())
+}
+
+#[test]
+fn include_errors() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let main = dir.path().join("main.conf");
+    std::fs::write(&main, "port: 1\ninclude missing.conf\n")?;
+    let e = load(&main)
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("main.conf:2:1: error parsing include file 'missing.conf'"),
+        "{e}"
+    );
+
+    // Errors inside an included file carry the included file's position.
+    std::fs::write(dir.path().join("bad.conf"), "a: [1\n")?;
+    std::fs::write(&main, "include bad.conf\n")?;
+    let e = load(&main)
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("bad.conf:1:4: unexpected EOF processing array"),
+        "{e}"
+    );
+
+    // A file including itself is an error, not a stack overflow.
+    std::fs::write(&main, "include main.conf\n")?;
+    let e = load(&main)
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("nested too deeply"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn missing_file() {
+    let e = load(Path::new("/nonexistent/natrium.conf"))
+        .err()
+        .map(|e| e.to_string());
+    assert!(e.is_some_and(|e| e.starts_with("error opening config file /nonexistent/natrium.conf")));
+}
+
+// ---- mapping onto Options -------------------------------------------------------------------
+
+#[test]
+fn listen_host_port() {
+    let o = opts("listen: 127.0.0.1:4333");
+    assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4333));
+    let o = opts("listen: \"[::1]:4334\"");
+    assert_eq!((o.host.as_str(), o.port), ("::1", 4334));
+    let o = opts("listen: 4335");
+    assert_eq!((o.host.as_str(), o.port), ("0.0.0.0", 4335));
+    let o = opts("net: 10.0.0.1\nport: -1");
+    assert_eq!((o.host.as_str(), o.port), ("10.0.0.1", -1));
+    assert_eq!(opts("host: localhost").host, "localhost");
+    assert!(err("listen: localhost").contains("could not parse address string \"localhost\""));
+    assert!(err("port: 70000").contains("out of range"));
+    assert!(err("port: \"abc\"").contains("expected an integer, got string"));
+}
+
+#[test]
+fn monitoring() {
+    let o = opts("http: 8222");
+    assert_eq!((o.http_host.as_str(), o.http_port), ("0.0.0.0", Some(8222)));
+    let o = opts("http: \"127.0.0.1:9222\"");
+    assert_eq!(
+        (o.http_host.as_str(), o.http_port),
+        ("127.0.0.1", Some(9222))
+    );
+    assert_eq!(opts("monitor_port: 8223").http_port, Some(8223));
+    assert_eq!(opts("http_port: -1").http_port, Some(-1));
+}
+
+#[test]
+fn identity_and_logging() {
+    let o = opts(
+        "server_name: n1\nserver_tags: [\"a:1\", b]\nclient_advertise: \"x:4222\"\n\
+         debug: true\ntrace: true\nlogtime: false\nlog_file: /tmp/n.log\npid_file: /tmp/n.pid\n\
+         ports_file_dir: /tmp",
+    );
+    assert_eq!(o.server_name, "n1");
+    assert_eq!(o.server_tags, vec!["a:1".to_string(), "b".to_string()]);
+    assert_eq!(o.client_advertise.as_deref(), Some("x:4222"));
+    assert!(o.debug && o.trace && !o.logtime);
+    assert_eq!(o.log_file.as_deref(), Some(Path::new("/tmp/n.log")));
+    assert_eq!(o.pid_file.as_deref(), Some(Path::new("/tmp/n.pid")));
+    assert_eq!(o.ports_file_dir.as_deref(), Some(Path::new("/tmp")));
+    let o = opts("logfile: a.log\npidfile: a.pid\nserver_tags: single");
+    assert_eq!(o.log_file.as_deref(), Some(Path::new("a.log")));
+    assert_eq!(o.pid_file.as_deref(), Some(Path::new("a.pid")));
+    assert_eq!(o.server_tags, vec!["single".to_string()]);
+    assert!(err("debug: 1").contains("expected a boolean, got integer"));
+}
+
+#[test]
+fn limits() {
+    let o = opts(
+        "max_payload: 2MB\nmax_control_line: 8KB\nmax_connections: 100\nmax_pending: 128MB\nping_max: 5",
+    );
+    assert_eq!(o.max_payload, 2 << 20);
+    assert_eq!(o.max_control_line, 8 << 10);
+    assert_eq!(o.max_connections, 100);
+    assert_eq!(o.max_pending, 128 << 20);
+    assert_eq!(o.max_pings_out, 5);
+    assert_eq!(opts("max_conn: 7").max_connections, 7);
+    assert_eq!(opts("max_connections: -1").max_connections, u32::MAX);
+    // 0 means "default", as in nats-server.
+    assert_eq!(opts("max_payload: 0").max_payload, 1 << 20);
+    assert_eq!(
+        err("max_payload: 5GB"),
+        "t.conf:1:14: invalid value for \"max_payload\": max_payload value is too big"
+    );
+    assert!(err("max_control_line: 3GB").contains("max_control_line value is too big"));
+    assert!(err("max_payload: -1").contains("must not be negative"));
+    assert!(err("max_payload: 1x").contains("expected an integer, got string"));
+}
+
+#[test]
+fn validate_payload_vs_pending() {
+    let o = opts("max_payload: 65MB");
+    assert_eq!(
+        validate(&o).err().map(|e| e.to_string()).as_deref(),
+        Some("max_payload (68157440) cannot be higher than max_pending (67108864)")
+    );
+    assert!(validate(&opts("max_payload: 65MB\nmax_pending: 100MB")).is_ok());
+    assert!(validate(&opts("server_name: \"a b\"")).is_err());
+}
+
+#[test]
+fn durations() {
+    let o = opts(
+        "ping_interval: \"2m\"\nwrite_deadline: \"1.5s\"\nlame_duck_duration: \"1h30m\"\n\
+         lame_duck_grace_period: \"500ms\"",
+    );
+    assert_eq!(o.ping_interval, Duration::from_secs(120));
+    assert_eq!(o.write_deadline, Duration::from_millis(1500));
+    assert_eq!(o.lame_duck_duration, Duration::from_secs(5400));
+    assert_eq!(o.lame_duck_grace_period, Duration::from_millis(500));
+    assert!(o.config_warnings.is_empty());
+
+    // Plain integers are seconds, with a warning (nats-server does the same).
+    let o = opts("ping_interval: 60\nwrite_deadline: 3");
+    assert_eq!(o.ping_interval, Duration::from_secs(60));
+    assert_eq!(o.write_deadline, Duration::from_secs(3));
+    assert_eq!(o.config_warnings.len(), 2);
+    assert!(o.config_warnings[0].contains("ping_interval should be converted to a duration"));
+
+    // Unquoted 2m is the size 2000000, never silently 2000000 seconds.
+    assert!(err("ping_interval: 2m").contains("quote durations"));
+    assert!(err("write_deadline: \"1x\"").contains("time: unknown unit \"x\" in duration \"1x\""));
+    assert!(err("lame_duck_duration: \"10s\"").contains("minimum is 30 seconds"));
+    assert!(err("lame_duck_duration: 60").contains("expected a duration string"));
+    assert!(err("ping_interval: 1.5").contains("expected a duration"));
+}
+
+#[test]
+fn go_duration_parser() {
+    let ok = |s: &str| parse_duration(s).unwrap_or(Duration::MAX);
+    assert_eq!(ok("0"), Duration::ZERO);
+    assert_eq!(ok("300ms"), Duration::from_millis(300));
+    assert_eq!(ok("1h2m3s"), Duration::from_secs(3723));
+    assert_eq!(ok("1.5h"), Duration::from_secs(5400));
+    assert_eq!(ok(".5s"), Duration::from_millis(500));
+    assert_eq!(ok("10us"), Duration::from_micros(10));
+    assert_eq!(ok("10µs"), Duration::from_micros(10));
+    assert_eq!(ok("7ns"), Duration::from_nanos(7));
+    assert_eq!(ok("+1s"), Duration::from_secs(1));
+    assert!(parse_duration("10").is_err_and(|e| e.contains("missing unit")));
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("s").is_err());
+    assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("1d").is_err_and(|e| e.contains("unknown unit")));
+    assert!(parse_duration("9999999999h").is_err());
+}
+
+#[test]
+fn authorization_block() {
+    let o = opts("authorization {\n user: alice\n password: \"s e c\"\n timeout: 1.5\n}");
+    assert_eq!(o.username.as_deref(), Some("alice"));
+    assert_eq!(o.password.as_deref(), Some("s e c"));
+    assert_eq!(o.auth_timeout, Duration::from_millis(1500));
+    assert!(o.auth_required());
+    let o = opts("authorization { token: abc, timeout: 3 }");
+    assert_eq!(o.auth_token.as_deref(), Some("abc"));
+    assert_eq!(o.auth_timeout, Duration::from_secs(3));
+    assert_eq!(
+        opts("authorization { timeout: \"2s\" }").auth_timeout,
+        Duration::from_secs(2)
+    );
+    assert!(
+        err("authorization { user: a, token: b }").contains("Cannot have a user/pass and token")
+    );
+    assert!(err("authorization { timeout: -1 }").contains("non-negative"));
+    let o = opts("authorization { users: [ {user: a, password: b} ] }");
+    assert_eq!(
+        o.unsupported,
+        vec!["authorization.users (t.conf:1)".to_string()]
+    );
+}
+
+#[test]
+fn tls_block() {
+    let o = opts(
+        "tls {\n cert_file: \"./c.pem\"\n key_file: ./k.pem\n ca_file: ca.pem\n verify: true\n \
+         timeout: 0.5\n handshake_first: true\n}",
+    );
+    let t = o.tls.expect("tls");
+    assert_eq!(t.cert_file.as_deref(), Some(Path::new("./c.pem")));
+    assert_eq!(t.key_file.as_deref(), Some(Path::new("./k.pem")));
+    assert_eq!(t.ca_file.as_deref(), Some(Path::new("ca.pem")));
+    assert!(t.verify && t.handshake_first);
+    assert_eq!(t.timeout, Duration::from_millis(500));
+    let t = opts("tls { cert_file: c, key_file: k }").tls.expect("tls");
+    assert_eq!(t.timeout, Duration::from_secs(2));
+    assert!(!t.verify);
+    assert!(err("tls { key_file: k }").contains("missing 'cert_file'"));
+    assert!(err("tls { cert_file: c }").contains("missing 'key_file'"));
+    let o = opts("tls { cert_file: c, key_file: k, cipher_suites: [a] }");
+    assert_eq!(o.unsupported.len(), 1);
+}
+
+#[test]
+fn jetstream_forms() {
+    assert!(opts("jetstream: true").jetstream);
+    assert!(!opts("jetstream: off").jetstream);
+    assert!(opts("jetstream: enabled").jetstream);
+    assert!(!opts("jetstream: \"disabled\"").jetstream);
+    assert!(err("jetstream: maybe").contains("expected 'enabled' or 'disabled'"));
+    let o = opts(
+        "jetstream {\n store_dir: /data/js\n max_mem: 1G\n max_file_store: 10GB\n domain: hub\n}",
+    );
+    assert!(o.jetstream);
+    assert_eq!(o.store_dir.as_deref(), Some(Path::new("/data/js")));
+    assert_eq!(
+        o.unsupported,
+        vec![
+            "jetstream.max_mem (t.conf:3)".to_string(),
+            "jetstream.max_file_store (t.conf:4)".to_string(),
+            "jetstream.domain (t.conf:5)".to_string(),
+        ]
+    );
+    let o = opts("jetstream { enabled: false, strict: true }\nstore_dir: /x");
+    assert!(!o.jetstream);
+    assert_eq!(o.store_dir.as_deref(), Some(Path::new("/x")));
+}
+
+#[test]
+fn cluster_block() {
+    let o = opts(
+        "cluster {\n name: c1\n listen: 0.0.0.0:6222\n routes: [\n  nats://a:6222\n  nats://b:6222\n ]\n \
+         no_advertise: true\n}",
+    );
+    assert_eq!(o.cluster_name.as_deref(), Some("c1"));
+    assert_eq!(o.cluster_listen.as_deref(), Some("0.0.0.0:6222"));
+    assert_eq!(
+        o.routes,
+        vec!["nats://a:6222".to_string(), "nats://b:6222".to_string()]
+    );
+    assert_eq!(
+        o.unsupported,
+        vec!["cluster.no_advertise (t.conf:8)".to_string()]
+    );
+    let o = opts("cluster { host: 127.0.0.1, port: 7000 }");
+    assert_eq!(o.cluster_listen.as_deref(), Some("127.0.0.1:7000"));
+    let o = opts("cluster { port: 7001 }");
+    assert_eq!(o.cluster_listen.as_deref(), Some("0.0.0.0:7001"));
+}
+
+#[test]
+fn unsupported_features_are_recorded() {
+    let o = opts(
+        "accounts {\n A: { users: [{user: a, password: b}] }\n}\nleafnodes { port: 7422 }\n\
+         websocket { port: 8080 }\nmqtt { port: 1883 }\ngateway { name: g }\nsystem_account: SYS\n\
+         no_auth_user: a\noperator: op.jwt\nresolver: MEMORY\nmappings { a: b }",
+    );
+    let keys: Vec<&str> = o
+        .unsupported
+        .iter()
+        .map(|s| s.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "accounts",
+            "leafnodes",
+            "websocket",
+            "mqtt",
+            "gateway",
+            "system_account",
+            "no_auth_user",
+            "operator",
+            "resolver",
+            "mappings"
+        ]
+    );
+    assert_eq!(o.unsupported[0], "accounts (t.conf:1)");
+}
+
+#[test]
+fn wrong_shapes_are_errors() {
+    assert!(err("authorization: 1").contains("expected a map, got integer"));
+    assert!(err("server_tags: 1").contains("expected a string or an array of strings"));
+    assert!(err("server_tags: [1]").contains("expected a string, got integer"));
+    assert!(err("cluster { routes: {a: 1} }").contains("expected a string or an array"));
+}
+
+#[test]
+fn never_panics_on_random_input() {
+    // Deterministic xorshift over an alphabet of syntax characters and multibyte text.
+    let alphabet: Vec<char> = "ab$:=,;{}[]()\"'\\#/ \t\n\r-.0123456789kKmMbBiIx\u{2028}é🙂"
+        .chars()
+        .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 40) as usize;
+        let text: String = (0..len)
+            .map(|i| {
+                let r = state.rotate_left(i as u32 * 5);
+                alphabet[(r % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        let _ = parse_str(&text, Path::new("t.conf"));
+    }
+}

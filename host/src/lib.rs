@@ -1,0 +1,21 @@
+#![recursion_limit = "256"]
+//! Natrium: a NATS-protocol broker.
+//!
+//! Layout, one module per concept:
+//! - `proto`: the client protocol as a pure parser over bytes, plus the encoders;
+//! - `subject`: subject validation and the subscription index (sublist);
+//! - `config` / `cli`: nats-server's configuration-file format and flags → [`options::Options`];
+//! - `server`: sockets, connections, routing, outbound buffering, shutdown;
+//! - `monitor`: the HTTP monitoring endpoints;
+//! - `tls`, `logging`: rustls setup, and log lines in nats-server's shape.
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod monitor;
+pub mod options;
+pub mod proto;
+pub mod server;
+pub mod subject;
+pub mod timefmt;
+pub mod tls;

@@ -1,0 +1,97 @@
+//! Log lines in nats-server's shape, because tools that wrap nats-server find it by its log:
+//! `[PID] 2006/01/02 15:04:05.000000 [INF] Listening for client connections on 0.0.0.0:4222`.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+struct NatsFormat {
+    pid: u32,
+    logtime: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for NatsFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(w, "[{}] ", self.pid)?;
+        if self.logtime {
+            write!(w, "{} ", timestamp())?;
+        }
+        let meta = event.metadata();
+        let tag = if meta.target().ends_with("::fatal") {
+            "FTL"
+        } else {
+            match *meta.level() {
+                Level::ERROR => "ERR",
+                Level::WARN => "WRN",
+                Level::INFO => "INF",
+                Level::DEBUG => "DBG",
+                Level::TRACE => "TRC",
+            }
+        };
+        write!(w, "[{tag}] ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+fn timestamp() -> String {
+    crate::timefmt::log_stamp(std::time::SystemTime::now())
+}
+
+/// Installs the global subscriber. `-D` enables debug, `-V` trace; `-l FILE` appends there.
+pub fn init(debug: bool, trace: bool, logtime: bool, file: Option<&Path>) -> anyhow::Result<()> {
+    let level = if trace {
+        Level::TRACE
+    } else if debug {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    let format = NatsFormat {
+        pid: std::process::id(),
+        logtime,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .event_format(format);
+    let result = match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_writer(std::sync::Mutex::new(LineWriter(f)))
+                .try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("installing logger: {e}"))
+}
+
+/// Flushes each line so a log file can be tailed by tools waiting for "Server is ready".
+struct LineWriter(std::fs::File);
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}

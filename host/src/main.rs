@@ -1,0 +1,114 @@
+//! `natrium`: the broker binary, started with nats-server's command-line flags.
+
+use anyhow::Context;
+use natrium::cli::{self, Command};
+use natrium::options::Options;
+use natrium::server::{Server, NATRIUM_VERSION, PROTOCOL_VERSION};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("natrium: {e}");
+            eprintln!("{}", cli::usage());
+            return ExitCode::from(1);
+        }
+    };
+    match command {
+        Command::Help => {
+            println!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("natrium: v{NATRIUM_VERSION} (nats-server protocol level {PROTOCOL_VERSION})");
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig(opts) => {
+            let file = opts
+                .config_file
+                .as_ref()
+                .map_or_else(|| "<none>".to_string(), |p| p.display().to_string());
+            println!("natrium: configuration file {file} is valid");
+            ExitCode::SUCCESS
+        }
+        Command::Signal { signal, pid } => match cli::send_signal(signal, pid) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("natrium: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run(opts) => match run(opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(target: "natrium::fatal", "{e:#}");
+                eprintln!("natrium: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn run(opts: Options) -> anyhow::Result<()> {
+    natrium::logging::init(
+        opts.debug,
+        opts.trace,
+        opts.logtime,
+        opts.log_file.as_deref(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let server = Server::new(opts)?;
+        spawn_signal_handlers(server.clone())?;
+        server.run().await
+    })
+}
+
+/// SIGINT/SIGTERM: graceful shutdown. SIGHUP: reload the configuration file.
+/// SIGUSR2: lame-duck mode.
+fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut usr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {
+                    tracing::info!("Trapped \"interrupt\" signal");
+                    server.shutdown();
+                }
+                _ = term.recv() => {
+                    tracing::info!("Trapped \"terminated\" signal");
+                    server.shutdown();
+                }
+                _ = hup.recv() => reload(&server),
+                _ = usr2.recv() => {
+                    tokio::spawn(server.clone().lame_duck());
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn reload(server: &Server) {
+    let Some(path) = server.options().config_file.clone() else {
+        tracing::error!("Failed to reload server configuration: no configuration file");
+        return;
+    };
+    match natrium::config::load(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|o| server.reload(o))
+    {
+        Ok(()) => tracing::info!("Reloaded server configuration"),
+        Err(e) => tracing::error!("Failed to reload server configuration: {e:#}"),
+    }
+}

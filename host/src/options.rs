@@ -1,0 +1,146 @@
+//! Typed server options: what the command line and the configuration file both produce.
+//!
+//! Defaults match nats-server's so that a configuration written for it means the same here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `port: -1` / `-p -1`: let the OS pick a free port.
+pub const RANDOM_PORT: i32 = -1;
+
+/// Everything the server needs to start. Built by `cli` (flags) layered over `config` (file).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Path of the configuration file this was read from, if any (for reload and `-t`).
+    pub config_file: Option<PathBuf>,
+    pub server_name: String,
+    pub server_tags: Vec<String>,
+    /// Client listener host (`-a`, `host`/`net`/`listen`).
+    pub host: String,
+    /// Client listener port; `RANDOM_PORT` (-1) picks one, 0 also picks one.
+    pub port: i32,
+    /// `--client_advertise`: the URL advertised to clients instead of host:port.
+    pub client_advertise: Option<String>,
+    /// Monitoring listener; `None` when monitoring is off.
+    pub http_host: String,
+    pub http_port: Option<i32>,
+
+    pub max_payload: u32,
+    pub max_control_line: u32,
+    pub max_connections: u32,
+    /// Bytes a client may have queued for it before it is a slow consumer.
+    pub max_pending: u64,
+    pub max_pings_out: u32,
+    pub ping_interval: Duration,
+    pub write_deadline: Duration,
+    /// Time a client has to send CONNECT (and authenticate) when auth is required.
+    pub auth_timeout: Duration,
+    pub lame_duck_duration: Duration,
+    pub lame_duck_grace_period: Duration,
+
+    /// Single-user auth (flags or `authorization {}`).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub auth_token: Option<String>,
+
+    pub tls: Option<TlsOptions>,
+
+    pub log_file: Option<PathBuf>,
+    pub debug: bool,
+    pub trace: bool,
+    /// Prefix log lines with a time stamp (`-T`, `logtime`). On by default as in nats-server.
+    pub logtime: bool,
+    pub pid_file: Option<PathBuf>,
+    pub ports_file_dir: Option<PathBuf>,
+
+    /// Accepted now; JetStream is a later issue.
+    pub jetstream: bool,
+    pub store_dir: Option<PathBuf>,
+
+    /// Accepted and reported; clustering is a later issue.
+    pub cluster_name: Option<String>,
+    pub cluster_listen: Option<String>,
+    pub routes: Vec<String>,
+
+    /// Keys that were read but name features natrium does not have yet; logged as warnings.
+    pub unsupported: Vec<String>,
+    /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
+    /// warnings, like nats-server's configuration warnings.
+    pub config_warnings: Vec<String>,
+}
+
+/// `tls {}` block / `--tls*` flags.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify client certificates (mTLS).
+    pub verify: bool,
+    pub timeout: Duration,
+    /// TLS before INFO (`handshake_first`).
+    pub handshake_first: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            verify: false,
+            // nats-server's TLS_TIMEOUT.
+            timeout: Duration::from_secs(2),
+            handshake_first: false,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config_file: None,
+            server_name: String::new(),
+            server_tags: Vec::new(),
+            host: "0.0.0.0".to_string(),
+            port: 4222,
+            client_advertise: None,
+            http_host: "0.0.0.0".to_string(),
+            http_port: None,
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_connections: 64 * 1024,
+            max_pending: 64 * 1024 * 1024,
+            max_pings_out: 2,
+            ping_interval: Duration::from_secs(120),
+            write_deadline: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(2),
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+            username: None,
+            password: None,
+            auth_token: None,
+            tls: None,
+            log_file: None,
+            debug: false,
+            trace: false,
+            logtime: true,
+            pid_file: None,
+            ports_file_dir: None,
+            jetstream: false,
+            store_dir: None,
+            cluster_name: None,
+            cluster_listen: None,
+            routes: Vec::new(),
+            unsupported: Vec::new(),
+            config_warnings: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// True when a client must authenticate before anything else.
+    pub fn auth_required(&self) -> bool {
+        self.username.is_some() || self.auth_token.is_some()
+    }
+}

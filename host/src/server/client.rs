@@ -1,0 +1,291 @@
+//! The part of a client connection that other connections touch: its outbound buffer and its
+//! subscriptions.
+//!
+//! A publisher's task appends frames straight into a subscriber's `Outbound` under a short
+//! mutex and, once per read batch, wakes the subscriber's writer task. Only the writer task
+//! touches the socket's write half; only the reader task touches the read half.
+
+use crate::proto;
+use crate::subject::Entry;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::Notify;
+
+/// Why a connection ended, as nats-server names it in `/connz?state=closed` and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClosed,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    StaleConnection,
+    ProtocolViolation,
+    AuthenticationViolation,
+    AuthenticationTimeout,
+    MaxPayloadExceeded,
+    MaxControlLineExceeded,
+    MaxConnectionsExceeded,
+    TlsHandshakeError,
+    ServerShutdown,
+    WriteError,
+    ReadError,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::TlsHandshakeError => "TLS Handshake Failure",
+            CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+        }
+    }
+}
+
+/// Bytes waiting to be written to one client, and the counters that are cheapest to keep
+/// under the lock a delivery already holds.
+pub(crate) struct Outbound {
+    pub buf: BytesMut,
+    /// Set when the client is already in some publisher's flush list for this batch.
+    pub flush_pending: bool,
+    pub closed: Option<CloseReason>,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+}
+
+/// What the client declared in CONNECT, kept for monitoring.
+#[derive(Debug, Clone, Default)]
+pub struct ConnMeta {
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub user: Option<String>,
+    pub tls_version: Option<String>,
+}
+
+/// Per-client state shared between its own tasks, publishers and monitoring.
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub start: SystemTime,
+    pub(crate) out: Mutex<Outbound>,
+    /// Wakes the writer task: new bytes or closing.
+    pub(crate) wake_writer: Notify,
+    /// Wakes the reader task when someone else closes this client.
+    pub(crate) wake_reader: Notify,
+    /// Whether the client understands HMSG (CONNECT `headers`).
+    pub(crate) headers: AtomicBool,
+    pub(crate) subs: Mutex<FxHashMap<Bytes, Arc<Subscription>>>,
+    pub(crate) meta: Mutex<ConnMeta>,
+    pub(crate) in_msgs: AtomicU64,
+    pub(crate) in_bytes: AtomicU64,
+    /// Unix nanoseconds of the last inbound activity (monitoring only).
+    pub(crate) last_activity: AtomicU64,
+    pub(crate) rtt_nanos: AtomicU64,
+}
+
+/// Result of queuing a frame for a client.
+pub(crate) enum Queued {
+    /// Queued; `first` when the client was not yet in a flush list.
+    Yes { first: bool },
+    /// The client is closed (or closing): nothing queued.
+    Closed,
+    /// Queuing would exceed max_pending: the client must be closed as a slow consumer.
+    SlowConsumer,
+}
+
+impl Client {
+    pub(crate) fn new(id: u64, addr: SocketAddr) -> Self {
+        Client {
+            id,
+            addr,
+            start: SystemTime::now(),
+            out: Mutex::new(Outbound {
+                buf: BytesMut::new(),
+                flush_pending: false,
+                closed: None,
+                out_msgs: 0,
+                out_bytes: 0,
+            }),
+            wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
+            headers: AtomicBool::new(false),
+            subs: Mutex::new(FxHashMap::default()),
+            meta: Mutex::new(ConnMeta::default()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(unix_nanos()),
+            rtt_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends raw protocol bytes (PONG, +OK, -ERR, INFO) for this client.
+    pub(crate) fn queue_raw(&self, bytes: &[u8]) -> Queued {
+        let mut out = self.out.lock();
+        if out.closed.is_some() {
+            return Queued::Closed;
+        }
+        out.buf.extend_from_slice(bytes);
+        let first = !out.flush_pending;
+        out.flush_pending = true;
+        Queued::Yes { first }
+    }
+
+    /// Queues one message for subscription `sub` of this client. Headers are dropped (MSG
+    /// instead of HMSG) for a client that did not ask for them, as nats-server does.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_msg(
+        &self,
+        sub: &Subscription,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        max_pending: usize,
+        auto_unsub: &mut bool,
+    ) -> Queued {
+        let with_headers = headers.filter(|_| self.headers.load(Ordering::Relaxed));
+        let hdr_len = with_headers.map_or(0, <[u8]>::len);
+        let mut out = self.out.lock();
+        if out.closed.is_some() {
+            return Queued::Closed;
+        }
+        // Auto-unsubscribe bookkeeping happens under this lock, which serializes deliveries
+        // to this client, so plain loads and stores suffice.
+        let max = sub.max.load(Ordering::Relaxed);
+        let delivered = sub.delivered.load(Ordering::Relaxed) + 1;
+        if max != 0 && delivered > max {
+            return Queued::Yes { first: false };
+        }
+        let frame = subject.len() + sub.sid.len() + hdr_len + payload.len() + 64;
+        if out.buf.len() + frame > max_pending {
+            return Queued::SlowConsumer;
+        }
+        sub.delivered.store(delivered, Ordering::Relaxed);
+        if max != 0 && delivered == max {
+            *auto_unsub = true;
+        }
+        let buf = &mut out.buf;
+        match with_headers {
+            Some(h) => {
+                proto::write_hmsg_header(
+                    buf,
+                    subject,
+                    &sub.sid,
+                    reply,
+                    h.len(),
+                    h.len() + payload.len(),
+                );
+                buf.extend_from_slice(h);
+            }
+            None => proto::write_msg_header(buf, subject, &sub.sid, reply, payload.len()),
+        }
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(b"\r\n");
+        out.out_msgs += 1;
+        out.out_bytes += (hdr_len + payload.len()) as u64;
+        let first = !out.flush_pending;
+        out.flush_pending = true;
+        Queued::Yes { first }
+    }
+
+    /// Marks the client closed and wakes both of its tasks; the reader task cleans up.
+    /// Returns false when it was already closed.
+    pub(crate) fn mark_closed(&self, reason: CloseReason) -> bool {
+        {
+            let mut out = self.out.lock();
+            if out.closed.is_some() {
+                return false;
+            }
+            out.closed = Some(reason);
+        }
+        self.wake_writer.notify_one();
+        self.wake_reader.notify_one();
+        true
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.out.lock().closed
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.out.lock().buf.len()
+    }
+
+    pub fn out_stats(&self) -> (u64, u64) {
+        let o = self.out.lock();
+        (o.out_msgs, o.out_bytes)
+    }
+
+    pub fn in_stats(&self) -> (u64, u64) {
+        (
+            self.in_msgs.load(Ordering::Relaxed),
+            self.in_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn meta(&self) -> ConnMeta {
+        self.meta.lock().clone()
+    }
+
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.subs.lock().values().cloned().collect()
+    }
+
+    pub fn last_activity_nanos(&self) -> u64 {
+        self.last_activity.load(Ordering::Relaxed)
+    }
+
+    pub fn rtt(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.rtt_nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// One SUB of one client.
+pub struct Subscription {
+    pub client: Arc<Client>,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    /// Auto-unsubscribe after this many deliveries; 0 = never.
+    pub(crate) max: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+}
+
+impl Subscription {
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+    pub fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+impl Entry for Subscription {
+    fn subject(&self) -> &[u8] {
+        &self.subject
+    }
+    fn queue(&self) -> Option<&[u8]> {
+        self.queue.as_deref()
+    }
+}
+
+pub(crate) fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,595 @@
+//! One client connection: the reader task (parse, then act) and the writer task.
+//!
+//! ```text
+//!  socket ──read──▶ reader task ──parse──▶ ops ──route──▶ subscribers' Outbound (mutex)
+//!                                                              │ notify once per batch
+//!  socket ◀─write── writer task ◀──────── swap buffer ◀────────┘
+//! ```
+
+use super::client::{unix_nanos, Client, CloseReason, Queued, Subscription};
+use super::Server;
+use crate::options::Options;
+use crate::proto::{self, errors, ClientOp, Parsed};
+use crate::subject::{self, SubResult};
+use bytes::{Buf, Bytes, BytesMut};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+const MIN_READ: usize = 512;
+const MAX_READ: usize = 64 * 1024;
+/// Entries in the per-connection match cache before it is reset.
+const CACHE_MAX: usize = 512;
+
+/// Drives a connection whose transport is ready (plain, or TLS after its handshake).
+pub(crate) async fn run<R, W>(
+    server: Arc<Server>,
+    client: Arc<Client>,
+    opts: Arc<Options>,
+    rd: R,
+    wr: W,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(write_loop(
+        server.clone(),
+        client.clone(),
+        wr,
+        opts.write_deadline,
+    ));
+    let mut conn = Conn::new(server.clone(), client.clone(), &opts);
+    let reason = conn.read_loop(rd, &opts).await;
+    conn.cleanup(reason);
+    let _ = writer.await;
+}
+
+/// Takes whatever is queued and writes it, until the client is closed and drained.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    client: Arc<Client>,
+    mut wr: W,
+    deadline: Duration,
+) {
+    let mut spare = BytesMut::new();
+    loop {
+        let (mut chunk, closed) = {
+            let mut out = client.out.lock();
+            out.flush_pending = false;
+            (std::mem::replace(&mut out.buf, spare), out.closed)
+        };
+        if chunk.is_empty() {
+            spare = chunk;
+            if closed.is_some() {
+                break;
+            }
+            client.wake_writer.notified().await;
+            continue;
+        }
+        match tokio::time::timeout(deadline, wr.write_all(&chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("{} - write error: {e}", client_label(&client));
+                server.close_client(&client, CloseReason::WriteError);
+                break;
+            }
+            Err(_) => {
+                server.slow_consumer(&client, CloseReason::SlowConsumerWriteDeadline);
+                break;
+            }
+        }
+        chunk.clear();
+        // Don't keep a burst's worth of memory around for an idle client.
+        if chunk.capacity() > 4 * MAX_READ {
+            chunk = BytesMut::new();
+        }
+        spare = chunk;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
+
+pub(crate) fn client_label(c: &Client) -> String {
+    format!("{} - cid:{}", c.addr, c.id)
+}
+
+/// The reader task's state: protocol flags from CONNECT and per-batch bookkeeping.
+struct Conn {
+    server: Arc<Server>,
+    client: Arc<Client>,
+    limits: proto::Limits,
+    max_pending: usize,
+    auth_required: bool,
+    connected: bool,
+    verbose: bool,
+    pedantic: bool,
+    echo: bool,
+    no_responders: bool,
+    pings_out: u32,
+    /// Per-connection match cache (L1), valid while the sublist generation is unchanged.
+    cache: FxHashMap<Box<[u8]>, Arc<SubResult<Subscription>>>,
+    cache_gen: u64,
+    batch: Batch,
+}
+
+/// What one read batch accumulates and settles at its end.
+#[derive(Default)]
+struct Batch {
+    /// Clients with newly queued bytes: their writers are woken once, after the batch.
+    flush: Vec<Arc<Client>>,
+    /// Subscriptions that reached their auto-unsubscribe maximum.
+    expired: Vec<Arc<Subscription>>,
+    slow: Vec<Arc<Client>>,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+    rng: u64,
+}
+
+impl Batch {
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64: queue-member choice needs spread, not cryptographic quality.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn deliver(
+        &mut self,
+        sub: &Arc<Subscription>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        max_pending: usize,
+    ) -> bool {
+        let mut expired = false;
+        match sub.client.queue_msg(
+            sub,
+            subject,
+            reply,
+            headers,
+            payload,
+            max_pending,
+            &mut expired,
+        ) {
+            Queued::Yes { first } => {
+                if first {
+                    self.flush.push(sub.client.clone());
+                }
+                if expired {
+                    self.expired.push(sub.clone());
+                }
+                self.out_msgs += 1;
+                self.out_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+                true
+            }
+            Queued::Closed => false,
+            Queued::SlowConsumer => {
+                self.slow.push(sub.client.clone());
+                false
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close(CloseReason),
+}
+
+impl Conn {
+    fn new(server: Arc<Server>, client: Arc<Client>, opts: &Options) -> Self {
+        let seed = unix_nanos() ^ client.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Conn {
+            limits: proto::Limits {
+                max_control_line: opts.max_control_line as usize,
+                max_payload: opts.max_payload as usize,
+            },
+            max_pending: opts.max_pending.min(usize::MAX as u64) as usize,
+            auth_required: opts.auth_required(),
+            connected: false,
+            verbose: false,
+            pedantic: false,
+            echo: true,
+            no_responders: false,
+            pings_out: 0,
+            cache: FxHashMap::default(),
+            cache_gen: u64::MAX,
+            batch: Batch {
+                rng: seed | 1,
+                ..Batch::default()
+            },
+            server,
+            client,
+        }
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut rd: R, opts: &Options) -> CloseReason {
+        let mut buf = BytesMut::new();
+        let mut read_size = MIN_READ;
+        let mut short_reads = 0u32;
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + opts.ping_interval,
+            opts.ping_interval,
+        );
+        let auth_deadline = tokio::time::sleep(opts.auth_timeout);
+        tokio::pin!(auth_deadline);
+        loop {
+            if buf.capacity() - buf.len() < read_size {
+                buf.reserve(read_size);
+            }
+            tokio::select! {
+                biased;
+                _ = self.client.wake_reader.notified() => {
+                    return self.client.close_reason().unwrap_or(CloseReason::ServerShutdown);
+                }
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => return CloseReason::ClientClosed,
+                    Ok(n) => {
+                        if n >= read_size && read_size < MAX_READ {
+                            read_size *= 2;
+                            short_reads = 0;
+                        } else if n < read_size / 2 {
+                            short_reads += 1;
+                            if short_reads > 2 && read_size > MIN_READ {
+                                read_size /= 2;
+                                short_reads = 0;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("{} - read error: {e}", client_label(&self.client));
+                        return CloseReason::ReadError;
+                    }
+                },
+                _ = ping.tick() => {
+                    if self.pings_out >= opts.max_pings_out {
+                        tracing::debug!("{} - Stale Client Connection - Closing", client_label(&self.client));
+                        self.send_err(errors::STALE_CONNECTION);
+                        self.end_batch();
+                        return CloseReason::StaleConnection;
+                    }
+                    self.pings_out += 1;
+                    self.send(proto::PING);
+                    self.end_batch();
+                    continue;
+                }
+                _ = &mut auth_deadline, if self.auth_required && !self.connected => {
+                    tracing::error!("{} - authentication timeout", client_label(&self.client));
+                    self.send_err(errors::AUTH_TIMEOUT);
+                    self.end_batch();
+                    return CloseReason::AuthenticationTimeout;
+                }
+            }
+            self.client
+                .last_activity
+                .store(unix_nanos(), Ordering::Relaxed);
+            let (consumed, flow) = self.process(&buf);
+            buf.advance(consumed);
+            self.end_batch();
+            if let Flow::Close(reason) = flow {
+                return reason;
+            }
+            if buf.is_empty() && buf.capacity() > 4 * MAX_READ {
+                buf = BytesMut::new();
+            }
+            // Parsing and routing never yield; give the runtime a chance to run writers.
+            tokio::task::consume_budget().await;
+        }
+    }
+
+    /// Parses and acts on every whole frame in `buf`; returns the bytes consumed.
+    fn process(&mut self, buf: &[u8]) -> (usize, Flow) {
+        let mut pos = 0;
+        while pos < buf.len() {
+            match proto::parse(&buf[pos..], &self.limits) {
+                Ok(Parsed::Op { op, consumed }) => {
+                    pos += consumed;
+                    if let Flow::Close(r) = self.handle(op) {
+                        return (pos, Flow::Close(r));
+                    }
+                }
+                Ok(Parsed::Incomplete { .. }) => break,
+                Err(e) => {
+                    tracing::error!("{} - protocol error: {e}", client_label(&self.client));
+                    if let Some(text) = e.client_error() {
+                        self.send_err(text);
+                    }
+                    return (pos, Flow::Close(close_reason_for(&e)));
+                }
+            }
+        }
+        (pos, Flow::Continue)
+    }
+
+    fn handle(&mut self, op: ClientOp<'_>) -> Flow {
+        if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+            self.send_err(errors::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        match op {
+            ClientOp::Connect(json) => return self.on_connect(json),
+            ClientOp::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.on_pub(subject, reply, None, payload),
+            ClientOp::Hpub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => self.on_pub(subject, reply, Some(headers), payload),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.on_sub(subject, queue, sid),
+            ClientOp::Unsub { sid, max } => self.on_unsub(sid, max),
+            ClientOp::Ping => self.send(proto::PONG),
+            ClientOp::Pong => {
+                self.pings_out = 0;
+            }
+            ClientOp::Info(_) | ClientOp::Ok | ClientOp::Err(_) => {}
+        }
+        Flow::Continue
+    }
+
+    fn on_connect(&mut self, json: &[u8]) -> Flow {
+        let co = match proto::ConnectOptions::parse(json) {
+            Ok(co) => co,
+            Err(e) => {
+                tracing::error!("{} - invalid CONNECT: {e}", client_label(&self.client));
+                return Flow::Close(CloseReason::ProtocolViolation);
+            }
+        };
+        if self.auth_required && !self.server.check_auth(&co) {
+            tracing::error!(
+                "{} - \"{}:{}:{}\" - authentication error",
+                client_label(&self.client),
+                co.version.as_deref().unwrap_or(""),
+                co.lang.as_deref().unwrap_or(""),
+                co.name.as_deref().unwrap_or("")
+            );
+            self.send_err(errors::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        if co.no_responders && !co.headers {
+            self.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        self.connected = true;
+        self.verbose = co.verbose;
+        self.pedantic = co.pedantic;
+        self.echo = co.echo;
+        self.no_responders = co.no_responders;
+        self.client.headers.store(co.headers, Ordering::Relaxed);
+        {
+            let mut meta = self.client.meta.lock();
+            meta.name = co.name.clone().unwrap_or_default();
+            meta.lang = co.lang.clone().unwrap_or_default();
+            meta.version = co.version.clone().unwrap_or_default();
+            meta.user = co.user.clone();
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    fn on_pub(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+        if self.pedantic && !subject::is_valid_literal_subject(subject) {
+            self.send_err(errors::INVALID_PUBLISH_SUBJECT);
+            return;
+        }
+        self.ok();
+        self.route(subject, reply, headers, payload);
+    }
+
+    /// Delivers a message to every matching subscription (one member per queue group).
+    fn route(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let gen = self.server.sublist.genid();
+        if gen != self.cache_gen {
+            self.cache.clear();
+            self.cache_gen = gen;
+        }
+        if !self.cache.contains_key(subject) {
+            if self.cache.len() >= CACHE_MAX {
+                self.cache.clear();
+            }
+            let result = Arc::new(self.server.sublist.matches(subject));
+            self.cache.insert(subject.into(), result);
+        }
+        let Some(result) = self.cache.get(subject) else {
+            return;
+        };
+        let me = self.client.id;
+        let echo = self.echo;
+        let max_pending = self.max_pending;
+        let batch = &mut self.batch;
+        let mut delivered = 0usize;
+        for sub in &result.psubs {
+            if !echo && sub.client.id == me {
+                continue;
+            }
+            if batch.deliver(sub, subject, reply, headers, payload, max_pending) {
+                delivered += 1;
+            }
+        }
+        for group in &result.qsubs {
+            let n = group.len();
+            let start = (batch.next_rand() % n as u64) as usize;
+            for i in 0..n {
+                let sub = &group[(start + i) % n];
+                if !echo && sub.client.id == me {
+                    continue;
+                }
+                if batch.deliver(sub, subject, reply, headers, payload, max_pending) {
+                    delivered += 1;
+                    break;
+                }
+            }
+        }
+        if delivered == 0 && self.no_responders {
+            if let Some(reply) = reply {
+                self.send_no_responders(reply);
+            }
+        }
+    }
+
+    /// Tells a requester at once that nobody is listening: `NATS/1.0 503` on its reply
+    /// subscription, as nats-server does for clients that set `no_responders`.
+    fn send_no_responders(&mut self, reply: &[u8]) {
+        let sid = {
+            let subs = self.client.subs.lock();
+            subs.values()
+                .find(|s| subject::matches(&s.subject, reply))
+                .map(|s| s.sid.clone())
+        };
+        let Some(sid) = sid else { return };
+        let mut frame = BytesMut::with_capacity(64 + reply.len());
+        let hdr = b"NATS/1.0 503\r\n\r\n";
+        proto::write_hmsg_header(&mut frame, reply, &sid, None, hdr.len(), hdr.len());
+        frame.extend_from_slice(hdr);
+        frame.extend_from_slice(b"\r\n");
+        self.send(&frame);
+    }
+
+    fn on_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        if !subject::is_valid_subject(subject) || queue.is_some_and(|q| !subject::is_valid_queue(q))
+        {
+            self.send_err(errors::INVALID_SUBJECT);
+            return;
+        }
+        let sub = {
+            let mut subs = self.client.subs.lock();
+            if subs.contains_key(sid) {
+                None
+            } else {
+                let sub = Arc::new(Subscription {
+                    client: self.client.clone(),
+                    subject: Bytes::copy_from_slice(subject),
+                    queue: queue.map(Bytes::copy_from_slice),
+                    sid: Bytes::copy_from_slice(sid),
+                    max: AtomicU64::new(0),
+                    delivered: AtomicU64::new(0),
+                });
+                subs.insert(sub.sid.clone(), sub.clone());
+                Some(sub)
+            }
+        };
+        if let Some(sub) = sub {
+            self.server.sublist.insert(sub);
+        }
+        self.ok();
+    }
+
+    fn on_unsub(&mut self, sid: &[u8], max: Option<u64>) {
+        let sub = self.client.subs.lock().get(sid).cloned();
+        if let Some(sub) = sub {
+            let keep = {
+                // Deliveries update `delivered` under the outbound lock; decide under it too.
+                let _out = self.client.out.lock();
+                match max {
+                    Some(m) if m > 0 && sub.delivered() < m => {
+                        sub.max.store(m, Ordering::Relaxed);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if !keep {
+                self.server.remove_sub(&sub);
+            }
+        }
+        self.ok();
+    }
+
+    fn ok(&mut self) {
+        if self.verbose {
+            self.send(proto::OK);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if let Queued::Yes { first: true } = self.client.queue_raw(bytes) {
+            self.batch.flush.push(self.client.clone());
+        }
+    }
+
+    fn send_err(&mut self, text: &str) {
+        let mut b = BytesMut::with_capacity(text.len() + 10);
+        proto::write_err(&mut b, text);
+        self.send(&b);
+    }
+
+    /// Settles a read batch: wake writers, expire subscriptions, publish counters.
+    fn end_batch(&mut self) {
+        for c in self.batch.flush.drain(..) {
+            c.wake_writer.notify_one();
+        }
+        for sub in std::mem::take(&mut self.batch.expired) {
+            self.server.remove_sub(&sub);
+        }
+        for c in std::mem::take(&mut self.batch.slow) {
+            self.server
+                .slow_consumer(&c, CloseReason::SlowConsumerPendingBytes);
+        }
+        let b = &mut self.batch;
+        if b.in_msgs != 0 {
+            self.client.in_msgs.fetch_add(b.in_msgs, Ordering::Relaxed);
+            self.client
+                .in_bytes
+                .fetch_add(b.in_bytes, Ordering::Relaxed);
+            self.server.stats.add_in(b.in_msgs, b.in_bytes);
+            b.in_msgs = 0;
+            b.in_bytes = 0;
+        }
+        if b.out_msgs != 0 {
+            self.server.stats.add_out(b.out_msgs, b.out_bytes);
+            b.out_msgs = 0;
+            b.out_bytes = 0;
+        }
+    }
+
+    /// Runs on the reader task once the connection is over, whoever closed it.
+    fn cleanup(&mut self, reason: CloseReason) {
+        self.client.mark_closed(reason);
+        let subs: Vec<_> = self.client.subs.lock().drain().map(|(_, s)| s).collect();
+        for sub in &subs {
+            self.server.sublist.remove(sub);
+        }
+        self.server.unregister(&self.client);
+        tracing::debug!(
+            "{} - Client connection closed: {}",
+            client_label(&self.client),
+            self.client.close_reason().unwrap_or(reason).as_str()
+        );
+    }
+}
+
+fn close_reason_for(e: &proto::ProtoError) -> CloseReason {
+    match e.client_error() {
+        Some(errors::MAX_PAYLOAD) => CloseReason::MaxPayloadExceeded,
+        Some(errors::MAX_CONTROL_LINE) => CloseReason::MaxControlLineExceeded,
+        _ => CloseReason::ProtocolViolation,
+    }
+}

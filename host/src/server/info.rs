@@ -1,0 +1,122 @@
+//! The INFO a client receives, the ports file, and server identifiers.
+
+use super::{Client, Server, PROTOCOL_VERSION};
+use crate::options::Options;
+use serde_json::{json, Map, Value};
+use std::io::Read;
+
+/// Random bytes from the OS; falls back to a time-seeded generator if /dev/urandom is absent.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok();
+    if !ok {
+        let mut x = super::client::unix_nanos() | 1;
+        for b in &mut buf {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+    buf
+}
+
+/// A server id shaped like nats-server's (an NKey-style `N…` string of 56 base32 characters).
+pub(crate) fn new_server_id() -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    for b in random_bytes(55) {
+        id.push(ALPHABET[(b & 31) as usize] as char);
+    }
+    id
+}
+
+fn base(server: &Server, opts: &Options) -> Map<String, Value> {
+    let port = server.client_addr().map_or(0, |a| a.port());
+    let mut m = Map::new();
+    m.insert("server_id".into(), json!(server.id));
+    m.insert("server_name".into(), json!(server.name));
+    m.insert("version".into(), json!(PROTOCOL_VERSION));
+    m.insert("proto".into(), json!(1));
+    m.insert("go".into(), json!("go1.21.0"));
+    m.insert("host".into(), json!(opts.host));
+    m.insert("port".into(), json!(port));
+    m.insert("headers".into(), json!(true));
+    if opts.auth_required() {
+        m.insert("auth_required".into(), json!(true));
+    }
+    if let Some(tls) = &opts.tls {
+        m.insert("tls_required".into(), json!(true));
+        if tls.verify {
+            m.insert("tls_verify".into(), json!(true));
+        }
+    }
+    m.insert("max_payload".into(), json!(opts.max_payload));
+    m
+}
+
+/// INFO for one client connection, as JSON bytes.
+pub(crate) fn client_info(server: &Server, opts: &Options, client: &Client) -> Vec<u8> {
+    let mut m = base(server, opts);
+    m.insert("client_id".into(), json!(client.id));
+    m.insert("client_ip".into(), json!(client.addr.ip().to_string()));
+    if server.is_lame_duck() {
+        m.insert("ldm".into(), json!(true));
+    }
+    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+/// INFO announcing lame-duck mode to connected clients.
+pub(crate) fn lame_duck_info(server: &Server, opts: &Options) -> Vec<u8> {
+    let mut m = base(server, opts);
+    m.insert("ldm".into(), json!(true));
+    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+/// The `--ports_file_dir` file: the URLs each listener can be reached on.
+pub(crate) fn ports_json(server: &Server, opts: &Options) -> String {
+    let url = |scheme: &str, host: &str, port: u16| {
+        let host = if host == "0.0.0.0" || host.is_empty() {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{scheme}://{host}:{port}")
+    };
+    let scheme = if opts.tls.is_some() { "tls" } else { "nats" };
+    let nats: Vec<String> = server
+        .client_addr()
+        .map(|a| url(scheme, &opts.host, a.port()))
+        .into_iter()
+        .collect();
+    let monitoring: Vec<String> = server
+        .http_addr()
+        .map(|a| url("http", &opts.http_host, a.port()))
+        .into_iter()
+        .collect();
+    let mut m = Map::new();
+    m.insert("nats".into(), json!(nats));
+    if !monitoring.is_empty() {
+        m.insert("monitoring".into(), json!(monitoring));
+    }
+    serde_json::to_string(&Value::Object(m)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_id_looks_like_an_nkey() {
+        let id = new_server_id();
+        assert_eq!(id.len(), 56);
+        assert!(id.starts_with('N'));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert_ne!(id, new_server_id());
+    }
+}

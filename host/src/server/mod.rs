@@ -1,0 +1,495 @@
+//! The broker: listeners, the set of live clients, shutdown and lame-duck mode.
+//!
+//! Ownership: each connection has a reader task and a writer task (see `conn`). The server owns
+//! the sublist (one subject space, the global account `$G`, until accounts land) and a map of
+//! live clients for monitoring and shutdown. Locks (never held across `.await`, taken in this
+//! order when nested): `Server::clients` → `Client::subs` → `Client::out`; the sublist's
+//! lock is only ever taken alone.
+
+mod client;
+mod conn;
+mod info;
+
+pub use client::{Client, CloseReason, ConnMeta, Subscription};
+
+use crate::options::{Options, RANDOM_PORT};
+use crate::proto::{self, errors};
+use crate::subject::Sublist;
+use crate::tls;
+use anyhow::Context;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The nats-server feature level natrium implements; clients switch features on by it.
+pub const PROTOCOL_VERSION: &str = "2.10.0";
+/// Natrium's own version, reported in /varz and `--version`.
+pub const NATRIUM_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Server-wide counters, updated once per read batch (never per delivery).
+#[derive(Default)]
+pub struct Stats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub total_connections: AtomicU64,
+}
+
+impl Stats {
+    fn add_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn add_out(&self, msgs: u64, bytes: u64) {
+        self.out_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+pub struct Server {
+    opts: RwLock<Arc<Options>>,
+    pub id: String,
+    pub name: String,
+    pub start: SystemTime,
+    pub(crate) sublist: Sublist<Subscription>,
+    clients: Mutex<FxHashMap<u64, Arc<Client>>>,
+    next_cid: AtomicU64,
+    pub stats: Stats,
+    tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
+    lame_duck: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    client_addr: Mutex<Option<SocketAddr>>,
+    http_addr: Mutex<Option<SocketAddr>>,
+    /// Files written at start (pid, ports) and removed at shutdown.
+    written_files: Mutex<Vec<PathBuf>>,
+}
+
+impl Server {
+    /// Validates options (TLS files are loaded here) and builds a server that is not yet
+    /// listening.
+    pub fn new(opts: Options) -> anyhow::Result<Arc<Server>> {
+        let tls = match &opts.tls {
+            Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
+            None => None,
+        };
+        let id = info::new_server_id();
+        let name = if opts.server_name.is_empty() {
+            id.clone()
+        } else {
+            opts.server_name.clone()
+        };
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Server {
+            opts: RwLock::new(Arc::new(opts)),
+            id,
+            name,
+            start: SystemTime::now(),
+            sublist: Sublist::new(),
+            clients: Mutex::new(FxHashMap::default()),
+            next_cid: AtomicU64::new(1),
+            stats: Stats::default(),
+            tls: RwLock::new(tls),
+            lame_duck: AtomicBool::new(false),
+            shutdown,
+            client_addr: Mutex::new(None),
+            http_addr: Mutex::new(None),
+            written_files: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn options(&self) -> Arc<Options> {
+        self.opts.read().clone()
+    }
+
+    /// The bound client address, once listening.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        *self.client_addr.lock()
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        *self.http_addr.lock()
+    }
+
+    pub fn clients(&self) -> Vec<Arc<Client>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn num_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn num_subscriptions(&self) -> u64 {
+        self.sublist.count()
+    }
+
+    pub fn all_subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.sublist.all()
+    }
+
+    pub fn is_lame_duck(&self) -> bool {
+        self.lame_duck.load(Ordering::Relaxed)
+    }
+
+    /// Binds the listeners, logs the lines tools look for, and serves until shutdown.
+    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        let opts = self.options();
+        tracing::info!("Starting natrium");
+        tracing::info!(
+            "  Version:  {NATRIUM_VERSION} (nats-server protocol level {PROTOCOL_VERSION})"
+        );
+        tracing::info!("  Name:     {}", self.name);
+        tracing::info!("  ID:       {}", self.id);
+        if let Some(f) = &opts.config_file {
+            tracing::info!("Using configuration file: {}", f.display());
+        }
+        for key in &opts.unsupported {
+            tracing::warn!("Configuration key not supported yet, ignored: {key}");
+        }
+        if opts.jetstream {
+            tracing::warn!("JetStream is not available yet in natrium; continuing without it");
+            if let Some(dir) = &opts.store_dir {
+                tracing::info!("Store Directory: \"{}\"", dir.display());
+            }
+        }
+        if opts.cluster_name.is_some() || opts.cluster_listen.is_some() || !opts.routes.is_empty() {
+            tracing::warn!("Clustering is not available yet in natrium; cluster options ignored");
+        }
+
+        let http = match opts.http_port {
+            Some(p) => {
+                let l = bind(&opts.http_host, p)
+                    .await
+                    .context("monitoring listener")?;
+                let addr = l.local_addr()?;
+                *self.http_addr.lock() = Some(addr);
+                tracing::info!(
+                    "Starting http monitor on {}",
+                    display_addr(&opts.http_host, addr)
+                );
+                tracing::info!(
+                    "Listening for monitoring connections on http://{}",
+                    display_addr(&opts.http_host, addr)
+                );
+                Some(l)
+            }
+            None => None,
+        };
+        let listener = bind(&opts.host, opts.port)
+            .await
+            .context("client listener")?;
+        let addr = listener.local_addr()?;
+        *self.client_addr.lock() = Some(addr);
+        tracing::info!(
+            "Listening for client connections on {}",
+            display_addr(&opts.host, addr)
+        );
+        if opts.tls.is_some() {
+            tracing::info!("TLS required for client connections");
+        }
+        self.write_files(&opts)?;
+        tracing::info!("Server is ready");
+
+        if let Some(l) = http {
+            tokio::spawn(crate::monitor::serve(
+                self.clone(),
+                l,
+                self.shutdown.subscribe(),
+            ));
+        }
+        self.clone().accept_loop(listener).await;
+        self.close_all(CloseReason::ServerShutdown);
+        // Let writers flush what they can (bounded), then leave.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.num_clients() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.remove_files();
+        tracing::info!("Server Exiting..");
+        Ok(())
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if self.is_lame_duck() {
+                return;
+            }
+            match accepted {
+                Ok((sock, addr)) => {
+                    let _ = sock.set_nodelay(true);
+                    let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(self.clone().serve_conn(sock, addr, cid));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::error!("Error accepting client connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_conn(self: Arc<Self>, mut sock: TcpStream, addr: SocketAddr, cid: u64) {
+        let opts = self.options();
+        let client = Arc::new(Client::new(cid, addr));
+        tracing::debug!("{addr} - cid:{cid} - Client connection created");
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let info = info::client_info(&self, &opts, &client);
+        if self.num_clients() >= opts.max_connections as usize {
+            let mut b = bytes::BytesMut::new();
+            proto::write_info(&mut b, &info);
+            proto::write_err(&mut b, errors::MAX_CONNECTIONS);
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(&b)).await;
+            tracing::warn!("{addr} - cid:{cid} - Maximum connections exceeded, connection closed");
+            return;
+        }
+        self.clients.lock().insert(cid, client.clone());
+        let acceptor = self.tls.read().clone();
+        match acceptor {
+            None => {
+                let mut b = bytes::BytesMut::new();
+                proto::write_info(&mut b, &info);
+                client.queue_raw(&b);
+                let (rd, wr) = sock.into_split();
+                conn::run(self, client, opts, rd, wr).await;
+            }
+            Some(acceptor) => {
+                let tls_opts = opts.tls.clone().unwrap_or_default();
+                if !tls_opts.handshake_first {
+                    let mut b = bytes::BytesMut::new();
+                    proto::write_info(&mut b, &info);
+                    if sock.write_all(&b).await.is_err() {
+                        self.unregister(&client);
+                        return;
+                    }
+                }
+                let stream =
+                    match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
+                            self.unregister(&client);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
+                            self.unregister(&client);
+                            return;
+                        }
+                    };
+                {
+                    let (_, session) = stream.get_ref();
+                    let version = session.protocol_version().map(|v| format!("{v:?}"));
+                    client.meta.lock().tls_version = version;
+                }
+                if tls_opts.handshake_first {
+                    let mut b = bytes::BytesMut::new();
+                    proto::write_info(&mut b, &info);
+                    client.queue_raw(&b);
+                }
+                let (rd, wr) = tokio::io::split(stream);
+                conn::run(self, client, opts, rd, wr).await;
+            }
+        }
+    }
+
+    fn unregister(&self, client: &Client) {
+        self.clients.lock().remove(&client.id);
+    }
+
+    /// Checks CONNECT credentials against the single configured user or token.
+    fn check_auth(&self, co: &proto::ConnectOptions) -> bool {
+        let opts = self.options();
+        if let Some(token) = &opts.auth_token {
+            return co
+                .auth_token
+                .as_deref()
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        }
+        if let Some(user) = &opts.username {
+            let pass = opts.password.as_deref().unwrap_or("");
+            return co.user.as_deref() == Some(user.as_str())
+                && constant_time_eq(co.pass.as_deref().unwrap_or("").as_bytes(), pass.as_bytes());
+        }
+        true
+    }
+
+    fn remove_sub(&self, sub: &Arc<Subscription>) {
+        {
+            let mut subs = sub.client.subs.lock();
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+                subs.remove(&sub.sid);
+            }
+        }
+        self.sublist.remove(sub);
+    }
+
+    pub(crate) fn close_client(&self, client: &Client, reason: CloseReason) {
+        client.mark_closed(reason);
+    }
+
+    /// A client that cannot keep up is disconnected, never waited for.
+    pub(crate) fn slow_consumer(&self, client: &Client, reason: CloseReason) {
+        let pending = client.pending_bytes();
+        if client.mark_closed(reason) {
+            client.out.lock().buf.clear();
+            self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            let opts = self.options();
+            match reason {
+                CloseReason::SlowConsumerWriteDeadline => tracing::info!(
+                    "{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {pending} bytes pending",
+                    conn::client_label(client),
+                    opts.write_deadline
+                ),
+                _ => tracing::info!(
+                    "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                    conn::client_label(client),
+                    opts.max_pending
+                ),
+            }
+        }
+    }
+
+    fn close_all(&self, reason: CloseReason) {
+        for c in self.clients() {
+            c.mark_closed(reason);
+        }
+    }
+
+    /// Stops accepting and closes every connection (SIGINT/SIGTERM).
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Lame-duck mode: stop accepting, tell clients (INFO `ldm`), wait the grace period, then
+    /// close clients spread over the lame-duck duration and shut down.
+    pub async fn lame_duck(self: Arc<Self>) {
+        if self.lame_duck.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let opts = self.options();
+        tracing::info!("Entering lame duck mode, stop accepting new clients");
+        let ldm_info = info::lame_duck_info(&self, &opts);
+        let mut frame = bytes::BytesMut::new();
+        proto::write_info(&mut frame, &ldm_info);
+        for c in self.clients() {
+            c.queue_raw(&frame);
+            c.wake_writer.notify_one();
+        }
+        tokio::time::sleep(opts.lame_duck_grace_period).await;
+        let clients = self.clients();
+        if !clients.is_empty() {
+            let spread = opts
+                .lame_duck_duration
+                .saturating_sub(opts.lame_duck_grace_period);
+            let step = spread / clients.len() as u32;
+            let step = step.min(Duration::from_secs(1));
+            tracing::info!("Closing {} existing clients", clients.len());
+            for c in clients {
+                c.mark_closed(CloseReason::ServerShutdown);
+                if !step.is_zero() {
+                    tokio::time::sleep(step).await;
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    /// Applies a re-read configuration: what can change safely on a live server.
+    pub fn reload(&self, new: Options) -> anyhow::Result<()> {
+        let tls = match &new.tls {
+            Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
+            None => None,
+        };
+        let mut cur = self.opts.write();
+        let mut next = (**cur).clone();
+        // Listener addresses, names and store locations need a restart.
+        next.max_payload = new.max_payload;
+        next.max_control_line = new.max_control_line;
+        next.max_connections = new.max_connections;
+        next.max_pending = new.max_pending;
+        next.max_pings_out = new.max_pings_out;
+        next.ping_interval = new.ping_interval;
+        next.write_deadline = new.write_deadline;
+        next.auth_timeout = new.auth_timeout;
+        next.username = new.username;
+        next.password = new.password;
+        next.auth_token = new.auth_token;
+        next.debug = new.debug;
+        next.trace = new.trace;
+        next.lame_duck_duration = new.lame_duck_duration;
+        next.lame_duck_grace_period = new.lame_duck_grace_period;
+        next.tls = new.tls;
+        *cur = Arc::new(next);
+        *self.tls.write() = tls;
+        Ok(())
+    }
+
+    fn write_files(&self, opts: &Options) -> anyhow::Result<()> {
+        let pid = std::process::id();
+        if let Some(p) = &opts.pid_file {
+            std::fs::write(p, pid.to_string())
+                .with_context(|| format!("writing pid file {}", p.display()))?;
+            self.written_files.lock().push(p.clone());
+        }
+        if let Some(dir) = &opts.ports_file_dir {
+            let exe = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "natrium".to_string());
+            let path = dir.join(format!("{exe}_{pid}.ports"));
+            let ports = info::ports_json(self, opts);
+            std::fs::write(&path, ports)
+                .with_context(|| format!("writing ports file {}", path.display()))?;
+            self.written_files.lock().push(path);
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self) {
+        for f in self.written_files.lock().drain(..) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+async fn bind(host: &str, port: i32) -> anyhow::Result<TcpListener> {
+    let port = if port == RANDOM_PORT || port == 0 {
+        0
+    } else {
+        u16::try_from(port).with_context(|| format!("invalid port {port}"))?
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))
+}
+
+/// How nats-server prints a listen address: the configured host with the bound port.
+fn display_addr(host: &str, addr: SocketAddr) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
