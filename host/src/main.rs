@@ -3,7 +3,7 @@
 use anyhow::Context;
 use natrium::cli::{self, Command};
 use natrium::options::Options;
-use natrium::server::{Server, NATRIUM_VERSION, PROTOCOL_VERSION};
+use natrium::server::{Server, NATRIUM_VERSION};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("natrium: {e}");
-            eprintln!("{}", cli::usage());
+            println!("{}", cli::usage());
             return ExitCode::from(1);
         }
     };
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("natrium: v{NATRIUM_VERSION} (nats-server protocol level {PROTOCOL_VERSION})");
+            println!("natrium: v{NATRIUM_VERSION}");
             ExitCode::SUCCESS
         }
         Command::CheckConfig(opts) => {

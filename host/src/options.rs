@@ -21,8 +21,9 @@ pub struct Options {
     pub port: i32,
     /// `--client_advertise`: the URL advertised to clients instead of host:port.
     pub client_advertise: Option<String>,
-    /// Monitoring listener; `None` when monitoring is off.
+    /// Monitoring listener host; empty means the client listener's host.
     pub http_host: String,
+    /// Monitoring port; `None` or `Some(0)` when monitoring is off, -1 for a random port.
     pub http_port: Option<i32>,
 
     pub max_payload: u32,
@@ -105,7 +106,7 @@ impl Default for Options {
             host: "0.0.0.0".to_string(),
             port: 4222,
             client_advertise: None,
-            http_host: "0.0.0.0".to_string(),
+            http_host: String::new(),
             http_port: None,
             max_payload: 1024 * 1024,
             max_control_line: 4096,

@@ -1,6 +1,7 @@
 //! The monitoring documents. Field names follow nats-server's JSON so existing tools read them.
 
 use super::http::{Request, Response};
+use super::ReqStats;
 use crate::server::{Client, Server, NATRIUM_VERSION, PROTOCOL_VERSION};
 use crate::timefmt;
 use serde_json::{json, Value};
@@ -10,13 +11,34 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_LIMIT: usize = 1024;
 
-pub fn route(server: &Server, req: &Request) -> Response {
+pub fn route(server: &Server, stats: &ReqStats, req: &Request) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         return Response::text(405, "Method Not Allowed\n");
     }
+    let known = [
+        "",
+        "/varz",
+        "/connz",
+        "/subsz",
+        "/subscriptionsz",
+        "/healthz",
+        "/metrics",
+    ];
+    if known.contains(&req.path.as_str()) {
+        let key = if req.path.is_empty() {
+            "/"
+        } else {
+            req.path.as_str()
+        };
+        *stats.lock().entry(key.to_string()).or_insert(0) += 1;
+    }
     match req.path.as_str() {
         "" => Response::json(200, &index()),
-        "/varz" => Response::json(200, &varz(server)),
+        "/varz" => {
+            let mut v = varz(server);
+            v["http_req_stats"] = json!(*stats.lock());
+            Response::json(200, &v)
+        }
         "/connz" => Response::json(200, &connz(server, req)),
         "/subsz" | "/subscriptionsz" => Response::json(200, &subsz(server, req)),
         "/healthz" => Response::json(200, &json!({"status": "ok"})),

@@ -15,8 +15,12 @@ use tokio::sync::watch;
 
 pub use http::Request;
 
+/// Requests served per endpoint, reported as `http_req_stats` in /varz.
+pub(crate) type ReqStats = Arc<parking_lot::Mutex<std::collections::BTreeMap<String, u64>>>;
+
 /// Serves monitoring requests until shutdown.
 pub async fn serve(server: Arc<Server>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let stats = ReqStats::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -24,7 +28,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut stop: watch::
         };
         match accepted {
             Ok((sock, _)) => {
-                tokio::spawn(handle(server.clone(), sock));
+                tokio::spawn(handle(server.clone(), stats.clone(), sock));
             }
             Err(e) => {
                 tracing::error!("Error accepting monitoring connection: {e}");
@@ -34,7 +38,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut stop: watch::
     }
 }
 
-async fn handle(server: Arc<Server>, mut sock: TcpStream) {
+async fn handle(server: Arc<Server>, stats: ReqStats, mut sock: TcpStream) {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(Duration::from_secs(5), async {
         let mut chunk = [0u8; 1024];
@@ -55,7 +59,7 @@ async fn handle(server: Arc<Server>, mut sock: TcpStream) {
     .await;
     let response = match head {
         Ok(Some(end)) => match http::Request::parse(&buf[..end]) {
-            Some(req) => endpoints::route(&server, &req),
+            Some(req) => endpoints::route(&server, &stats, &req),
             None => http::Response::text(400, "Bad Request\n"),
         },
         _ => return,

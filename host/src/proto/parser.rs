@@ -111,19 +111,25 @@ pub enum ProtoError {
     #[error("maximum payload violation: {size} > {max}")]
     MaxPayload { size: usize, max: usize },
     /// PUB with other than 2 or 3 arguments, or a size that is not 1–9 digits.
-    #[error("malformed PUB arguments")]
+    #[error("processPub Parse Error")]
     PubArgs,
+    /// PUB whose size is not 1–9 digits.
+    #[error("processPub Bad or Missing Size")]
+    PubSize,
     /// HPUB with other than 3 or 4 arguments, or a size that is not 1–9 digits.
-    #[error("malformed HPUB arguments")]
+    #[error("processHeaderPub Parse Error")]
     HpubArgs,
+    /// HPUB whose header or total size is not 1–9 digits.
+    #[error("processHeaderPub Bad or Missing Size")]
+    HpubSize,
     /// HPUB header size larger than its total size.
     #[error("HPUB header size larger than total size")]
     HpubHeaderTooLarge,
     /// SUB with other than 2 or 3 arguments.
-    #[error("malformed SUB arguments")]
+    #[error("processSub Parse Error")]
     SubArgs,
     /// UNSUB with other than 1 or 2 arguments.
-    #[error("malformed UNSUB arguments")]
+    #[error("processUnsub Parse Error")]
     UnsubArgs,
 }
 
@@ -146,6 +152,8 @@ impl ProtoError {
             Self::MaxControlLine { .. } => Some(ServerError::MaxControlLineExceeded),
             Self::MaxPayload { .. } => Some(ServerError::MaxPayloadViolation),
             Self::PubArgs
+            | Self::PubSize
+            | Self::HpubSize
             | Self::HpubArgs
             | Self::HpubHeaderTooLarge
             | Self::SubArgs
@@ -371,7 +379,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, ProtoErro
                 3 => (t[0], Some(t[1]), t[2]),
                 _ => return Err(ProtoError::PubArgs),
             };
-            let size = parse_size(size).ok_or(ProtoError::PubArgs)?;
+            let size = parse_size(size).ok_or(ProtoError::PubSize)?;
             match payload(buf, line_len, size, limits)? {
                 Payload::Incomplete(need) => Ok(Parsed::Incomplete { need: Some(need) }),
                 Payload::Done { body, consumed } => Ok(Parsed::Op {
@@ -391,8 +399,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, ProtoErro
                 4 => (t[0], Some(t[1]), t[2], t[3]),
                 _ => return Err(ProtoError::HpubArgs),
             };
-            let hdr = parse_size(hdr).ok_or(ProtoError::HpubArgs)?;
-            let total = parse_size(total).ok_or(ProtoError::HpubArgs)?;
+            let hdr = parse_size(hdr).ok_or(ProtoError::HpubSize)?;
+            let total = parse_size(total).ok_or(ProtoError::HpubSize)?;
             if hdr > total {
                 return Err(ProtoError::HpubHeaderTooLarge);
             }

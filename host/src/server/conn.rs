@@ -194,8 +194,9 @@ impl Conn {
             max_pending: opts.max_pending.min(usize::MAX as u64) as usize,
             auth_required: opts.auth_required(),
             connected: false,
-            verbose: false,
-            pedantic: false,
+            // nats-server's defaults for a client that has not sent CONNECT yet.
+            verbose: true,
+            pedantic: true,
             echo: true,
             no_responders: false,
             pings_out: 0,
@@ -315,6 +316,14 @@ impl Conn {
         }
         match op {
             ClientOp::Connect(json) => return self.on_connect(json),
+            // A client that did not negotiate headers may not send them.
+            ClientOp::Hpub { .. } if !self.client.headers.load(Ordering::Relaxed) => {
+                tracing::error!(
+                    "{} - HPUB without headers support",
+                    client_label(&self.client)
+                );
+                return Flow::Close(CloseReason::ProtocolViolation);
+            }
             ClientOp::Pub {
                 subject,
                 reply,
@@ -336,7 +345,20 @@ impl Conn {
             ClientOp::Pong => {
                 self.pings_out = 0;
             }
-            ClientOp::Info(_) | ClientOp::Ok | ClientOp::Err(_) => {}
+            ClientOp::Info(json) => {
+                if serde_json::from_slice::<serde_json::Value>(json).is_err() {
+                    return Flow::Close(CloseReason::ProtocolViolation);
+                }
+            }
+            ClientOp::Ok => {}
+            ClientOp::Err(text) => {
+                tracing::debug!(
+                    "{} - client sent -ERR {}",
+                    client_label(&self.client),
+                    String::from_utf8_lossy(text)
+                );
+                return Flow::Close(CloseReason::ClientClosed);
+            }
         }
         Flow::Continue
     }
@@ -359,6 +381,10 @@ impl Conn {
             );
             self.send_err(errors::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        if co.protocol > 1 {
+            self.send_err(errors::INVALID_CLIENT_PROTOCOL);
+            return Flow::Close(CloseReason::ProtocolViolation);
         }
         if co.no_responders && !co.headers {
             self.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
@@ -390,9 +416,9 @@ impl Conn {
     ) {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+        // nats-server reports a wildcard publish in pedantic mode but still delivers it.
         if self.pedantic && !subject::is_valid_literal_subject(subject) {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
-            return;
         }
         self.ok();
         self.route(subject, reply, headers, payload);

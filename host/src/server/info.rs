@@ -94,7 +94,14 @@ pub(crate) fn ports_json(server: &Server, opts: &Options) -> String {
         .collect();
     let monitoring: Vec<String> = server
         .http_addr()
-        .map(|a| url("http", &opts.http_host, a.port()))
+        .map(|a| {
+            let host = if opts.http_host.is_empty() {
+                &opts.host
+            } else {
+                &opts.http_host
+            };
+            url("http", host, a.port())
+        })
         .into_iter()
         .collect();
     let mut m = Map::new();

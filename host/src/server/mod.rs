@@ -151,6 +151,9 @@ impl Server {
         if let Some(f) = &opts.config_file {
             tracing::info!("Using configuration file: {}", f.display());
         }
+        for w in &opts.config_warnings {
+            tracing::warn!("{w}");
+        }
         for key in &opts.unsupported {
             tracing::warn!("Configuration key not supported yet, ignored: {key}");
         }
@@ -164,20 +167,24 @@ impl Server {
             tracing::warn!("Clustering is not available yet in natrium; cluster options ignored");
         }
 
-        let http = match opts.http_port {
+        // As in nats-server: port 0 means no monitoring, and the host defaults to the client's.
+        let http_host = if opts.http_host.is_empty() {
+            opts.host.clone()
+        } else {
+            opts.http_host.clone()
+        };
+        let http = match opts.http_port.filter(|&p| p != 0) {
             Some(p) => {
-                let l = bind(&opts.http_host, p)
-                    .await
-                    .context("monitoring listener")?;
+                let l = bind(&http_host, p).await.context("monitoring listener")?;
                 let addr = l.local_addr()?;
                 *self.http_addr.lock() = Some(addr);
                 tracing::info!(
                     "Starting http monitor on {}",
-                    display_addr(&opts.http_host, addr)
+                    display_addr(&http_host, addr)
                 );
                 tracing::info!(
                     "Listening for monitoring connections on http://{}",
-                    display_addr(&opts.http_host, addr)
+                    display_addr(&http_host, addr)
                 );
                 Some(l)
             }
@@ -206,6 +213,7 @@ impl Server {
             ));
         }
         self.clone().accept_loop(listener).await;
+        tracing::info!("Initiating Shutdown...");
         self.close_all(CloseReason::ServerShutdown);
         // Let writers flush what they can (bounded), then leave.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
