@@ -1,0 +1,84 @@
+//! The benchmark scenarios. Each `run` returns a `Report` or an error (which
+//! makes the process exit non-zero), e.g. when any expected message is missing.
+
+pub mod idle;
+pub mod publish;
+pub mod pubsub;
+pub mod queue;
+pub mod reqrep;
+pub mod wait;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::ScopedJoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::conn::{check_deadline, Aborted, ABORT};
+
+/// Join a scoped worker, turning a panic into an error.
+pub fn join<T>(h: ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
+    h.join()
+        .map_err(|_| anyhow!("{what} thread panicked"))?
+        .map_err(|e| e.context(format!("{what} failed")))
+}
+
+/// Collapse worker outcomes: the first error that is a root cause (not a
+/// mere "aborted because a sibling failed") wins.
+pub fn first_error(errs: Vec<anyhow::Error>) -> Result<()> {
+    let idx = errs
+        .iter()
+        .position(|e| !e.chain().any(|c| c.is::<Aborted>()))
+        .unwrap_or(0);
+    match errs.into_iter().nth(idx) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Run `f` and raise the global abort flag if it fails, so sibling workers
+/// give up promptly.
+pub fn abort_on_err<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let r = f();
+    if r.is_err() {
+        ABORT.store(true, Ordering::Relaxed);
+    }
+    r
+}
+
+/// How long delivery may stall after the publisher finished before we
+/// declare messages missing (instead of waiting for the hard cap).
+pub const STALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Watch subscriber progress until `target` is reached by `sum(counters)`.
+/// Fails on overshoot (duplicates), on a stall after `pub_done` is set, or at
+/// the deadline. Returns when the target was reached.
+pub fn await_total(
+    counters: &[AtomicU64],
+    target: u64,
+    pub_done: &std::sync::atomic::AtomicBool,
+    deadline: Instant,
+) -> Result<Instant> {
+    let mut last = 0u64;
+    let mut last_change = Instant::now();
+    loop {
+        let total: u64 = counters.iter().map(|c| c.load(Ordering::Acquire)).sum();
+        if total == target {
+            return Ok(Instant::now());
+        }
+        if total > target {
+            bail!("received {total} messages in total, expected exactly {target} (duplicates)");
+        }
+        if total != last {
+            last = total;
+            last_change = Instant::now();
+        } else if pub_done.load(Ordering::Acquire) && last_change.elapsed() > STALL_LIMIT {
+            bail!(
+                "messages missing: {total} of {target} delivered, none for {:?} after the publisher finished",
+                STALL_LIMIT
+            );
+        }
+        check_deadline(deadline, "waiting for deliveries")?;
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
