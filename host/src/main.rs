@@ -31,7 +31,7 @@ fn main() -> ExitCode {
                 .config_file
                 .as_ref()
                 .map_or_else(|| "<none>".to_string(), |p| p.display().to_string());
-            println!("natrium: configuration file {file} is valid");
+            eprintln!("natrium: configuration file {file} is valid");
             ExitCode::SUCCESS
         }
         Command::Signal { signal, pid } => match cli::send_signal(signal, pid) {

@@ -437,15 +437,16 @@ impl Conn {
             self.cache.clear();
             self.cache_gen = gen;
         }
-        if !self.cache.contains_key(subject) {
-            if self.cache.len() >= CACHE_MAX {
-                self.cache.clear();
+        let result = match self.cache.get(subject) {
+            Some(r) => r.clone(),
+            None => {
+                if self.cache.len() >= CACHE_MAX {
+                    self.cache.clear();
+                }
+                let r = Arc::new(self.server.sublist.matches(subject));
+                self.cache.insert(subject.into(), r.clone());
+                r
             }
-            let result = Arc::new(self.server.sublist.matches(subject));
-            self.cache.insert(subject.into(), result);
-        }
-        let Some(result) = self.cache.get(subject) else {
-            return;
         };
         let me = self.client.id;
         let echo = self.echo;

@@ -1,0 +1,20 @@
+//! End-to-end tests for natrium. Every test here passes against the
+//! reference nats-server:
+//!
+//! ```text
+//! NATRIUM_BIN=/usr/sbin/nats-server cargo test -p natrium-tests
+//! ```
+//!
+//! Without `NATRIUM_BIN` the `natrium` binary next to the test executable is
+//! used (build it with `cargo build -p natrium`, or run `cargo test` at the
+//! workspace root).
+
+mod auth;
+mod cli;
+mod differential;
+mod monitor;
+mod pubsub;
+mod python;
+mod raw;
+mod resilience;
+mod tls;

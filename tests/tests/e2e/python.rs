@@ -1,0 +1,110 @@
+//! Compatibility with the official Python client (nats-py), driven by
+//! tests/py/test_compat.py.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use natrium_tests::TestServer;
+
+const SETUP_HINT: &str = "run the project's test script (.ci/run), which installs python3 and \
+     nats-py (`pip install nats-py`), or set NATRIUM_SKIP_PY=1 to skip this test";
+
+fn python_ready() -> Result<()> {
+    let out = Command::new("python3")
+        .args(["-c", "import nats, nats.errors"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Err(e) => bail!("python3 is not available ({e}); {SETUP_HINT}"),
+        Ok(o) if !o.status.success() => bail!(
+            "nats-py is not importable by python3 ({}); {SETUP_HINT}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+        ),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn run_script(args: &[&str]) -> Result<std::process::Output> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("test_compat.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running python3 {}", script.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            bail!(
+                "python compat script timed out; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn nats_py_client_compat() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_PY=1, skipping the nats-py compatibility test");
+        return Ok(());
+    }
+    python_ready()?;
+    let server = TestServer::start(&[])?;
+    let out = run_script(&[&server.url()])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "nats-py compat script failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+            out.status,
+            server.logs()
+        );
+    }
+    // Guard against a script that silently ran nothing.
+    for check in [
+        "pub_sub",
+        "wildcards",
+        "queue_group",
+        "request_reply",
+        "headers",
+        "no_responders",
+    ] {
+        if !stdout.contains(&format!("ok   {check}")) {
+            bail!("check {check} did not report ok:\n{stdout}\n{stderr}");
+        }
+    }
+
+    // With user/password auth.
+    let server = TestServer::start(&["--user", "py", "--pass", "thon"])?;
+    let out = run_script(&[&server.url(), "--user", "py", "--password", "thon"])?;
+    if !out.status.success() {
+        bail!(
+            "nats-py compat script with auth failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run_script(&[&server.url(), "--user", "py", "--password", "wrong"])?;
+    if out.status.success() {
+        bail!("nats-py connected with a wrong password");
+    }
+    Ok(())
+}
