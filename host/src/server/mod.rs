@@ -66,6 +66,8 @@ pub struct Server {
     pub stats: Stats,
     tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     lame_duck: AtomicBool,
+    /// Set when the listener must stop accepting (lame duck or shutdown).
+    stop_accepting: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
     client_addr: Mutex<Option<SocketAddr>>,
     http_addr: Mutex<Option<SocketAddr>>,
@@ -88,6 +90,7 @@ impl Server {
             opts.server_name.clone()
         };
         let (shutdown, _) = watch::channel(false);
+        let (stop_accepting, _) = watch::channel(false);
         Ok(Arc::new(Server {
             opts: RwLock::new(Arc::new(opts)),
             id,
@@ -99,6 +102,7 @@ impl Server {
             stats: Stats::default(),
             tls: RwLock::new(tls),
             lame_duck: AtomicBool::new(false),
+            stop_accepting,
             shutdown,
             client_addr: Mutex::new(None),
             http_addr: Mutex::new(None),
@@ -213,6 +217,8 @@ impl Server {
             ));
         }
         self.clone().accept_loop(listener).await;
+        // In lame-duck mode clients are closed gradually first; wait for the end.
+        let _ = self.shutdown.subscribe().wait_for(|s| *s).await;
         tracing::info!("Initiating Shutdown...");
         self.close_all(CloseReason::ServerShutdown);
         // Let writers flush what they can (bounded), then leave.
@@ -225,16 +231,14 @@ impl Server {
         Ok(())
     }
 
+    /// Accepts until told to stop; the listener closes when this returns.
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
-        let mut stop = self.shutdown.subscribe();
+        let mut stop = self.stop_accepting.subscribe();
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            if self.is_lame_duck() {
-                return;
-            }
             match accepted {
                 Ok((sock, addr)) => {
                     let _ = sock.set_nodelay(true);
@@ -379,6 +383,7 @@ impl Server {
 
     /// Stops accepting and closes every connection (SIGINT/SIGTERM).
     pub fn shutdown(&self) {
+        self.stop_accepting.send_replace(true);
         self.shutdown.send_replace(true);
     }
 
@@ -389,6 +394,7 @@ impl Server {
             return;
         }
         let opts = self.options();
+        self.stop_accepting.send_replace(true);
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         let ldm_info = info::lame_duck_info(&self, &opts);
         let mut frame = bytes::BytesMut::new();

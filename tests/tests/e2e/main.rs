@@ -12,6 +12,7 @@
 mod auth;
 mod cli;
 mod differential;
+mod lifecycle;
 mod monitor;
 mod pubsub;
 mod python;

@@ -1,0 +1,113 @@
+//! Live reconfiguration (SIGHUP) and lame-duck mode (SIGUSR2), as nats-server does them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use async_nats::ConnectOptions;
+use natrium_tests::{connect_with, sync, TestServer, IO_TIMEOUT};
+
+fn signal(server: &TestServer, sig: &str) -> Result<()> {
+    let pid = server.pid().context("server is not running")?;
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running kill")?;
+    ensure!(status.success(), "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+async fn token_client(server: &TestServer, token: &str) -> Result<async_nats::Client> {
+    connect_with(
+        &server.url(),
+        ConnectOptions::with_token(token.to_string()).max_reconnects(Some(1)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sighup_reloads_credentials_without_dropping_connections() -> Result<()> {
+    let server = TestServer::with_config("authorization { token: first }\n")?;
+    let old = token_client(&server, "first").await?;
+    sync(&old).await?;
+
+    std::fs::write(
+        server.dir().join("server.conf"),
+        "authorization { token: second }\n",
+    )?;
+    signal(&server, "HUP")?;
+    server
+        .wait_for_log("Reloaded server configuration", IO_TIMEOUT)
+        .await?;
+
+    // New connections need the new token; the old one is refused.
+    ensure!(
+        token_client(&server, "first").await.is_err(),
+        "the old token must be refused after reload"
+    );
+    let new = token_client(&server, "second").await?;
+    sync(&new).await?;
+    // The connection made before the reload is still served.
+    sync(&old).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sighup_with_a_broken_file_keeps_the_running_configuration() -> Result<()> {
+    let server = TestServer::with_config("authorization { token: keep }\n")?;
+    std::fs::write(
+        server.dir().join("server.conf"),
+        "authorization { token: \n",
+    )?;
+    signal(&server, "HUP")?;
+    server
+        .wait_for_log("Failed to reload server configuration", IO_TIMEOUT)
+        .await?;
+    let c = token_client(&server, "keep").await?;
+    sync(&c).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn lame_duck_mode_stops_accepting_then_closes_clients_and_exits() -> Result<()> {
+    let mut server =
+        TestServer::with_config("lame_duck_grace_period: \"1s\"\nlame_duck_duration: \"30s\"\n")?;
+    let client = connect_with(&server.url(), ConnectOptions::new().max_reconnects(Some(0))).await?;
+    sync(&client).await?;
+
+    let started = Instant::now();
+    signal(&server, "USR2")?;
+    server
+        .wait_for_log(
+            "Entering lame duck mode, stop accepting new clients",
+            IO_TIMEOUT,
+        )
+        .await?;
+    // Within the grace period the existing client still works, and nobody new gets in.
+    sync(&client).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ensure!(
+        std::net::TcpStream::connect(("127.0.0.1", server.port())).is_err(),
+        "a server in lame-duck mode must not accept new connections"
+    );
+    // The server closes it, then exits by itself.
+    server
+        .wait_for_log("Server Exiting..", Duration::from_secs(15))
+        .await?;
+    ensure!(
+        started.elapsed() >= Duration::from_millis(900),
+        "clients must get the grace period first"
+    );
+    let status = server.stop_with("TERM");
+    ensure!(
+        status.is_ok() || std::net::TcpStream::connect(("127.0.0.1", server.port())).is_err(),
+        "server must have exited"
+    );
+    ensure!(
+        std::net::TcpStream::connect(("127.0.0.1", server.port())).is_err(),
+        "listener must be closed"
+    );
+    Ok(())
+}
