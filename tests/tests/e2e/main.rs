@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod differential;
 mod lifecycle;
+mod limits;
 mod monitor;
 mod pubsub;
 mod python;
