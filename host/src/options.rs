@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::plugin::PluginSpec;
+
 /// `port: -1` / `-p -1`: let the OS pick a free port.
 pub const RANDOM_PORT: i32 = -1;
 
@@ -43,6 +45,14 @@ pub struct Options {
     pub username: Option<String>,
     pub password: Option<String>,
     pub auth_token: Option<String>,
+    /// Users from `authorization { users [...] }` (account `$G`) and `accounts { X { users } }`.
+    pub users: Vec<UserSpec>,
+    /// Accounts declared in `accounts {}` (users are listed in `users` with their account).
+    pub accounts: Vec<String>,
+    /// The user a client without credentials is treated as (`no_auth_user`).
+    pub no_auth_user: Option<String>,
+    /// `system_account` (default `$SYS`).
+    pub system_account: String,
 
     pub tls: Option<TlsOptions>,
 
@@ -63,11 +73,28 @@ pub struct Options {
     pub cluster_listen: Option<String>,
     pub routes: Vec<String>,
 
+    /// Wasm plugins declared in `plugins {}`, in the order written.
+    pub plugins: Vec<PluginSpec>,
+    /// Where compiled plugins are cached (`plugin_cache_dir`); `None` means
+    /// `<store_dir or temp>/natrium-plugin-cache`.
+    pub plugin_cache_dir: Option<PathBuf>,
+
     /// Keys that were read but name features natrium does not have yet; logged as warnings.
     pub unsupported: Vec<String>,
     /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
     /// warnings, like nats-server's configuration warnings.
     pub config_warnings: Vec<String>,
+}
+
+/// One configured user: a name with an optional password (plain or bcrypt), or an NKey.
+#[derive(Debug, Clone, Default)]
+pub struct UserSpec {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub nkey: Option<String>,
+    /// The account the user belongs to; empty means `$G`.
+    pub account: String,
+    pub permissions: Option<crate::auth::permissions::PermissionSpec>,
 }
 
 /// `tls {}` block / `--tls*` flags.
@@ -121,6 +148,10 @@ impl Default for Options {
             username: None,
             password: None,
             auth_token: None,
+            users: Vec::new(),
+            accounts: Vec::new(),
+            no_auth_user: None,
+            system_account: "$SYS".to_string(),
             tls: None,
             log_file: None,
             debug: false,
@@ -133,6 +164,8 @@ impl Default for Options {
             cluster_name: None,
             cluster_listen: None,
             routes: Vec::new(),
+            plugins: Vec::new(),
+            plugin_cache_dir: None,
             unsupported: Vec::new(),
             config_warnings: Vec::new(),
         }
@@ -142,6 +175,6 @@ impl Default for Options {
 impl Options {
     /// True when a client must authenticate before anything else.
     pub fn auth_required(&self) -> bool {
-        self.username.is_some() || self.auth_token.is_some()
+        self.username.is_some() || self.auth_token.is_some() || !self.users.is_empty()
     }
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 use super::value::{Entry, Kind, Map, Pos, Value};
 use super::ConfigError;
 use crate::options::{Options, TlsOptions, RANDOM_PORT};
+use crate::plugin::{FailurePolicy, PluginSpec, Role};
 
 /// nats-server's default TLS handshake timeout.
 const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Top-level keys nats-server accepts that name features natrium does not have yet.
 const UNSUPPORTED_TOP: &[&str] = &[
-    "accounts",
     "mappings",
     "maps",
     "disable_sublist_cache",
@@ -52,8 +52,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
-    "no_auth_user",
-    "system_account",
     "system",
     "no_system_account",
     "no_system",
@@ -72,7 +70,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
 ];
 
 const UNSUPPORTED_AUTH: &[&str] = &[
-    "users",
     "nkeys",
     "permissions",
     "default_permission",
@@ -264,9 +261,14 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         "ports_file_dir" => opts.ports_file_dir = Some(path(&key, v)?),
         "store_dir" | "storedir" => opts.store_dir = Some(path(&key, v)?),
         "authorization" => authorization(e, opts)?,
+        "accounts" => super::accounts::accounts(e, opts)?,
+        "no_auth_user" => opts.no_auth_user = Some(string(&key, v)?),
+        "system_account" | "system" => opts.system_account = string(&key, v)?,
         "tls" => opts.tls = Some(tls(e, opts)?),
         "jetstream" => jetstream(e, opts)?,
         "cluster" => cluster(e, opts)?,
+        "plugins" => opts.plugins = plugins(e)?,
+        "plugin_cache_dir" => opts.plugin_cache_dir = Some(relative_path(&key, v)?),
         k if UNSUPPORTED_TOP.contains(&k) => unsupported(opts, &e.key, &e.key_pos),
         _ if e.used_as_variable => {}
         _ => return Err(unknown(e)),
@@ -285,6 +287,10 @@ fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
             "pass" | "password" => pass = Some(string(&key, v)?),
             "token" => token = Some(string(&key, v)?),
             "timeout" => opts.auth_timeout = seconds(&key, v)?,
+            "users" => {
+                let users = super::accounts::users(&sub.key, v, "")?;
+                opts.users.extend(users);
+            }
             k if UNSUPPORTED_AUTH.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
             }
@@ -430,6 +436,168 @@ fn cluster(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+// ---- plugins ---------------------------------------------------------------------------
+
+/// `plugins { NAME: { path, role, config, accounts, subjects, on_failure, deadline, memory } }`.
+/// Relative paths are resolved against the directory of the file that wrote them.
+fn plugins(e: &Entry) -> Result<Vec<PluginSpec>, ConfigError> {
+    let map = map(&e.key, &e.value)?;
+    map.iter().map(plugin).collect()
+}
+
+fn plugin(e: &Entry) -> Result<PluginSpec, ConfigError> {
+    let name = &e.key;
+    let block = map(name, &e.value)?;
+    let qualified = |k: &str| format!("plugins.{name}.{k}");
+    let mut path = None;
+    let mut role = None;
+    let mut rest = Vec::new();
+    for sub in block {
+        let key = sub.key.to_ascii_lowercase();
+        let v = &sub.value;
+        match key.as_str() {
+            "path" | "file" | "component" => path = Some(relative_path(&qualified(&key), v)?),
+            "role" | "kind" => {
+                role = Some(
+                    match string(&qualified(&key), v)?.to_ascii_lowercase().as_str() {
+                        "authorizer" => Role::Authorizer,
+                        "mapper" => Role::Mapper,
+                        "transformer" => Role::Transformer,
+                        other => {
+                            return Err(invalid(
+                                &qualified(&key),
+                                v,
+                                format!(
+                            "unknown role \"{other}\" (expected authorizer, mapper or transformer)"
+                        ),
+                            ))
+                        }
+                    },
+                )
+            }
+            _ => rest.push(sub),
+        }
+    }
+    let missing = |what: &str| {
+        invalid(
+            &format!("plugins.{name}"),
+            &e.value,
+            format!("missing '{what}'"),
+        )
+    };
+    let path = path.ok_or_else(|| missing("path"))?;
+    let role = role.ok_or_else(|| missing("role"))?;
+    let mut spec = PluginSpec::new(name.clone(), path, role);
+    for sub in rest {
+        let key = qualified(&sub.key.to_ascii_lowercase());
+        let v = &sub.value;
+        match sub.key.to_ascii_lowercase().as_str() {
+            "config" => {
+                let json = to_json(&key, v)?;
+                spec.config_json = serde_json::to_string(&json)
+                    .map_err(|err| invalid(&key, v, err.to_string()))?;
+            }
+            "accounts" | "account" => spec.accounts = strings(&key, v)?,
+            "subjects" | "subject" => {
+                spec.subjects = strings(&key, v)?;
+                if let Some(bad) = spec
+                    .subjects
+                    .iter()
+                    .find(|s| !crate::subject::is_valid_subject(s.as_bytes()))
+                {
+                    return Err(invalid(
+                        &key,
+                        v,
+                        format!("invalid subject filter \"{bad}\""),
+                    ));
+                }
+            }
+            "on_failure" | "failure" => {
+                spec.on_failure = match string(&key, v)?.to_ascii_lowercase().as_str() {
+                    "reject" => FailurePolicy::Reject,
+                    "drop" => FailurePolicy::Drop,
+                    "pass" => FailurePolicy::Pass,
+                    other => {
+                        return Err(invalid(
+                            &key,
+                            v,
+                            format!(
+                            "unknown failure policy \"{other}\" (expected reject, drop or pass)"
+                        ),
+                        ))
+                    }
+                };
+                if role == Role::Authorizer && spec.on_failure != FailurePolicy::Reject {
+                    return Err(invalid(
+                        &key,
+                        v,
+                        "an authorizer always fails closed: on_failure can only be reject",
+                    ));
+                }
+            }
+            "deadline" | "timeout" => {
+                let d = duration_str(&key, v)?;
+                if d.is_zero() {
+                    return Err(invalid(&key, v, "deadline must be greater than zero"));
+                }
+                spec.deadline = d;
+            }
+            "memory" | "memory_limit" | "max_memory" => {
+                let n = non_negative(&key, v)?;
+                // Below one 64 KiB page nothing can run.
+                if n < 65536 {
+                    return Err(invalid(&key, v, "memory limit must be at least 64KiB"));
+                }
+                spec.memory_limit =
+                    usize::try_from(n).map_err(|_| invalid(&key, v, "memory limit is too big"))?;
+            }
+            _ => return Err(unknown(sub)),
+        }
+    }
+    Ok(spec)
+}
+
+/// Any configuration value as JSON (map keys as written, case kept).
+fn to_json(key: &str, v: &Value) -> Result<serde_json::Value, ConfigError> {
+    use serde_json::Value as J;
+    Ok(match &v.kind {
+        Kind::String(s) => J::String(s.clone()),
+        Kind::Integer(n) => J::from(*n),
+        Kind::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .ok_or_else(|| invalid(key, v, "not a finite number"))?,
+        Kind::Bool(b) => J::Bool(*b),
+        Kind::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|i| to_json(key, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        Kind::Map(m) => {
+            let mut obj = serde_json::Map::new();
+            for sub in m {
+                obj.insert(sub.key.clone(), to_json(key, &sub.value)?);
+            }
+            J::Object(obj)
+        }
+    })
+}
+
+/// A path; a relative one is taken relative to the directory of the file it was written in.
+fn relative_path(key: &str, v: &Value) -> Result<PathBuf, ConfigError> {
+    let p = path(key, v)?;
+    if p.as_os_str().is_empty() {
+        return Err(invalid(key, v, "empty path"));
+    }
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    Ok(match v.pos.file.parent() {
+        Some(dir) => dir.join(p),
+        None => p,
+    })
 }
 
 // ---- helpers ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 //! Positions are `file:line:column`, 1-based. (nats-server's column is 0-based on the
 //! first line and 1-based after it; natrium is consistently 1-based.)
 
+mod accounts;
 mod apply;
 mod parser;
 mod value;

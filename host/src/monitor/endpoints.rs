@@ -190,6 +190,9 @@ fn conn_json(c: &Client, now: SystemTime, subs: bool) -> Value {
         if let Some(user) = meta.user {
             obj.insert("authorized_user".into(), json!(user));
         }
+        if !meta.account.is_empty() {
+            obj.insert("account".into(), json!(meta.account));
+        }
         if subs {
             let mut names: Vec<String> = list
                 .iter()
@@ -274,7 +277,7 @@ fn subsz(server: &Server, req: &Request) -> Value {
             })
             .map(|s| {
                 json!({
-                    "account": "$G",
+                    "account": s.account.name,
                     "subject": String::from_utf8_lossy(&s.subject),
                     "qgroup": s.queue.as_ref().map(|q| String::from_utf8_lossy(q).into_owned()),
                     "sid": String::from_utf8_lossy(&s.sid),

@@ -74,6 +74,7 @@ pub struct ConnMeta {
     pub lang: String,
     pub version: String,
     pub user: Option<String>,
+    pub account: String,
     pub tls_version: Option<String>,
 }
 
@@ -258,6 +259,11 @@ impl Client {
 /// One SUB of one client.
 pub struct Subscription {
     pub client: Arc<Client>,
+    /// The account whose sublist holds this subscription.
+    pub account: Arc<crate::account::Account>,
+    /// Set when the subscription's subject is allowed but some subjects it matches are
+    /// denied to this client: those messages are not delivered.
+    pub(crate) deny_filter: Option<Arc<crate::auth::permissions::Permissions>>,
     pub subject: Bytes,
     pub queue: Option<Bytes>,
     pub sid: Bytes,

@@ -8,6 +8,8 @@
 
 use super::client::{unix_nanos, Client, CloseReason, Queued, Subscription};
 use super::Server;
+use crate::account::{Account, Credentials};
+use crate::auth::permissions::ConnPermissions;
 use crate::options::Options;
 use crate::proto::{self, errors, ClientOp, Parsed};
 use crate::subject::{self, SubResult};
@@ -28,6 +30,7 @@ pub(crate) async fn run<R, W>(
     server: Arc<Server>,
     client: Arc<Client>,
     opts: Arc<Options>,
+    nonce: Option<String>,
     rd: R,
     wr: W,
 ) where
@@ -40,7 +43,7 @@ pub(crate) async fn run<R, W>(
         wr,
         opts.write_deadline,
     ));
-    let mut conn = Conn::new(server.clone(), client.clone(), &opts);
+    let mut conn = Conn::new(server.clone(), client.clone(), &opts, nonce);
     let reason = conn.read_loop(rd, &opts).await;
     conn.cleanup(reason);
     let _ = writer.await;
@@ -98,6 +101,13 @@ pub(crate) fn client_label(c: &Client) -> String {
 struct Conn {
     server: Arc<Server>,
     client: Arc<Client>,
+    /// The subject space this client publishes and subscribes in (`$G` until CONNECT says
+    /// otherwise).
+    account: Arc<Account>,
+    /// Publish/subscribe permissions of the authenticated user, if restricted.
+    perms: Option<ConnPermissions>,
+    /// The nonce sent in INFO, which an NKey user signs.
+    nonce: Option<String>,
     limits: proto::Limits,
     max_pending: usize,
     auth_required: bool,
@@ -148,6 +158,11 @@ impl Batch {
         payload: &[u8],
         max_pending: usize,
     ) -> bool {
+        if let Some(p) = &sub.deny_filter {
+            if p.deny_delivery(subject) {
+                return false;
+            }
+        }
         let mut expired = false;
         match sub.client.queue_msg(
             sub,
@@ -184,7 +199,12 @@ enum Flow {
 }
 
 impl Conn {
-    fn new(server: Arc<Server>, client: Arc<Client>, opts: &Options) -> Self {
+    fn new(
+        server: Arc<Server>,
+        client: Arc<Client>,
+        opts: &Options,
+        nonce: Option<String>,
+    ) -> Self {
         let seed = unix_nanos() ^ client.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Conn {
             limits: proto::Limits {
@@ -206,6 +226,9 @@ impl Conn {
                 rng: seed | 1,
                 ..Batch::default()
             },
+            account: server.accounts.global().clone(),
+            perms: None,
+            nonce,
             server,
             client,
         }
@@ -371,17 +394,30 @@ impl Conn {
                 return Flow::Close(CloseReason::ProtocolViolation);
             }
         };
-        if self.auth_required && !self.server.check_auth(&co) {
-            tracing::error!(
-                "{} - \"{}:{}:{}\" - authentication error",
-                client_label(&self.client),
-                co.version.as_deref().unwrap_or(""),
-                co.lang.as_deref().unwrap_or(""),
-                co.name.as_deref().unwrap_or("")
-            );
-            self.send_err(errors::AUTH_VIOLATION);
-            return Flow::Close(CloseReason::AuthenticationViolation);
-        }
+        let creds = Credentials {
+            user: co.user.as_deref(),
+            pass: co.pass.as_deref(),
+            token: co.auth_token.as_deref(),
+            nkey: co.nkey.as_deref(),
+            sig: co.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
+        };
+        let outcome = match self.server.user_directory().authenticate(&creds) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(
+                    "{} - \"{}:{}:{}\" - authentication error: {e}",
+                    client_label(&self.client),
+                    co.version.as_deref().unwrap_or(""),
+                    co.lang.as_deref().unwrap_or(""),
+                    co.name.as_deref().unwrap_or("")
+                );
+                self.send_err(errors::AUTH_VIOLATION);
+                return Flow::Close(CloseReason::AuthenticationViolation);
+            }
+        };
+        self.enter_account(&outcome.account);
+        self.perms = outcome.permissions.map(ConnPermissions::new);
         if co.protocol > 1 {
             self.send_err(errors::INVALID_CLIENT_PROTOCOL);
             return Flow::Close(CloseReason::ProtocolViolation);
@@ -401,7 +437,8 @@ impl Conn {
             meta.name = co.name.clone().unwrap_or_default();
             meta.lang = co.lang.clone().unwrap_or_default();
             meta.version = co.version.clone().unwrap_or_default();
-            meta.user = co.user.clone();
+            meta.user = outcome.user.clone();
+            meta.account = self.account.name.clone();
         }
         self.ok();
         Flow::Continue
@@ -416,6 +453,18 @@ impl Conn {
     ) {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+        if let Some(perms) = &mut self.perms {
+            let mut err = BytesMut::new();
+            if !perms.check_publish(subject, std::time::Instant::now(), &mut err) {
+                tracing::debug!(
+                    "{} - publish permission violation: {}",
+                    client_label(&self.client),
+                    String::from_utf8_lossy(subject)
+                );
+                self.send(&err);
+                return;
+            }
+        }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
         if self.pedantic && !subject::is_valid_literal_subject(subject) {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
@@ -432,7 +481,7 @@ impl Conn {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let gen = self.server.sublist.genid();
+        let gen = self.account.sublist.genid();
         if gen != self.cache_gen {
             self.cache.clear();
             self.cache_gen = gen;
@@ -443,7 +492,7 @@ impl Conn {
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();
                 }
-                let r = Arc::new(self.server.sublist.matches(subject));
+                let r = Arc::new(self.account.sublist.matches(subject));
                 self.cache.insert(subject.into(), r.clone());
                 r
             }
@@ -506,6 +555,17 @@ impl Conn {
             self.send_err(errors::INVALID_SUBJECT);
             return;
         }
+        let mut deny_filter = None;
+        if let Some(perms) = &self.perms {
+            let mut err = BytesMut::new();
+            if !perms.check_subscribe(subject, queue, &mut err) {
+                self.send(&err);
+                return;
+            }
+            if perms.permissions().needs_delivery_filter(subject) {
+                deny_filter = Some(perms.shared());
+            }
+        }
         let sub = {
             let mut subs = self.client.subs.lock();
             if subs.contains_key(sid) {
@@ -513,6 +573,8 @@ impl Conn {
             } else {
                 let sub = Arc::new(Subscription {
                     client: self.client.clone(),
+                    account: self.account.clone(),
+                    deny_filter,
                     subject: Bytes::copy_from_slice(subject),
                     queue: queue.map(Bytes::copy_from_slice),
                     sid: Bytes::copy_from_slice(sid),
@@ -524,7 +586,7 @@ impl Conn {
             }
         };
         if let Some(sub) = sub {
-            self.server.sublist.insert(sub);
+            self.account.sublist.insert(sub);
         }
         self.ok();
     }
@@ -548,6 +610,15 @@ impl Conn {
             }
         }
         self.ok();
+    }
+
+    /// Moves the client into `name` (created on demand), forgetting cached matches.
+    fn enter_account(&mut self, name: &str) {
+        if self.account.name != name {
+            self.account = self.server.accounts.get_or_create(name);
+            self.cache.clear();
+            self.cache_gen = u64::MAX;
+        }
     }
 
     fn ok(&mut self) {
@@ -602,7 +673,7 @@ impl Conn {
         self.client.mark_closed(reason);
         let subs: Vec<_> = self.client.subs.lock().drain().map(|(_, s)| s).collect();
         for sub in &subs {
-            self.server.sublist.remove(sub);
+            sub.account.sublist.remove(sub);
         }
         self.server.unregister(&self.client);
         tracing::debug!(

@@ -59,10 +59,18 @@ fn base(server: &Server, opts: &Options) -> Map<String, Value> {
 }
 
 /// INFO for one client connection, as JSON bytes.
-pub(crate) fn client_info(server: &Server, opts: &Options, client: &Client) -> Vec<u8> {
+pub(crate) fn client_info(
+    server: &Server,
+    opts: &Options,
+    client: &Client,
+    nonce: Option<&str>,
+) -> Vec<u8> {
     let mut m = base(server, opts);
     m.insert("client_id".into(), json!(client.id));
     m.insert("client_ip".into(), json!(client.addr.ip().to_string()));
+    if let Some(n) = nonce {
+        m.insert("nonce".into(), json!(n));
+    }
     if server.is_lame_duck() {
         m.insert("ldm".into(), json!(true));
     }

@@ -1,10 +1,10 @@
 //! The broker: listeners, the set of live clients, shutdown and lame-duck mode.
 //!
 //! Ownership: each connection has a reader task and a writer task (see `conn`). The server owns
-//! the sublist (one subject space, the global account `$G`, until accounts land) and a map of
-//! live clients for monitoring and shutdown. Locks (never held across `.await`, taken in this
-//! order when nested): `Server::clients` → `Client::subs` → `Client::out`; the sublist's
-//! lock is only ever taken alone.
+//! the accounts (each with its own sublist), the user directory, and a map of live clients for
+//! monitoring and shutdown. Locks (never held across `.await`, taken in this order when
+//! nested): `Server::clients` → `Client::subs` → `Client::out`; a sublist's lock is only ever
+//! taken alone.
 
 mod client;
 mod conn;
@@ -12,9 +12,9 @@ mod info;
 
 pub use client::{Client, CloseReason, ConnMeta, Subscription};
 
+use crate::account::{Accounts, UserDirectory};
 use crate::options::{Options, RANDOM_PORT};
 use crate::proto::{self, errors};
-use crate::subject::Sublist;
 use crate::tls;
 use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
@@ -60,7 +60,8 @@ pub struct Server {
     pub id: String,
     pub name: String,
     pub start: SystemTime,
-    pub(crate) sublist: Sublist<Subscription>,
+    pub accounts: Accounts,
+    pub(crate) users: RwLock<Arc<UserDirectory>>,
     clients: Mutex<FxHashMap<u64, Arc<Client>>>,
     next_cid: AtomicU64,
     pub stats: Stats,
@@ -83,6 +84,12 @@ impl Server {
             Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
             None => None,
         };
+        let users = UserDirectory::from_options(&opts)
+            .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
+        let accounts = Accounts::default();
+        for name in &opts.accounts {
+            accounts.get_or_create(name);
+        }
         let id = info::new_server_id();
         let name = if opts.server_name.is_empty() {
             id.clone()
@@ -96,7 +103,8 @@ impl Server {
             id,
             name,
             start: SystemTime::now(),
-            sublist: Sublist::new(),
+            accounts,
+            users: RwLock::new(Arc::new(users)),
             clients: Mutex::new(FxHashMap::default()),
             next_cid: AtomicU64::new(1),
             stats: Stats::default(),
@@ -132,11 +140,19 @@ impl Server {
     }
 
     pub fn num_subscriptions(&self) -> u64 {
-        self.sublist.count()
+        self.accounts.num_subscriptions()
     }
 
     pub fn all_subscriptions(&self) -> Vec<Arc<Subscription>> {
-        self.sublist.all()
+        self.accounts
+            .all()
+            .iter()
+            .flat_map(|a| a.sublist.all())
+            .collect()
+    }
+
+    pub(crate) fn user_directory(&self) -> Arc<UserDirectory> {
+        self.users.read().clone()
     }
 
     pub fn is_lame_duck(&self) -> bool {
@@ -259,7 +275,11 @@ impl Server {
         let client = Arc::new(Client::new(cid, addr));
         tracing::debug!("{addr} - cid:{cid} - Client connection created");
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let info = info::client_info(&self, &opts, &client);
+        let nonce = self
+            .user_directory()
+            .needs_nonce()
+            .then(crate::auth::nkeys::generate_nonce);
+        let info = info::client_info(&self, &opts, &client, nonce.as_deref());
         if self.num_clients() >= opts.max_connections as usize {
             let mut b = bytes::BytesMut::new();
             proto::write_info(&mut b, &info);
@@ -276,7 +296,7 @@ impl Server {
                 proto::write_info(&mut b, &info);
                 client.queue_raw(&b);
                 let (rd, wr) = sock.into_split();
-                conn::run(self, client, opts, rd, wr).await;
+                conn::run(self, client, opts, nonce, rd, wr).await;
             }
             Some(acceptor) => {
                 let tls_opts = opts.tls.clone().unwrap_or_default();
@@ -313,30 +333,13 @@ impl Server {
                     client.queue_raw(&b);
                 }
                 let (rd, wr) = tokio::io::split(stream);
-                conn::run(self, client, opts, rd, wr).await;
+                conn::run(self, client, opts, nonce, rd, wr).await;
             }
         }
     }
 
     fn unregister(&self, client: &Client) {
         self.clients.lock().remove(&client.id);
-    }
-
-    /// Checks CONNECT credentials against the single configured user or token.
-    fn check_auth(&self, co: &proto::ConnectOptions) -> bool {
-        let opts = self.options();
-        if let Some(token) = &opts.auth_token {
-            return co
-                .auth_token
-                .as_deref()
-                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        }
-        if let Some(user) = &opts.username {
-            let pass = opts.password.as_deref().unwrap_or("");
-            return co.user.as_deref() == Some(user.as_str())
-                && constant_time_eq(co.pass.as_deref().unwrap_or("").as_bytes(), pass.as_bytes());
-        }
-        true
     }
 
     fn remove_sub(&self, sub: &Arc<Subscription>) {
@@ -346,7 +349,7 @@ impl Server {
                 subs.remove(&sub.sid);
             }
         }
-        self.sublist.remove(sub);
+        sub.account.sublist.remove(sub);
     }
 
     pub(crate) fn close_client(&self, client: &Client, reason: CloseReason) {
@@ -428,6 +431,11 @@ impl Server {
             Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
             None => None,
         };
+        let users = UserDirectory::from_options(&new)
+            .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
+        for name in &new.accounts {
+            self.accounts.get_or_create(name);
+        }
         let mut cur = self.opts.write();
         let mut next = (**cur).clone();
         // Listener addresses, names and store locations need a restart.
@@ -442,6 +450,9 @@ impl Server {
         next.username = new.username;
         next.password = new.password;
         next.auth_token = new.auth_token;
+        next.users = new.users;
+        next.accounts = new.accounts;
+        next.no_auth_user = new.no_auth_user;
         next.debug = new.debug;
         next.trace = new.trace;
         next.lame_duck_duration = new.lame_duck_duration;
@@ -449,6 +460,7 @@ impl Server {
         next.tls = new.tls;
         *cur = Arc::new(next);
         *self.tls.write() = tls;
+        *self.users.write() = Arc::new(users);
         Ok(())
     }
 
@@ -499,11 +511,4 @@ fn display_addr(host: &str, addr: SocketAddr) -> String {
     } else {
         format!("{host}:{}", addr.port())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

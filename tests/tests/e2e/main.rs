@@ -9,6 +9,7 @@
 //! used (build it with `cargo build -p natrium`, or run `cargo test` at the
 //! workspace root).
 
+mod accounts;
 mod auth;
 mod cli;
 mod differential;

@@ -1,0 +1,353 @@
+//! Who may connect, and where they land: the users, NKeys and tokens from the configuration,
+//! checked against a client's CONNECT.
+
+use super::GLOBAL_ACCOUNT;
+use crate::auth::nkeys::{self, KeyKind};
+use crate::auth::password::Password;
+use crate::auth::permissions::{PermissionSpec, Permissions};
+use crate::options::{Options, UserSpec};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// What a client presented in CONNECT, plus the nonce this server sent it.
+#[derive(Default)]
+pub struct Credentials<'a> {
+    pub user: Option<&'a str>,
+    pub pass: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub nkey: Option<&'a str>,
+    pub sig: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+}
+
+impl Credentials<'_> {
+    fn is_empty(&self) -> bool {
+        self.user.is_none() && self.pass.is_none() && self.token.is_none() && self.nkey.is_none()
+    }
+}
+
+/// A successful authentication.
+#[derive(Clone)]
+pub struct AuthOutcome {
+    pub account: String,
+    /// User name (or NKey) for logs and monitoring.
+    pub user: Option<String>,
+    pub permissions: Option<Arc<Permissions>>,
+}
+
+/// Why a client was refused; the client only ever sees 'Authorization Violation'.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no credentials matched")]
+    NoMatch,
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    #[error("wrong password for user {0:?}")]
+    WrongPassword(String),
+    #[error("unknown nkey {0}")]
+    UnknownNkey(String),
+    #[error("nkey signature invalid: {0}")]
+    BadSignature(String),
+}
+
+struct Entry {
+    password: Option<Password>,
+    outcome: AuthOutcome,
+}
+
+/// Built once from the options (and again on reload).
+#[derive(Default)]
+pub struct UserDirectory {
+    by_name: FxHashMap<String, Entry>,
+    by_nkey: FxHashMap<String, AuthOutcome>,
+    token: Option<String>,
+    single: Option<(String, Password)>,
+    no_auth_user: Option<String>,
+}
+
+fn compile(spec: &Option<PermissionSpec>) -> Result<Option<Arc<Permissions>>, String> {
+    match spec {
+        Some(s) if !s.is_empty() => Permissions::compile(s)
+            .map(|p| Some(Arc::new(p)))
+            .map_err(|e| format!("invalid permissions: {e}")),
+        _ => Ok(None),
+    }
+}
+
+impl UserDirectory {
+    /// Checks and compiles every user; an error names the user and stops start-up.
+    pub fn from_options(opts: &Options) -> Result<Self, String> {
+        let mut dir = UserDirectory {
+            token: opts.auth_token.clone(),
+            no_auth_user: opts.no_auth_user.clone(),
+            ..Default::default()
+        };
+        if let Some(u) = &opts.username {
+            let p = Password::parse(opts.password.as_deref().unwrap_or(""))
+                .map_err(|e| format!("user {u:?}: {e}"))?;
+            dir.single = Some((u.clone(), p));
+        }
+        for u in &opts.users {
+            dir.add(u)?;
+        }
+        if let Some(n) = &dir.no_auth_user {
+            if !dir.by_name.contains_key(n) {
+                return Err(format!("no_auth_user {n:?} is not a configured user"));
+            }
+        }
+        Ok(dir)
+    }
+
+    fn add(&mut self, u: &UserSpec) -> Result<(), String> {
+        let permissions = compile(&u.permissions)?;
+        let account = if u.account.is_empty() {
+            GLOBAL_ACCOUNT.to_string()
+        } else {
+            u.account.clone()
+        };
+        if let Some(nkey) = &u.nkey {
+            nkeys::validate_public_key(nkey, KeyKind::User)
+                .map_err(|e| format!("nkey {nkey}: {e}"))?;
+            let outcome = AuthOutcome {
+                account,
+                user: Some(nkey.clone()),
+                permissions,
+            };
+            if self.by_nkey.insert(nkey.clone(), outcome).is_some() {
+                return Err(format!("duplicate nkey {nkey}"));
+            }
+            return Ok(());
+        }
+        let Some(name) = &u.user else {
+            return Err("a user needs `user` or `nkey`".to_string());
+        };
+        let password = match &u.password {
+            Some(p) => Some(Password::parse(p).map_err(|e| format!("user {name:?}: {e}"))?),
+            None => None,
+        };
+        let entry = Entry {
+            password,
+            outcome: AuthOutcome {
+                account,
+                user: Some(name.clone()),
+                permissions,
+            },
+        };
+        if self.by_name.insert(name.clone(), entry).is_some() {
+            return Err(format!("duplicate user {name:?}"));
+        }
+        Ok(())
+    }
+
+    pub fn auth_required(&self) -> bool {
+        self.token.is_some()
+            || self.single.is_some()
+            || !self.by_name.is_empty()
+            || !self.by_nkey.is_empty()
+    }
+
+    /// NKey users need a nonce in INFO to sign.
+    pub fn needs_nonce(&self) -> bool {
+        !self.by_nkey.is_empty()
+    }
+
+    pub fn authenticate(&self, c: &Credentials<'_>) -> Result<AuthOutcome, AuthError> {
+        if !self.auth_required() {
+            return Ok(AuthOutcome {
+                account: GLOBAL_ACCOUNT.to_string(),
+                user: None,
+                permissions: None,
+            });
+        }
+        if let Some(nkey) = c.nkey {
+            if !self.by_nkey.is_empty() {
+                let outcome = self
+                    .by_nkey
+                    .get(nkey)
+                    .ok_or_else(|| AuthError::UnknownNkey(nkey.to_string()))?;
+                let nonce = c.nonce.unwrap_or("");
+                let sig = c.sig.unwrap_or("");
+                nkeys::verify_nonce(nkey, KeyKind::User, nonce, sig)
+                    .map_err(|e| AuthError::BadSignature(e.to_string()))?;
+                return Ok(outcome.clone());
+            }
+        }
+        if let Some(name) = c.user {
+            if let Some(e) = self.by_name.get(name) {
+                let ok = match &e.password {
+                    Some(p) => p.verify(c.pass.unwrap_or("").as_bytes()),
+                    None => true,
+                };
+                return if ok {
+                    Ok(e.outcome.clone())
+                } else {
+                    Err(AuthError::WrongPassword(name.to_string()))
+                };
+            }
+            if let Some((single, p)) = &self.single {
+                if single == name && p.verify(c.pass.unwrap_or("").as_bytes()) {
+                    return Ok(global(Some(name)));
+                }
+                return Err(AuthError::WrongPassword(name.to_string()));
+            }
+            if self.token.is_none() {
+                return Err(AuthError::UnknownUser(name.to_string()));
+            }
+        }
+        if let (Some(want), Some(got)) = (&self.token, c.token) {
+            if Password::Plain(want.clone()).verify(got.as_bytes()) {
+                return Ok(global(None));
+            }
+        }
+        if c.is_empty() {
+            if let Some(e) = self.no_auth_user.as_ref().and_then(|n| self.by_name.get(n)) {
+                return Ok(e.outcome.clone());
+            }
+        }
+        Err(AuthError::NoMatch)
+    }
+}
+
+fn global(user: Option<&str>) -> AuthOutcome {
+    AuthOutcome {
+        account: GLOBAL_ACCOUNT.to_string(),
+        user: user.map(str::to_string),
+        permissions: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, pass: &str, account: &str) -> UserSpec {
+        UserSpec {
+            user: Some(name.into()),
+            password: Some(pass.into()),
+            account: account.into(),
+            ..Default::default()
+        }
+    }
+
+    fn creds<'a>(user: &'a str, pass: &'a str) -> Credentials<'a> {
+        Credentials {
+            user: Some(user),
+            pass: Some(pass),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn users_land_in_their_accounts() {
+        let opts = Options {
+            users: vec![
+                user("a", "pa", "A"),
+                user("b", "pb", "B"),
+                user("g", "pg", ""),
+            ],
+            ..Default::default()
+        };
+        let d = UserDirectory::from_options(&opts).expect("valid users");
+        assert!(d.auth_required());
+        assert_eq!(
+            d.authenticate(&creds("a", "pa")).map(|o| o.account).ok(),
+            Some("A".into())
+        );
+        assert_eq!(
+            d.authenticate(&creds("b", "pb")).map(|o| o.account).ok(),
+            Some("B".into())
+        );
+        assert_eq!(
+            d.authenticate(&creds("g", "pg")).map(|o| o.account).ok(),
+            Some("$G".into())
+        );
+        assert!(matches!(
+            d.authenticate(&creds("a", "pb")),
+            Err(AuthError::WrongPassword(_))
+        ));
+        assert!(matches!(
+            d.authenticate(&creds("z", "pa")),
+            Err(AuthError::UnknownUser(_))
+        ));
+        assert!(matches!(
+            d.authenticate(&Credentials::default()),
+            Err(AuthError::NoMatch)
+        ));
+    }
+
+    #[test]
+    fn no_auth_user_applies_only_without_credentials() {
+        let opts = Options {
+            users: vec![user("a", "pa", "A")],
+            no_auth_user: Some("a".into()),
+            ..Default::default()
+        };
+        let d = UserDirectory::from_options(&opts).expect("valid users");
+        assert_eq!(
+            d.authenticate(&Credentials::default())
+                .map(|o| o.account)
+                .ok(),
+            Some("A".into())
+        );
+        assert!(d.authenticate(&creds("a", "wrong")).is_err());
+    }
+
+    #[test]
+    fn bad_configuration_is_reported() {
+        let opts = Options {
+            users: vec![user("a", "pa", "A"), user("a", "pb", "B")],
+            ..Default::default()
+        };
+        assert!(UserDirectory::from_options(&opts).is_err());
+        let opts = Options {
+            no_auth_user: Some("ghost".into()),
+            ..Default::default()
+        };
+        assert!(UserDirectory::from_options(&opts).is_err());
+        let opts = Options {
+            users: vec![UserSpec {
+                nkey: Some("not-a-key".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(UserDirectory::from_options(&opts).is_err());
+    }
+
+    #[test]
+    fn nkey_users_sign_the_nonce() {
+        let kp = ::nkeys::KeyPair::new_user();
+        let public = kp.public_key();
+        let opts = Options {
+            users: vec![UserSpec {
+                nkey: Some(public.clone()),
+                account: "N".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let d = UserDirectory::from_options(&opts).expect("valid nkey user");
+        assert!(d.needs_nonce());
+        let nonce = nkeys::generate_nonce();
+        let sig = nkeys::sign_nonce(&kp, &nonce).expect("signing");
+        let good = Credentials {
+            nkey: Some(&public),
+            sig: Some(&sig),
+            nonce: Some(&nonce),
+            ..Default::default()
+        };
+        assert_eq!(
+            d.authenticate(&good).map(|o| o.account).ok(),
+            Some("N".into())
+        );
+        let other_nonce = nkeys::generate_nonce();
+        let replayed = Credentials {
+            nonce: Some(&other_nonce),
+            ..good
+        };
+        assert!(matches!(
+            d.authenticate(&replayed),
+            Err(AuthError::BadSignature(_))
+        ));
+    }
+}

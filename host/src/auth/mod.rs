@@ -1,0 +1,25 @@
+//! Authentication and authorization building blocks, pure and unit-tested;
+//! the server's connection path calls them.
+//!
+//! - [`nkeys`]: public-key roles, nonces, CONNECT `sig` verification;
+//! - [`jwt`]: NATS JWT (v2) decode/verify/encode, operator → account → user
+//!   chain validation, user permission/limit resolution;
+//! - [`creds`]: `.creds` files;
+//! - [`permissions`]: publish/subscribe allow/deny, queue permissions,
+//!   `allow_responses`, per-connection decision cache;
+//! - [`password`]: plain and bcrypt passwords/tokens.
+
+pub mod creds;
+pub mod jwt;
+pub mod nkeys;
+pub mod password;
+pub mod permissions;
+
+pub use creds::{Creds, CredsError};
+pub use jwt::{AccountClaims, AuthorizedUser, ClientInfo, JwtError, OperatorClaims, UserClaims};
+pub use nkeys::{KeyKind, NkeyError};
+pub use password::{Password, PasswordError};
+pub use permissions::{ConnPermissions, PermissionError, PermissionSpec, Permissions};
+
+#[cfg(test)]
+mod interop_tests;

@@ -1,0 +1,270 @@
+//! `accounts {}`, `authorization { users [...] }` and permission blocks, as nats-server reads
+//! them, into [`UserSpec`]s. Exports, imports and account limits are recorded as not supported
+//! yet.
+
+use super::value::{Entry, Kind, Map, Value};
+use super::ConfigError;
+use crate::auth::permissions::{PermissionSpec, ResponsePermission, SubjectPermission};
+use crate::options::{Options, UserSpec};
+
+fn invalid(key: &str, v: &Value, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        pos: v.pos.clone(),
+        key: key.to_string(),
+        msg: msg.into(),
+    }
+}
+
+fn unknown(e: &Entry) -> ConfigError {
+    ConfigError::UnknownField {
+        pos: e.key_pos.clone(),
+        key: e.key.clone(),
+    }
+}
+
+fn map<'v>(key: &str, v: &'v Value) -> Result<&'v Map, ConfigError> {
+    v.as_map().ok_or_else(|| {
+        invalid(
+            key,
+            v,
+            format!("expected a map, got {}", v.kind.type_name()),
+        )
+    })
+}
+
+fn string(key: &str, v: &Value) -> Result<String, ConfigError> {
+    v.as_str().map(str::to_string).ok_or_else(|| {
+        invalid(
+            key,
+            v,
+            format!("expected a string, got {}", v.kind.type_name()),
+        )
+    })
+}
+
+fn strings(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+    match &v.kind {
+        Kind::String(s) => Ok(vec![s.clone()]),
+        Kind::Array(items) => items.iter().map(|i| string(key, i)).collect(),
+        _ => Err(invalid(key, v, "expected a string or an array of strings")),
+    }
+}
+
+fn unsupported(opts: &mut Options, key: &str, e: &Entry) {
+    opts.unsupported.push(format!(
+        "{key} ({}:{})",
+        e.key_pos.file.display(),
+        e.key_pos.line
+    ));
+}
+
+/// `accounts { NAME: { users: [...] , exports, imports, ... } }`.
+pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
+    for acc in map(&e.key, &e.value)? {
+        let name = acc.key.clone();
+        opts.accounts.push(name.clone());
+        let Some(body) = acc.value.as_map() else {
+            // `accounts { A {} }` and `A: {}` are maps; anything else is an error.
+            return Err(invalid(&acc.key, &acc.value, "an account must be a map"));
+        };
+        for field in body {
+            let key = field.key.to_ascii_lowercase();
+            match key.as_str() {
+                "users" => {
+                    let users = users(&field.key, &field.value, &name)?;
+                    opts.users.extend(users);
+                }
+                "exports"
+                | "imports"
+                | "mappings"
+                | "jetstream"
+                | "limits"
+                | "max_connections"
+                | "max_subscriptions"
+                | "max_payload"
+                | "max_data"
+                | "default_permissions"
+                | "nkey" => unsupported(opts, &format!("accounts.{name}.{}", field.key), field),
+                _ => return Err(unknown(field)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `users: [ { user, password, permissions } | { nkey, permissions } ]`.
+pub(super) fn users(key: &str, v: &Value, account: &str) -> Result<Vec<UserSpec>, ConfigError> {
+    let Some(items) = v.as_array() else {
+        return Err(invalid(key, v, "users must be an array"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let m = map(key, item)?;
+        let mut u = UserSpec {
+            account: account.to_string(),
+            ..Default::default()
+        };
+        for f in m {
+            let k = f.key.to_ascii_lowercase();
+            match k.as_str() {
+                "user" | "username" => u.user = Some(string(&f.key, &f.value)?),
+                "pass" | "password" => u.password = Some(string(&f.key, &f.value)?),
+                "nkey" => u.nkey = Some(string(&f.key, &f.value)?),
+                "permissions" | "permission" => {
+                    u.permissions = Some(permissions(&f.key, &f.value)?)
+                }
+                "account" => u.account = string(&f.key, &f.value)?,
+                _ => return Err(unknown(f)),
+            }
+        }
+        if u.user.is_none() && u.nkey.is_none() {
+            return Err(invalid(key, item, "a user needs `user` or `nkey`"));
+        }
+        out.push(u);
+    }
+    Ok(out)
+}
+
+/// `permissions { publish, subscribe, allow_responses }`.
+pub(super) fn permissions(key: &str, v: &Value) -> Result<PermissionSpec, ConfigError> {
+    let mut spec = PermissionSpec::default();
+    for f in map(key, v)? {
+        let k = f.key.to_ascii_lowercase();
+        match k.as_str() {
+            "pub" | "publish" | "import" => {
+                spec.publish = Some(subject_permission(&f.key, &f.value)?)
+            }
+            "sub" | "subscribe" | "export" => {
+                spec.subscribe = Some(subject_permission(&f.key, &f.value)?)
+            }
+            "allow_responses" | "allow_resp" => spec.response = response(&f.key, &f.value)?,
+            _ => return Err(unknown(f)),
+        }
+    }
+    Ok(spec)
+}
+
+/// A list is the allow list; a map has `allow` and/or `deny`.
+fn subject_permission(key: &str, v: &Value) -> Result<SubjectPermission, ConfigError> {
+    if let Some(m) = v.as_map() {
+        let mut p = SubjectPermission::default();
+        for f in m {
+            match f.key.to_ascii_lowercase().as_str() {
+                "allow" => p.allow = Some(strings(&f.key, &f.value)?),
+                "deny" => p.deny = Some(strings(&f.key, &f.value)?),
+                _ => return Err(unknown(f)),
+            }
+        }
+        return Ok(p);
+    }
+    Ok(SubjectPermission {
+        allow: Some(strings(key, v)?),
+        deny: None,
+    })
+}
+
+fn response(key: &str, v: &Value) -> Result<Option<ResponsePermission>, ConfigError> {
+    if let Some(b) = v.as_bool() {
+        return Ok(b.then(ResponsePermission::default));
+    }
+    let mut r = ResponsePermission {
+        max_msgs: 0,
+        expires: std::time::Duration::ZERO,
+    };
+    for f in map(key, v)? {
+        match f.key.to_ascii_lowercase().as_str() {
+            "max" | "max_msgs" | "max_messages" | "max_responses" => {
+                r.max_msgs = f
+                    .value
+                    .as_int()
+                    .ok_or_else(|| invalid(&f.key, &f.value, "expected an integer"))?
+            }
+            "expires" | "ttl" => {
+                let s = string(&f.key, &f.value)?;
+                r.expires =
+                    super::apply::parse_duration(&s).map_err(|m| invalid(&f.key, &f.value, m))?;
+            }
+            _ => return Err(unknown(f)),
+        }
+    }
+    Ok(Some(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+    use std::path::Path;
+
+    #[test]
+    fn accounts_users_and_permissions() {
+        let o = parse_str(
+            r#"
+            accounts {
+              A: { users: [ { user: a, password: pa, permissions: { publish: "a.>", subscribe: { allow: ["a.>", "_INBOX.>"], deny: "a.secret" } } } ] }
+              B { users = [ { user: b, password: pb } ] }
+            }
+            authorization { users: [ { user: g, password: pg, permissions: { allow_responses: true } } ] }
+            no_auth_user: a
+            "#,
+            Path::new("/tmp/x.conf"),
+        )
+        .expect("valid config");
+        assert_eq!(o.accounts, ["A", "B"]);
+        assert_eq!(o.no_auth_user.as_deref(), Some("a"));
+        let a = o
+            .users
+            .iter()
+            .find(|u| u.user.as_deref() == Some("a"))
+            .expect("user a");
+        assert_eq!(a.account, "A");
+        let p = a.permissions.as_ref().expect("permissions");
+        assert_eq!(
+            p.publish.as_ref().and_then(|p| p.allow.clone()),
+            Some(vec!["a.>".to_string()])
+        );
+        assert_eq!(
+            p.subscribe.as_ref().and_then(|p| p.deny.clone()),
+            Some(vec!["a.secret".to_string()])
+        );
+        let g = o
+            .users
+            .iter()
+            .find(|u| u.user.as_deref() == Some("g"))
+            .expect("user g");
+        assert_eq!(g.account, "");
+        assert!(g.permissions.as_ref().is_some_and(|p| p.response.is_some()));
+        assert!(o.auth_required());
+    }
+
+    #[test]
+    fn bad_user_blocks_are_errors_with_positions() {
+        let e = parse_str(
+            "accounts { A: { users: [ { password: x } ] } }\n",
+            Path::new("/tmp/y.conf"),
+        )
+        .expect_err("user without name");
+        assert!(e.to_string().starts_with("/tmp/y.conf:1:"), "{e}");
+        let e = parse_str(
+            "authorization { users: [ { user: a, permissions: { publsh: x } } ] }\n",
+            Path::new("/tmp/z.conf"),
+        )
+        .expect_err("typo in permissions");
+        assert!(e.to_string().contains("unknown field \"publsh\""), "{e}");
+    }
+
+    #[test]
+    fn exports_are_accepted_but_reported() {
+        let o = parse_str(
+            "accounts { A: { exports: [ { stream: \"a.>\" } ] } }\n",
+            Path::new("/tmp/w.conf"),
+        )
+        .expect("accepted");
+        assert!(
+            o.unsupported
+                .iter()
+                .any(|u| u.contains("accounts.A.exports")),
+            "{:?}",
+            o.unsupported
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Multi-tenancy: accounts with isolated subject spaces, users placed in them, per-user
+//! permissions with nats-server's exact violation texts, NKey users, `no_auth_user`.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use async_nats::ConnectOptions;
+use natrium_tests::{assert_no_msg, connect_with, next_msg, sync, RawConn, TestServer};
+
+const TENANTS: &str = r#"
+accounts {
+  A: { users: [ { user: a, password: pa } ] }
+  B: { users: [ { user: b, password: pb } ] }
+  R: {
+    users: [
+      { user: r, password: pr, permissions: {
+          publish: { allow: ["r.>", "_INBOX.>"], deny: "r.forbidden" }
+          subscribe: { allow: ">", deny: ["r.secret", "other.*"] }
+      } }
+    ]
+  }
+}
+"#;
+
+async fn user(server: &TestServer, name: &str, pass: &str) -> Result<async_nats::Client> {
+    connect_with(
+        &server.url(),
+        ConnectOptions::with_user_and_password(name.into(), pass.into()),
+    )
+    .await
+}
+
+async fn raw_login(server: &TestServer, name: &str, pass: &str) -> Result<RawConn> {
+    let mut c = RawConn::connect(server.port()).await?;
+    c.send(format!(
+        "CONNECT {{\"verbose\":false,\"user\":\"{name}\",\"pass\":\"{pass}\"}}\r\nPING\r\n"
+    ))
+    .await?;
+    c.expect("PONG\r\n").await?;
+    Ok(c)
+}
+
+/// A raw connection subscribed to everything (`>`) in the user's account.
+async fn watch_all(server: &TestServer, name: &str, pass: &str) -> Result<RawConn> {
+    let mut c = raw_login(server, name, pass).await?;
+    c.send("SUB > 1\r\nPING\r\n").await?;
+    c.expect("PONG\r\n").await?;
+    Ok(c)
+}
+
+async fn publish_raw(server: &TestServer, name: &str, pass: &str, subject: &str) -> Result<()> {
+    let mut p = raw_login(server, name, pass).await?;
+    p.send(format!("PUB {subject} 2\r\nhi\r\nPING\r\n")).await?;
+    p.expect("PONG\r\n").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenant_never_sees_another_tenants_messages() -> Result<()> {
+    let server = TestServer::with_config(TENANTS)?;
+    let mut a_all = watch_all(&server, "a", "pa").await?;
+    let mut b_all = watch_all(&server, "b", "pb").await?;
+
+    publish_raw(&server, "b", "pb", "orders.new").await?;
+    b_all.expect("MSG orders.new 1 2\r\nhi\r\n").await?;
+    let leaked = a_all.read_for(Duration::from_millis(300)).await?;
+    ensure!(
+        leaked.is_empty(),
+        "a saw {:?}",
+        String::from_utf8_lossy(&leaked)
+    );
+
+    publish_raw(&server, "a", "pa", "orders.new").await?;
+    a_all.expect("MSG orders.new 1 2\r\nhi\r\n").await?;
+    let leaked = b_all.read_for(Duration::from_millis(300)).await?;
+    ensure!(
+        leaked.is_empty(),
+        "b saw {:?}",
+        String::from_utf8_lossy(&leaked)
+    );
+
+    // Request-reply works inside an account; a responder in another account is invisible.
+    for w in [&mut a_all, &mut b_all] {
+        w.send("UNSUB 1\r\nPING\r\n").await?;
+        w.expect("PONG\r\n").await?;
+    }
+    let a = user(&server, "a", "pa").await?;
+    let b = user(&server, "b", "pb").await?;
+    let mut svc = b.subscribe("svc").await?;
+    sync(&b).await?;
+    let req = a.request("svc", "ping".into());
+    let res = tokio::time::timeout(Duration::from_secs(5), req)
+        .await
+        .context("request timed out instead of failing")?;
+    ensure!(res.is_err(), "a's request must not reach b's responder");
+    assert_no_msg(&mut svc, Duration::from_millis(200), "b's responder").await?;
+    let mut own = a.subscribe("svc").await?;
+    sync(&a).await?;
+    let a2 = user(&server, "a", "pa").await?;
+    a2.publish("svc", "x".into()).await?;
+    sync(&a2).await?;
+    let got = next_msg(&mut own, "same-account delivery").await?;
+    ensure!(got.payload == "x");
+    Ok(())
+}
+
+#[tokio::test]
+async fn publish_permissions_are_enforced_with_the_exact_error() -> Result<()> {
+    let server = TestServer::with_config(TENANTS)?;
+    let mut c = raw_login(&server, "r", "pr").await?;
+    c.send("SUB r.ok 1\r\nPUB r.ok 2\r\nhi\r\nPING\r\n").await?;
+    c.expect("MSG r.ok 1 2\r\nhi\r\nPONG\r\n").await?;
+    c.send("PUB elsewhere 2\r\nhi\r\nPING\r\n").await?;
+    c.expect("-ERR 'Permissions Violation for Publish to \"elsewhere\"'\r\nPONG\r\n")
+        .await?;
+    c.send("PUB r.forbidden 2\r\nhi\r\nPING\r\n").await?;
+    c.expect("-ERR 'Permissions Violation for Publish to \"r.forbidden\"'\r\nPONG\r\n")
+        .await?;
+    ensure!(
+        !c.is_closed(),
+        "a permission violation keeps the connection up"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn subscribe_permissions_and_delivery_filtering() -> Result<()> {
+    let server = TestServer::with_config(TENANTS)?;
+    let mut c = raw_login(&server, "r", "pr").await?;
+    c.send("SUB r.secret 1\r\nPING\r\n").await?;
+    c.expect("-ERR 'Permissions Violation for Subscription to \"r.secret\"'\r\nPONG\r\n")
+        .await?;
+    // A wildcard that is allowed still never delivers a denied subject.
+    c.send("SUB r.* 2\r\nPING\r\n").await?;
+    c.expect("PONG\r\n").await?;
+    let mut p = raw_login(&server, "r", "pr").await?;
+    p.send("PUB r.secret 1\r\nx\r\nPUB r.open 1\r\ny\r\nPING\r\n")
+        .await?;
+    p.expect("PONG\r\n").await?;
+    c.send("PING\r\n").await?;
+    c.expect("MSG r.open 2 1\r\ny\r\nPONG\r\n").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_authorization_violation() -> Result<()> {
+    let server = TestServer::with_config(TENANTS)?;
+    let mut c = RawConn::connect(server.port()).await?;
+    ensure!(
+        c.info()?["auth_required"] == true,
+        "INFO must say auth_required"
+    );
+    c.send("CONNECT {\"verbose\":false,\"user\":\"a\",\"pass\":\"pb\"}\r\nPING\r\n")
+        .await?;
+    let (got, closed) = c.read_to_close(Duration::from_secs(5)).await?;
+    ensure!(
+        String::from_utf8_lossy(&got) == "-ERR 'Authorization Violation'\r\n",
+        "got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    ensure!(closed, "connection must be closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn nkey_users_authenticate_by_signing_the_nonce() -> Result<()> {
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().context("user seed")?;
+    let conf = format!(
+        "accounts {{ K: {{ users: [ {{ nkey: {} }} ] }}, O: {{ users: [ {{ user: o, password: po }} ] }} }}\n",
+        kp.public_key()
+    );
+    let server = TestServer::with_config(&conf)?;
+    let raw = RawConn::connect(server.port()).await?;
+    let nonce = raw.info()?["nonce"].as_str().map(str::to_string);
+    ensure!(
+        nonce.is_some_and(|n| n.len() >= 11),
+        "INFO must carry a nonce"
+    );
+
+    let k = connect_with(&server.url(), ConnectOptions::with_nkey(seed)).await?;
+    let mut sub = k.subscribe("k.>").await?;
+    sync(&k).await?;
+    k.publish("k.1", "signed".into()).await?;
+    let got = next_msg(&mut sub, "nkey user's own message").await?;
+    ensure!(got.payload == "signed");
+
+    // A different key is refused.
+    let stranger = nkeys::KeyPair::new_user().seed().context("seed")?;
+    let res = ConnectOptions::with_nkey(stranger)
+        .max_reconnects(Some(0))
+        .connection_timeout(Duration::from_secs(3))
+        .connect(server.url())
+        .await;
+    ensure!(res.is_err(), "an unknown nkey must be refused");
+
+    // The password user lives in another account and sees nothing of K.
+    let mut o_all = watch_all(&server, "o", "po").await?;
+    k.publish("k.2", "x".into()).await?;
+    sync(&k).await?;
+    let got = next_msg(&mut sub, "k.2 in K").await?;
+    ensure!(got.subject.as_str() == "k.2");
+    let leaked = o_all.read_for(Duration::from_millis(300)).await?;
+    ensure!(
+        leaked.is_empty(),
+        "o saw {:?}",
+        String::from_utf8_lossy(&leaked)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_auth_user_places_anonymous_clients() -> Result<()> {
+    let server = TestServer::with_config(&format!("{TENANTS}\nno_auth_user: a\n"))?;
+    let anon = natrium_tests::connect(&server.url()).await?;
+    let a = user(&server, "a", "pa").await?;
+    let mut a_sub = a.subscribe("hello").await?;
+    sync(&a).await?;
+    anon.publish("hello", "anon".into()).await?;
+    sync(&anon).await?;
+    let got = next_msg(&mut a_sub, "anonymous client is in account A").await?;
+    ensure!(got.payload == "anon");
+    Ok(())
+}
