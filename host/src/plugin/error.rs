@@ -1,0 +1,125 @@
+//! `PluginError` and the per-plugin counters behind `/varz` and `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Why a plugin call (or load) failed. Every variant but `Load` means the instance that
+/// failed was thrown away; the next call gets a fresh one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The guest trapped: a panic, `unreachable`, a bad memory access, a host function that
+    /// refused (e.g. a guest trying to sleep).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin call exceeded its deadline")]
+    Timeout,
+    /// The guest tried to grow its memory beyond the configured cap.
+    #[error("plugin exceeded its memory limit")]
+    OutOfMemory,
+    /// The guest returned something the contract forbids (e.g. a batch of the wrong length).
+    #[error("plugin returned a malformed result: {0}")]
+    Malformed(String),
+    /// The component could not be read, compiled, linked or instantiated.
+    #[error("{0}")]
+    Load(String),
+}
+
+impl PluginError {
+    /// A short, stable label for metrics (`trap`, `timeout`, `oom`, `malformed`, `load`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginError::Trap(_) => "trap",
+            PluginError::Timeout => "timeout",
+            PluginError::OutOfMemory => "oom",
+            PluginError::Malformed(_) => "malformed",
+            PluginError::Load(_) => "load",
+        }
+    }
+}
+
+/// Live counters of one plugin (all monotonic).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub calls: AtomicU64,
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub out_of_memory: AtomicU64,
+    pub malformed: AtomicU64,
+    pub instantiation_failures: AtomicU64,
+    pub instances_created: AtomicU64,
+    pub instances_recycled: AtomicU64,
+    pub cache_hits: AtomicU64,
+}
+
+impl Counters {
+    pub fn count_error(&self, e: &PluginError) {
+        let c = match e {
+            PluginError::Trap(_) => &self.traps,
+            PluginError::Timeout => &self.timeouts,
+            PluginError::OutOfMemory => &self.out_of_memory,
+            PluginError::Malformed(_) => &self.malformed,
+            PluginError::Load(_) => &self.instantiation_failures,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// A snapshot of one plugin's counters, for `/varz` (JSON) and `/metrics` (Prometheus).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PluginStats {
+    pub name: String,
+    /// `authorizer`, `mapper` or `transformer`.
+    pub role: &'static str,
+    /// Calls into the guest (mapper cache hits are not calls).
+    pub calls: u64,
+    /// Failed calls, by kind.
+    pub errors: ErrorCounts,
+    /// Instances created from the pre-linked component (the first ones and replacements).
+    pub instances_created: u64,
+    /// Instances thrown away after a failure.
+    pub instances_recycled: u64,
+    /// Instances idle in the pool right now.
+    pub instances_idle: u64,
+    /// Mapper results served from the cache of a deterministic mapper.
+    pub cache_hits: u64,
+}
+
+/// Failed calls by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    pub trap: u64,
+    pub timeout: u64,
+    pub out_of_memory: u64,
+    pub malformed: u64,
+    /// A replacement instance could not be created.
+    pub instantiation: u64,
+}
+
+impl ErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.trap + self.timeout + self.out_of_memory + self.malformed + self.instantiation
+    }
+}
+
+impl Counters {
+    pub fn snapshot(&self, name: &str, role: &'static str, idle: usize) -> PluginStats {
+        PluginStats {
+            name: name.to_string(),
+            role,
+            calls: self.calls.load(Relaxed),
+            errors: ErrorCounts {
+                trap: self.traps.load(Relaxed),
+                timeout: self.timeouts.load(Relaxed),
+                out_of_memory: self.out_of_memory.load(Relaxed),
+                malformed: self.malformed.load(Relaxed),
+                instantiation: self.instantiation_failures.load(Relaxed),
+            },
+            instances_created: self.instances_created.load(Relaxed),
+            instances_recycled: self.instances_recycled.load(Relaxed),
+            instances_idle: idle as u64,
+            cache_hits: self.cache_hits.load(Relaxed),
+        }
+    }
+}

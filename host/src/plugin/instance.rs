@@ -1,0 +1,495 @@
+//! Instance pools and the three plugin handles.
+//!
+//! A pool holds idle instances, each in its own `Store` (its own memory, limiter and WASI
+//! state). A call takes one (or instantiates one from the `InstancePre` when none is idle),
+//! arms the epoch deadline, calls, and puts it back. After any failure the instance is
+//! dropped: wasmtime refuses to re-enter an instance that trapped, and a guest that returned
+//! garbage is not trusted with the next message either.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, Trap};
+
+use super::bindings::{authorizer as wa, mapper as wm, transformer as wt};
+use super::engine::{PluginEngine, EPOCH_TICK};
+use super::error::{Counters, PluginError, PluginStats};
+use super::sandbox::{HostState, PluginMeta};
+use super::types::{ConnectRequest, Decision, Message, Outcome};
+use super::{PluginSpec, Role};
+use crate::subject::{is_valid_literal_subject, is_valid_subject};
+
+/// Idle instances kept per plugin; more concurrent callers get instances that are dropped
+/// after their call.
+const MAX_IDLE: usize = 64;
+/// Mapper results kept per deterministic mapper before the cache is cleared.
+const MAX_CACHED_MAPPINGS: usize = 64 * 1024;
+
+/// A generated world binding that a pool can instantiate.
+pub(crate) trait World: Sized + Send + 'static {
+    type Pre: Send + Sync + 'static;
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+}
+
+macro_rules! world {
+    ($world:ty, $pre:ty) => {
+        impl World for $world {
+            type Pre = $pre;
+            fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+                <$pre>::new(pre)
+            }
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut Store<HostState>,
+            ) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+        }
+    };
+}
+
+world!(wa::Authorizer, wa::AuthorizerPre<HostState>);
+world!(wm::Mapper, wm::MapperPre<HostState>);
+world!(wt::Transformer, wt::TransformerPre<HostState>);
+
+struct Slot<W> {
+    store: Store<HostState>,
+    world: W,
+}
+
+/// How a call went wrong before it is classified.
+enum CallError {
+    Wasm(wasmtime::Error),
+    Malformed(String),
+}
+
+impl From<wasmtime::Error> for CallError {
+    fn from(e: wasmtime::Error) -> Self {
+        CallError::Wasm(e)
+    }
+}
+
+struct Pool<W: World> {
+    /// Keeps the engine (and its epoch ticker) alive as long as the plugin is.
+    engine: PluginEngine,
+    meta: Arc<PluginMeta>,
+    role: Role,
+    pre: W::Pre,
+    deadline_ticks: u64,
+    memory_limit: usize,
+    idle: Mutex<Vec<Slot<W>>>,
+    counters: Counters,
+}
+
+impl<W: World> Pool<W> {
+    /// Links `component` and creates the first instance (so that a component that cannot be
+    /// instantiated at all is a load error, not a failure of the first call).
+    fn new(
+        engine: PluginEngine,
+        spec: &PluginSpec,
+        role: Role,
+        component: &Component,
+    ) -> Result<Self, PluginError> {
+        let load_err = |msg: String| {
+            PluginError::Load(format!(
+                "plugin '{}' ({}): {msg}",
+                spec.name,
+                spec.path.display()
+            ))
+        };
+        let pre = engine
+            .inner
+            .linker
+            .instantiate_pre(component)
+            .and_then(W::pre)
+            .map_err(|e| load_err(format!("cannot link: {e:#}")))?;
+        // +1: the next tick may come at once, so n ticks guarantee at least n-1 periods.
+        let ticks = spec.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) + 1;
+        let pool = Pool {
+            engine,
+            meta: Arc::new(PluginMeta {
+                name: spec.name.as_str().into(),
+                config_json: spec.config_json.clone(),
+            }),
+            role,
+            pre,
+            deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).max(2),
+            memory_limit: spec.memory_limit,
+            idle: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        };
+        let first = pool
+            .instantiate()
+            .map_err(|e| load_err(format!("cannot instantiate: {e}")))?;
+        pool.idle.lock().push(first);
+        Ok(pool)
+    }
+
+    fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    fn instantiate(&self) -> Result<Slot<W>, PluginError> {
+        let state = HostState::new(self.meta.clone(), self.memory_limit);
+        let mut store = Store::new(&self.engine.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Instantiation may run guest code (start functions, constructors): deadline it too.
+        store.set_epoch_deadline(self.deadline_ticks);
+        match W::instantiate(&self.pre, &mut store) {
+            Ok(world) => {
+                self.counters.instances_created.fetch_add(1, Relaxed);
+                Ok(Slot { store, world })
+            }
+            Err(e) => Err(classify(e, &store)),
+        }
+    }
+
+    /// Runs `f` on a pooled instance under the deadline. Every failure is classified,
+    /// counted, logged with the plugin's name, and costs the instance.
+    fn call<R>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> Result<R, CallError>,
+    ) -> Result<R, PluginError> {
+        self.counters.calls.fetch_add(1, Relaxed);
+        let idle = self.idle.lock().pop();
+        let mut slot = match idle {
+            Some(slot) => slot,
+            None => self.instantiate().map_err(|e| {
+                self.counters.instantiation_failures.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    target: "natrium::plugin",
+                    plugin = self.name(),
+                    role = self.role.as_str(),
+                    op,
+                    kind = e.kind(),
+                    "plugin instantiation failed: {e}"
+                );
+                e
+            })?,
+        };
+        slot.store.set_epoch_deadline(self.deadline_ticks);
+        match f(&slot.world, &mut slot.store) {
+            Ok(r) => {
+                let mut idle = self.idle.lock();
+                if idle.len() < MAX_IDLE {
+                    idle.push(slot);
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                let err = match e {
+                    CallError::Wasm(e) => {
+                        tracing::debug!(target: "natrium::plugin", plugin = self.name(), op, "plugin call failed: {e:?}");
+                        classify(e, &slot.store)
+                    }
+                    CallError::Malformed(m) => PluginError::Malformed(m),
+                };
+                drop(slot);
+                self.counters.instances_recycled.fetch_add(1, Relaxed);
+                self.counters.count_error(&err);
+                tracing::warn!(
+                    target: "natrium::plugin",
+                    plugin = self.name(),
+                    role = self.role.as_str(),
+                    op,
+                    kind = err.kind(),
+                    "plugin call failed, instance recycled: {err}"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    fn stats(&self) -> PluginStats {
+        let idle = self.idle.lock().len();
+        self.counters
+            .snapshot(self.name(), self.role.as_str(), idle)
+    }
+}
+
+fn classify(e: wasmtime::Error, store: &Store<HostState>) -> PluginError {
+    if store.data().limiter.hit {
+        return PluginError::OutOfMemory;
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return PluginError::Timeout;
+    }
+    PluginError::Trap(e.root_cause().to_string())
+}
+
+fn malformed<T>(msg: impl Into<String>) -> Result<T, CallError> {
+    Err(CallError::Malformed(msg.into()))
+}
+
+// ---- authorizer ------------------------------------------------------------------------
+
+/// A loaded authorizer. Cheap to clone; calls may run concurrently (one instance each).
+#[derive(Clone)]
+pub struct Authorizer {
+    pool: Arc<Pool<wa::Authorizer>>,
+    spec: Arc<PluginSpec>,
+}
+
+impl Authorizer {
+    pub(crate) fn new(
+        engine: PluginEngine,
+        spec: &PluginSpec,
+        component: &Component,
+    ) -> Result<Self, PluginError> {
+        Ok(Authorizer {
+            pool: Arc::new(Pool::new(engine, spec, Role::Authorizer, component)?),
+            spec: Arc::new(spec.clone()),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    pub fn stats(&self) -> PluginStats {
+        self.pool.stats()
+    }
+
+    /// Runs the authorizer on a blocking-pool thread (it may take up to its deadline, which
+    /// must not stall a tokio worker). Any error means: deny the client (fail closed).
+    pub async fn authorize(&self, request: ConnectRequest) -> Result<Decision, PluginError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.authorize_blocking(&request))
+            .await
+            .unwrap_or_else(|e| Err(PluginError::Trap(format!("authorizer task failed: {e}"))))
+    }
+
+    /// The same, on the calling thread.
+    pub fn authorize_blocking(&self, request: &ConnectRequest) -> Result<Decision, PluginError> {
+        let req = request.into();
+        self.pool.call("authorize", |w, store| {
+            let d = w
+                .natrium_plugin_authorization()
+                .call_authorize(store, &req)?;
+            let d = Decision::from(d);
+            if let Decision::Allow(a) = &d {
+                if a.account.is_empty() {
+                    return malformed("allow with an empty account");
+                }
+                for s in a
+                    .publish
+                    .allow
+                    .iter()
+                    .chain(&a.publish.deny)
+                    .chain(&a.subscribe.allow)
+                    .chain(&a.subscribe.deny)
+                {
+                    if !is_valid_subject(s.as_bytes()) {
+                        return malformed(format!("invalid subject in permissions: {s:?}"));
+                    }
+                }
+            }
+            Ok(d)
+        })
+    }
+}
+
+// ---- mapper ----------------------------------------------------------------------------
+
+type MapCache = FxHashMap<String, FxHashMap<String, Option<String>>>;
+
+/// A loaded mapper. Cheap to clone.
+#[derive(Clone)]
+pub struct Mapper {
+    pool: Arc<Pool<wm::Mapper>>,
+    spec: Arc<PluginSpec>,
+    /// Results per (account, subject), when the guest said it is deterministic.
+    cache: Option<Arc<Mutex<MapCache>>>,
+    cached: Arc<AtomicUsize>,
+}
+
+impl Mapper {
+    pub(crate) fn new(
+        engine: PluginEngine,
+        spec: &PluginSpec,
+        component: &Component,
+    ) -> Result<Self, PluginError> {
+        let pool: Pool<wm::Mapper> = Pool::new(engine, spec, Role::Mapper, component)?;
+        let deterministic = pool
+            .call("deterministic", |w, store| {
+                Ok(w.natrium_plugin_mapping().call_deterministic(store)?)
+            })
+            .map_err(|e| {
+                PluginError::Load(format!(
+                    "plugin '{}' ({}): deterministic() failed: {e}",
+                    spec.name,
+                    spec.path.display()
+                ))
+            })?;
+        Ok(Mapper {
+            pool: Arc::new(pool),
+            spec: Arc::new(spec.clone()),
+            cache: deterministic.then(|| Arc::new(Mutex::new(MapCache::default()))),
+            cached: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    pub fn stats(&self) -> PluginStats {
+        self.pool.stats()
+    }
+
+    /// Whether results are cached (the guest's `deterministic()` said so at load).
+    pub fn is_deterministic(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// The new subject for `subject` published in `account`, or `None` to keep it.
+    pub fn map(&self, account: &str, subject: &str) -> Result<Option<String>, PluginError> {
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.lock().get(account).and_then(|m| m.get(subject)) {
+                self.pool.counters.cache_hits.fetch_add(1, Relaxed);
+                return Ok(hit.clone());
+            }
+        }
+        let mapped = self.pool.call("map", |w, store| {
+            let m = w
+                .natrium_plugin_mapping()
+                .call_map(store, account, subject)?;
+            if let Some(s) = &m {
+                if !is_valid_literal_subject(s.as_bytes()) {
+                    return malformed(format!("map returned an invalid subject: {s:?}"));
+                }
+            }
+            Ok(m)
+        })?;
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock();
+            if self.cached.load(Relaxed) >= MAX_CACHED_MAPPINGS {
+                cache.clear();
+                self.cached.store(0, Relaxed);
+            }
+            let prev = cache
+                .entry(account.to_string())
+                .or_default()
+                .insert(subject.to_string(), mapped.clone());
+            if prev.is_none() {
+                self.cached.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(mapped)
+    }
+}
+
+// ---- transformer -----------------------------------------------------------------------
+
+/// A loaded transformer. Cheap to clone. Calls are synchronous and meant for the
+/// connection's reader task: keep the deadline short (default 5 ms).
+#[derive(Clone)]
+pub struct Transformer {
+    pool: Arc<Pool<wt::Transformer>>,
+    spec: Arc<PluginSpec>,
+}
+
+use super::bindings::transformer::natrium::plugin::types as wty;
+
+impl Transformer {
+    pub(crate) fn new(
+        engine: PluginEngine,
+        spec: &PluginSpec,
+        component: &Component,
+    ) -> Result<Self, PluginError> {
+        Ok(Transformer {
+            pool: Arc::new(Pool::new(engine, spec, Role::Transformer, component)?),
+            spec: Arc::new(spec.clone()),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    pub fn stats(&self) -> PluginStats {
+        self.pool.stats()
+    }
+
+    /// Transforms one message published in `account`.
+    pub fn transform(&self, account: &str, msg: &Message) -> Result<Outcome, PluginError> {
+        let m = wty::Message::from(msg);
+        self.pool.call("transform", |w, store| {
+            let o = w
+                .natrium_plugin_transformation()
+                .call_transform(store, account, &m)?;
+            check_outcome(o.into())
+        })
+    }
+
+    /// Transforms several messages of `account` in one call: one outcome per message, in
+    /// order (a guest that answers with another count is `Malformed`).
+    pub fn transform_batch(
+        &self,
+        account: &str,
+        msgs: &[Message],
+    ) -> Result<Vec<Outcome>, PluginError> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ms: Vec<wty::Message> = msgs.iter().map(Into::into).collect();
+        self.pool.call("transform-batch", |w, store| {
+            let out = w
+                .natrium_plugin_transformation()
+                .call_transform_batch(store, account, &ms)?;
+            if out.len() != ms.len() {
+                return malformed(format!(
+                    "transform-batch returned {} outcomes for {} messages",
+                    out.len(),
+                    ms.len()
+                ));
+            }
+            out.into_iter().map(|o| check_outcome(o.into())).collect()
+        })
+    }
+}
+
+/// A replacement must be deliverable: a literal subject and reply, and headers that cannot
+/// break the `HMSG` framing.
+fn check_outcome(o: Outcome) -> Result<Outcome, CallError> {
+    if let Outcome::Replace(m) = &o {
+        if !is_valid_literal_subject(m.subject.as_bytes()) {
+            return malformed(format!(
+                "replacement has an invalid subject: {:?}",
+                m.subject
+            ));
+        }
+        if let Some(r) = &m.reply {
+            if !is_valid_literal_subject(r.as_bytes()) {
+                return malformed(format!("replacement has an invalid reply subject: {r:?}"));
+            }
+        }
+        for (name, value) in &m.headers {
+            let bad_name = name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| b == b':' || b.is_ascii_whitespace() || b.is_ascii_control());
+            if bad_name || value.bytes().any(|b| b == b'\r' || b == b'\n') {
+                return malformed(format!("replacement has an invalid header: {name:?}"));
+            }
+        }
+    }
+    Ok(o)
+}
