@@ -37,6 +37,7 @@ pub fn route(server: &Server, stats: &ReqStats, req: &Request) -> Response {
         "/varz" => {
             let mut v = varz(server);
             v["http_req_stats"] = json!(*stats.lock());
+            v["plugins"] = serde_json::to_value(server.plugin_stats()).unwrap_or_default();
             Response::json(200, &v)
         }
         "/connz" => Response::json(200, &connz(server, req)),
@@ -373,5 +374,30 @@ fn metrics(server: &Server) -> String {
         "Seconds since the server started.",
         server.start.elapsed().unwrap_or_default().as_secs_f64(),
     );
+    for p in server.plugin_stats() {
+        let e = &p.errors;
+        let labels = format!(
+            "server_id=\"{}\",plugin=\"{}\",role=\"{}\"",
+            server.id, p.name, p.role
+        );
+        let _ = writeln!(out, "natrium_plugin_calls_total{{{labels}}} {}", p.calls);
+        for (kind, n) in [
+            ("trap", e.trap),
+            ("timeout", e.timeout),
+            ("out_of_memory", e.out_of_memory),
+            ("malformed", e.malformed),
+            ("instantiation", e.instantiation),
+        ] {
+            let _ = writeln!(
+                out,
+                "natrium_plugin_errors_total{{{labels},kind=\"{kind}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "natrium_plugin_instances_recycled_total{{{labels}}} {}",
+            p.instances_recycled
+        );
+    }
     out
 }

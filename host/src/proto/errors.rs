@@ -213,3 +213,11 @@ pub fn write_go_quoted(out: &mut BytesMut, s: &[u8]) {
     }
     out.extend_from_slice(b"\"");
 }
+
+/// Prefix of the `-ERR` a publisher gets when a transformer plugin bound with
+/// `on_failure: reject` refuses its message (natrium only; nats-server has no plugins).
+pub const MESSAGE_REJECTED_PREFIX: &str = "Message Rejected: ";
+
+/// Sent when the authorization a client connected with runs out (nats-server's text for an
+/// expired user JWT).
+pub const AUTH_EXPIRED: &str = "User Authentication Expired";

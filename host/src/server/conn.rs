@@ -7,10 +7,14 @@
 //! ```
 
 use super::client::{unix_nanos, Client, CloseReason, Queued, Subscription};
+use super::plugins::{self, PluginSet, Verdict};
 use super::Server;
-use crate::account::{Account, Credentials};
-use crate::auth::permissions::ConnPermissions;
+use crate::account::{Account, AuthOutcome, Credentials};
+use crate::auth::permissions::{
+    ConnPermissions, PermissionSpec, ResponsePermission, SubjectPermission,
+};
 use crate::options::Options;
+use crate::plugin::{ConnectRequest, Decision};
 use crate::proto::{self, errors, ClientOp, Parsed};
 use crate::subject::{self, SubResult};
 use bytes::{Buf, Bytes, BytesMut};
@@ -108,6 +112,11 @@ struct Conn {
     perms: Option<ConnPermissions>,
     /// The nonce sent in INFO, which an NKey user signs.
     nonce: Option<String>,
+    /// The plugins this connection runs, and their generation.
+    plugins: Arc<PluginSet>,
+    plugin_gen: u64,
+    /// When an authorizer's grant ends.
+    expires: Option<tokio::time::Instant>,
     limits: proto::Limits,
     max_pending: usize,
     auth_required: bool,
@@ -196,6 +205,8 @@ impl Batch {
 enum Flow {
     Continue,
     Close(CloseReason),
+    /// CONNECT needs an authorizer plugin's decision before anything else is processed.
+    Authorize(Box<(proto::ConnectOptions, ConnectRequest)>),
 }
 
 impl Conn {
@@ -206,13 +217,15 @@ impl Conn {
         nonce: Option<String>,
     ) -> Self {
         let seed = unix_nanos() ^ client.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (plugin_gen, plugins) = server.plugin_set();
+        let auth_required = server.auth_required(opts);
         Conn {
             limits: proto::Limits {
                 max_control_line: opts.max_control_line as usize,
                 max_payload: opts.max_payload as usize,
             },
             max_pending: opts.max_pending.min(usize::MAX as u64) as usize,
-            auth_required: opts.auth_required(),
+            auth_required,
             connected: false,
             // nats-server's defaults for a client that has not sent CONNECT yet.
             verbose: true,
@@ -229,6 +242,9 @@ impl Conn {
             account: server.accounts.global().clone(),
             perms: None,
             nonce,
+            plugins,
+            plugin_gen,
+            expires: None,
             server,
             client,
         }
@@ -284,6 +300,12 @@ impl Conn {
                     self.end_batch();
                     continue;
                 }
+                _ = expiry(self.expires) => {
+                    tracing::info!("{} - authorization expired", client_label(&self.client));
+                    self.send_err(errors::AUTH_EXPIRED);
+                    self.end_batch();
+                    return CloseReason::AuthenticationExpired;
+                }
                 _ = &mut auth_deadline, if self.auth_required && !self.connected => {
                     tracing::error!("{} - authentication timeout", client_label(&self.client));
                     self.send_err(errors::AUTH_TIMEOUT);
@@ -294,11 +316,25 @@ impl Conn {
             self.client
                 .last_activity
                 .store(unix_nanos(), Ordering::Relaxed);
-            let (consumed, flow) = self.process(&buf);
-            buf.advance(consumed);
-            self.end_batch();
-            if let Flow::Close(reason) = flow {
-                return reason;
+            if self.server.plugin_generation() != self.plugin_gen {
+                (self.plugin_gen, self.plugins) = self.server.plugin_set();
+            }
+            loop {
+                let (consumed, flow) = self.process(&buf);
+                buf.advance(consumed);
+                self.end_batch();
+                match flow {
+                    Flow::Continue => break,
+                    Flow::Close(reason) => return reason,
+                    Flow::Authorize(pending) => {
+                        let (co, request) = *pending;
+                        let flow = self.authorize(co, request).await;
+                        self.end_batch();
+                        if let Flow::Close(reason) = flow {
+                            return reason;
+                        }
+                    }
+                }
             }
             if buf.is_empty() && buf.capacity() > 4 * MAX_READ {
                 buf = BytesMut::new();
@@ -315,8 +351,9 @@ impl Conn {
             match proto::parse(&buf[pos..], &self.limits) {
                 Ok(Parsed::Op { op, consumed }) => {
                     pos += consumed;
-                    if let Flow::Close(r) = self.handle(op) {
-                        return (pos, Flow::Close(r));
+                    match self.handle(op) {
+                        Flow::Continue => {}
+                        stop => return (pos, stop),
                     }
                 }
                 Ok(Parsed::Incomplete { .. }) => break,
@@ -394,30 +431,6 @@ impl Conn {
                 return Flow::Close(CloseReason::ProtocolViolation);
             }
         };
-        let creds = Credentials {
-            user: co.user.as_deref(),
-            pass: co.pass.as_deref(),
-            token: co.auth_token.as_deref(),
-            nkey: co.nkey.as_deref(),
-            sig: co.sig.as_deref(),
-            nonce: self.nonce.as_deref(),
-        };
-        let outcome = match self.server.user_directory().authenticate(&creds) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(
-                    "{} - \"{}:{}:{}\" - authentication error: {e}",
-                    client_label(&self.client),
-                    co.version.as_deref().unwrap_or(""),
-                    co.lang.as_deref().unwrap_or(""),
-                    co.name.as_deref().unwrap_or("")
-                );
-                self.send_err(errors::AUTH_VIOLATION);
-                return Flow::Close(CloseReason::AuthenticationViolation);
-            }
-        };
-        self.enter_account(&outcome.account);
-        self.perms = outcome.permissions.map(ConnPermissions::new);
         if co.protocol > 1 {
             self.send_err(errors::INVALID_CLIENT_PROTOCOL);
             return Flow::Close(CloseReason::ProtocolViolation);
@@ -426,6 +439,113 @@ impl Conn {
             self.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
             return Flow::Close(CloseReason::ProtocolViolation);
         }
+        let creds = Credentials {
+            user: co.user.as_deref(),
+            pass: co.pass.as_deref(),
+            token: co.auth_token.as_deref(),
+            nkey: co.nkey.as_deref(),
+            sig: co.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
+        };
+        let directory = self.server.user_directory();
+        match directory.authenticate(&creds) {
+            Ok(outcome) => self.finish_connect(co, outcome),
+            // Configured users come first; anyone else is the authorizer plugin's to decide.
+            Err(_) if !self.plugins.authorizers.is_empty() => {
+                let nkey_verified = match (&co.nkey, &co.sig, &self.nonce) {
+                    (Some(k), Some(sig), Some(n)) => crate::auth::nkeys::verify_nonce(
+                        k,
+                        crate::auth::nkeys::KeyKind::User,
+                        n,
+                        sig,
+                    )
+                    .is_ok(),
+                    _ => false,
+                };
+                let request = ConnectRequest {
+                    user: co.user.clone(),
+                    pass: co.pass.clone(),
+                    auth_token: co.auth_token.clone(),
+                    jwt: co.jwt.clone(),
+                    nkey: co.nkey.clone(),
+                    nkey_verified,
+                    name: co.name.clone(),
+                    lang: co.lang.clone(),
+                    version: co.version.clone(),
+                    client_ip: self.client.addr.ip().to_string(),
+                    client_port: self.client.addr.port(),
+                    server_name: self.server.name.clone(),
+                    server_id: self.server.id.clone(),
+                    tls: None,
+                };
+                Flow::Authorize(Box::new((co, request)))
+            }
+            Err(e) => self.refuse(&co, &e.to_string()),
+        }
+    }
+
+    fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
+        tracing::error!(
+            "{} - \"{}:{}:{}\" - authentication error: {why}",
+            client_label(&self.client),
+            co.version.as_deref().unwrap_or(""),
+            co.lang.as_deref().unwrap_or(""),
+            co.name.as_deref().unwrap_or("")
+        );
+        self.send_err(errors::AUTH_VIOLATION);
+        Flow::Close(CloseReason::AuthenticationViolation)
+    }
+
+    /// Asks the authorizer plugins in order; the first decision counts, any failure denies.
+    async fn authorize(&mut self, co: proto::ConnectOptions, request: ConnectRequest) -> Flow {
+        let Some(authorizer) = self.plugins.authorizers.first().cloned() else {
+            return self.refuse(&co, "no authorizer");
+        };
+        match authorizer.authorize(request).await {
+            Ok(Decision::Allow(allowed)) => {
+                let spec = plugin_permissions(&allowed);
+                let permissions = if spec.is_empty() {
+                    None
+                } else {
+                    match crate::auth::permissions::Permissions::compile(&spec) {
+                        Ok(p) => Some(Arc::new(p)),
+                        Err(e) => {
+                            let why = format!(
+                                "plugin '{}' returned bad permissions: {e}",
+                                authorizer.name()
+                            );
+                            return self.refuse(&co, &why);
+                        }
+                    }
+                };
+                if let Some(at) = allowed.expires_at {
+                    let left = Duration::from_nanos(at.saturating_sub(unix_nanos()));
+                    if left.is_zero() {
+                        return self.refuse(&co, "authorization already expired");
+                    }
+                    self.expires = Some(tokio::time::Instant::now() + left);
+                }
+                let outcome = AuthOutcome {
+                    account: allowed.account.clone(),
+                    user: Some(allowed.user.clone()),
+                    permissions,
+                };
+                self.finish_connect(co, outcome)
+            }
+            Ok(Decision::Deny(reason)) => {
+                let why = format!("denied by plugin '{}': {reason}", authorizer.name());
+                self.refuse(&co, &why)
+            }
+            Err(e) => {
+                let why = format!("plugin '{}' failed ({}): {e}", authorizer.name(), e.kind());
+                self.refuse(&co, &why)
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, co: proto::ConnectOptions, outcome: AuthOutcome) -> Flow {
+        self.enter_account(&outcome.account);
+        self.perms = outcome.permissions.map(ConnPermissions::new);
         self.connected = true;
         self.verbose = co.verbose;
         self.pedantic = co.pedantic;
@@ -434,10 +554,10 @@ impl Conn {
         self.client.headers.store(co.headers, Ordering::Relaxed);
         {
             let mut meta = self.client.meta.lock();
-            meta.name = co.name.clone().unwrap_or_default();
-            meta.lang = co.lang.clone().unwrap_or_default();
-            meta.version = co.version.clone().unwrap_or_default();
-            meta.user = outcome.user.clone();
+            meta.name = co.name.unwrap_or_default();
+            meta.lang = co.lang.unwrap_or_default();
+            meta.version = co.version.unwrap_or_default();
+            meta.user = outcome.user;
             meta.account = self.account.name.clone();
         }
         self.ok();
@@ -470,7 +590,36 @@ impl Conn {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
         }
         self.ok();
-        self.route(subject, reply, headers, payload);
+        if !self.plugins.on_publish_path() {
+            self.route(subject, reply, headers, payload);
+            return;
+        }
+        let plugins = self.plugins.clone();
+        match plugins::on_publish(
+            &plugins,
+            &self.account.name,
+            subject,
+            reply,
+            headers,
+            payload,
+        ) {
+            Verdict::Unchanged => self.route(subject, reply, headers, payload),
+            Verdict::Rewritten(m) => self.route(
+                m.subject.as_bytes(),
+                m.reply.as_deref().map(str::as_bytes),
+                m.headers.as_deref(),
+                &m.payload,
+            ),
+            Verdict::Drop => {}
+            Verdict::Reject(reason) => {
+                let clean: String = reason
+                    .chars()
+                    .map(|c| if c == '\'' || c.is_control() { ' ' } else { c })
+                    .take(200)
+                    .collect();
+                self.send_err(&format!("{}{clean}", errors::MESSAGE_REJECTED_PREFIX));
+            }
+        }
     }
 
     /// Delivers a message to every matching subscription (one member per queue group).
@@ -681,6 +830,32 @@ impl Conn {
             client_label(&self.client),
             self.client.close_reason().unwrap_or(reason).as_str()
         );
+    }
+}
+
+/// Resolves at the authorization's expiry; never when there is none.
+async fn expiry(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An authorizer's permissions in the configuration's terms (empty allow = all not denied).
+fn plugin_permissions(a: &crate::plugin::Allowed) -> PermissionSpec {
+    let side = |p: &crate::plugin::Permission| {
+        (!p.allow.is_empty() || !p.deny.is_empty()).then(|| SubjectPermission {
+            allow: (!p.allow.is_empty()).then(|| p.allow.clone()),
+            deny: (!p.deny.is_empty()).then(|| p.deny.clone()),
+        })
+    };
+    PermissionSpec {
+        publish: side(&a.publish),
+        subscribe: side(&a.subscribe),
+        response: a.allow_responses.as_ref().map(|r| ResponsePermission {
+            max_msgs: i64::from(r.max_msgs),
+            expires: Duration::from_millis(r.expires_ms),
+        }),
     }
 }
 

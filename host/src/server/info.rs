@@ -45,7 +45,7 @@ fn base(server: &Server, opts: &Options) -> Map<String, Value> {
     m.insert("host".into(), json!(opts.host));
     m.insert("port".into(), json!(port));
     m.insert("headers".into(), json!(true));
-    if opts.auth_required() {
+    if server.auth_required(opts) {
         m.insert("auth_required".into(), json!(true));
     }
     if let Some(tls) = &opts.tls {

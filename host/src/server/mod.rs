@@ -9,6 +9,7 @@
 mod client;
 mod conn;
 mod info;
+mod plugins;
 
 pub use client::{Client, CloseReason, ConnMeta, Subscription};
 
@@ -62,6 +63,10 @@ pub struct Server {
     pub start: SystemTime,
     pub accounts: Accounts,
     pub(crate) users: RwLock<Arc<UserDirectory>>,
+    /// The loaded plugins; connections pick up a new set when `plugin_gen` changes.
+    plugins: RwLock<Arc<plugins::PluginSet>>,
+    plugin_gen: AtomicU64,
+    plugin_engine: Mutex<Option<crate::plugin::PluginEngine>>,
     clients: Mutex<FxHashMap<u64, Arc<Client>>>,
     next_cid: AtomicU64,
     pub stats: Stats,
@@ -90,6 +95,8 @@ impl Server {
         for name in &opts.accounts {
             accounts.get_or_create(name);
         }
+        let mut engine = None;
+        let plugin_set = plugins::PluginSet::load(&opts, &mut engine)?;
         let id = info::new_server_id();
         let name = if opts.server_name.is_empty() {
             id.clone()
@@ -105,6 +112,9 @@ impl Server {
             start: SystemTime::now(),
             accounts,
             users: RwLock::new(Arc::new(users)),
+            plugins: RwLock::new(Arc::new(plugin_set)),
+            plugin_gen: AtomicU64::new(0),
+            plugin_engine: Mutex::new(engine),
             clients: Mutex::new(FxHashMap::default()),
             next_cid: AtomicU64::new(1),
             stats: Stats::default(),
@@ -153,6 +163,26 @@ impl Server {
 
     pub(crate) fn user_directory(&self) -> Arc<UserDirectory> {
         self.users.read().clone()
+    }
+
+    /// The current plugin set and its generation.
+    pub(crate) fn plugin_set(&self) -> (u64, Arc<plugins::PluginSet>) {
+        let set = self.plugins.read().clone();
+        (self.plugin_gen.load(Ordering::Acquire), set)
+    }
+
+    pub(crate) fn plugin_generation(&self) -> u64 {
+        self.plugin_gen.load(Ordering::Acquire)
+    }
+
+    /// Per-plugin call and failure counters, for /varz and /metrics.
+    pub fn plugin_stats(&self) -> Vec<crate::plugin::PluginStats> {
+        self.plugins.read().stats()
+    }
+
+    /// Clients must authenticate: configured users or tokens, or an authorizer plugin.
+    pub fn auth_required(&self, opts: &Options) -> bool {
+        opts.auth_required() || !self.plugins.read().authorizers.is_empty()
     }
 
     pub fn is_lame_duck(&self) -> bool {
@@ -433,6 +463,12 @@ impl Server {
         };
         let users = UserDirectory::from_options(&new)
             .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
+        let plugin_set = {
+            let mut engine = self.plugin_engine.lock().take();
+            let loaded = plugins::PluginSet::load(&new, &mut engine);
+            *self.plugin_engine.lock() = engine;
+            loaded?
+        };
         for name in &new.accounts {
             self.accounts.get_or_create(name);
         }
@@ -453,6 +489,7 @@ impl Server {
         next.users = new.users;
         next.accounts = new.accounts;
         next.no_auth_user = new.no_auth_user;
+        next.plugins = new.plugins;
         next.debug = new.debug;
         next.trace = new.trace;
         next.lame_duck_duration = new.lame_duck_duration;
@@ -461,6 +498,8 @@ impl Server {
         *cur = Arc::new(next);
         *self.tls.write() = tls;
         *self.users.write() = Arc::new(users);
+        *self.plugins.write() = Arc::new(plugin_set);
+        self.plugin_gen.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
