@@ -67,6 +67,9 @@ pub(crate) struct Outbound {
     pub closed: Option<CloseReason>,
     pub out_msgs: u64,
     pub out_bytes: u64,
+    /// Reply subjects of requests delivered to a client with `allow_responses`, waiting for
+    /// its reader task to record them (see `Client::tracks_replies`).
+    pub new_replies: Vec<Box<[u8]>>,
 }
 
 /// What the client declared in CONNECT, kept for monitoring.
@@ -92,6 +95,9 @@ pub struct Client {
     pub(crate) wake_reader: Notify,
     /// Whether the client understands HMSG (CONNECT `headers`).
     pub(crate) headers: AtomicBool,
+    /// Whether the client's permissions have `allow_responses`: then the reply subjects of
+    /// messages delivered to it are remembered so it may publish responses to them.
+    pub(crate) tracks_replies: AtomicBool,
     pub(crate) subs: Mutex<FxHashMap<Bytes, Arc<Subscription>>>,
     pub(crate) meta: Mutex<ConnMeta>,
     pub(crate) in_msgs: AtomicU64,
@@ -123,10 +129,12 @@ impl Client {
                 closed: None,
                 out_msgs: 0,
                 out_bytes: 0,
+                new_replies: Vec::new(),
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
             headers: AtomicBool::new(false),
+            tracks_replies: AtomicBool::new(false),
             subs: Mutex::new(FxHashMap::default()),
             meta: Mutex::new(ConnMeta::default()),
             in_msgs: AtomicU64::new(0),
@@ -201,6 +209,11 @@ impl Client {
         buf.extend_from_slice(b"\r\n");
         out.out_msgs += 1;
         out.out_bytes += (hdr_len + payload.len()) as u64;
+        if let Some(r) = reply {
+            if self.tracks_replies.load(Ordering::Relaxed) && out.new_replies.len() < 4096 {
+                out.new_replies.push(r.into());
+            }
+        }
         let first = !out.flush_pending;
         out.flush_pending = true;
         Queued::Yes { first }

@@ -546,6 +546,11 @@ impl Conn {
     fn finish_connect(&mut self, co: proto::ConnectOptions, outcome: AuthOutcome) -> Flow {
         self.enter_account(&outcome.account);
         self.perms = outcome.permissions.map(ConnPermissions::new);
+        let tracks = self
+            .perms
+            .as_ref()
+            .is_some_and(|p| p.permissions().response().is_some());
+        self.client.tracks_replies.store(tracks, Ordering::Relaxed);
         self.connected = true;
         self.verbose = co.verbose;
         self.pedantic = co.pedantic;
@@ -574,8 +579,15 @@ impl Conn {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         if let Some(perms) = &mut self.perms {
+            let now = std::time::Instant::now();
+            if perms.permissions().response().is_some() {
+                let replies = std::mem::take(&mut self.client.out.lock().new_replies);
+                for r in replies {
+                    perms.track_reply(&r, now);
+                }
+            }
             let mut err = BytesMut::new();
-            if !perms.check_publish(subject, std::time::Instant::now(), &mut err) {
+            if !perms.check_publish(subject, now, &mut err) {
                 tracing::debug!(
                     "{} - publish permission violation: {}",
                     client_label(&self.client),

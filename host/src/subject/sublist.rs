@@ -27,12 +27,15 @@ impl<T> SubResult<T> {
     }
 }
 
+/// A queue group at one node: its name and members.
+type QueueGroup<T> = (Box<[u8]>, Vec<Arc<T>>);
+
 struct Node<T> {
     literal: FxHashMap<Box<[u8]>, Node<T>>,
     pwc: Option<Box<Node<T>>>,
     fwc: Option<Box<Node<T>>>,
     psubs: Vec<Arc<T>>,
-    qsubs: Vec<(Box<[u8]>, Vec<Arc<T>>)>,
+    qsubs: Vec<QueueGroup<T>>,
 }
 
 impl<T> Default for Node<T> {

@@ -222,3 +222,37 @@ async fn no_auth_user_places_anonymous_clients() -> Result<()> {
     ensure!(got.payload == "anon");
     Ok(())
 }
+
+#[tokio::test]
+async fn allow_responses_lets_a_service_answer_only_the_requests_it_received() -> Result<()> {
+    let server = TestServer::with_config(
+        r#"
+        accounts {
+          S: { users: [
+            { user: svc, password: ps, permissions: { subscribe: "service", allow_responses: true } }
+            { user: cli, password: pc }
+          ] }
+        }
+        "#,
+    )?;
+    let mut svc = raw_login(&server, "svc", "ps").await?;
+    svc.send("SUB service 1\r\nPING\r\n").await?;
+    svc.expect("PONG\r\n").await?;
+    let mut cli = raw_login(&server, "cli", "pc").await?;
+    cli.send("SUB reply.1 9\r\nPUB service reply.1 3\r\nreq\r\nPING\r\n")
+        .await?;
+    cli.expect("PONG\r\n").await?;
+    svc.expect("MSG service 1 reply.1 3\r\nreq\r\n").await?;
+
+    // The first response is allowed, a second one is not (max 1), nor any other subject.
+    svc.send("PUB reply.1 3\r\nres\r\nPING\r\n").await?;
+    svc.expect("PONG\r\n").await?;
+    cli.expect("MSG reply.1 9 3\r\nres\r\n").await?;
+    svc.send("PUB reply.1 3\r\nres\r\nPING\r\n").await?;
+    svc.expect("-ERR 'Permissions Violation for Publish to \"reply.1\"'\r\nPONG\r\n")
+        .await?;
+    svc.send("PUB elsewhere 1\r\nx\r\nPING\r\n").await?;
+    svc.expect("-ERR 'Permissions Violation for Publish to \"elsewhere\"'\r\nPONG\r\n")
+        .await?;
+    Ok(())
+}
