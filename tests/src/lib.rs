@@ -142,6 +142,42 @@ pub fn cert(name: &str) -> String {
     certs_dir().join(name).display().to_string()
 }
 
+/// The workspace root (the directory above this crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A built Wasm plugin component: `target/plugins/<name>.wasm` (the example plugins, built by
+/// `plugins/build.sh`; `$NATRIUM_PLUGIN_OUT` if that is set) or
+/// `target/test-guests/<name>.wasm` (the hostile and well-behaved test guests, built by
+/// `tests/guests/build.sh`), both at the workspace root. Fails, saying how to build them,
+/// when the component is missing: a plugin test must never pass without its plugin.
+pub fn plugin_path(name: &str) -> Result<PathBuf> {
+    let root = workspace_root();
+    let mut dirs = Vec::new();
+    if let Some(out) = std::env::var_os("NATRIUM_PLUGIN_OUT").filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(out));
+    }
+    dirs.push(root.join("target").join("plugins"));
+    dirs.push(root.join("target").join("test-guests"));
+    let file = format!("{name}.wasm");
+    for d in &dirs {
+        let cand = d.join(&file);
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    bail!(
+        "the Wasm component {file} was not found (looked in {}): run plugins/build.sh and \
+         tests/guests/build.sh (or ./scripts/test, which runs both)",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Accumulates a child's output and wakes waiters on each new line.
 #[derive(Default)]
 struct LogBuf {
@@ -221,6 +257,7 @@ pub struct TestServer {
     port: u16,
     monitor_port: Option<u16>,
     dir: tempfile::TempDir,
+    startup_timeout: Duration,
 }
 
 impl TestServer {
@@ -241,12 +278,24 @@ impl TestServer {
 
     /// Like [`with_config`](Self::with_config) with extra command-line args.
     pub fn with_config_and_args(conf: &str, args: &[&str]) -> Result<Self> {
+        Self::with_config_args_and_timeout(conf, args, STARTUP_TIMEOUT)
+    }
+
+    /// Like [`with_config_and_args`](Self::with_config_and_args), waiting up to
+    /// `startup_timeout` (instead of [`STARTUP_TIMEOUT`]) for the server to become ready, on
+    /// this start and on every [`restart`](Self::restart): for servers that do slow work
+    /// before listening, such as compiling a large Wasm plugin.
+    pub fn with_config_args_and_timeout(
+        conf: &str,
+        args: &[&str],
+        startup_timeout: Duration,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for the server")?;
         let path = dir.path().join("server.conf");
         std::fs::write(&path, conf).with_context(|| format!("writing {}", path.display()))?;
         let mut all = vec!["-c".to_string(), path.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        Self::start_in(server_bin()?, dir, all)
+        Self::start_in_with_timeout(server_bin()?, dir, all, startup_timeout)
     }
 
     /// Starts a specific server binary (e.g. the reference nats-server for
@@ -261,6 +310,15 @@ impl TestServer {
     }
 
     fn start_in(bin: PathBuf, dir: tempfile::TempDir, args: Vec<String>) -> Result<Self> {
+        Self::start_in_with_timeout(bin, dir, args, STARTUP_TIMEOUT)
+    }
+
+    fn start_in_with_timeout(
+        bin: PathBuf,
+        dir: tempfile::TempDir,
+        args: Vec<String>,
+        startup_timeout: Duration,
+    ) -> Result<Self> {
         let mut s = TestServer {
             bin,
             args,
@@ -269,6 +327,7 @@ impl TestServer {
             port: 0,
             monitor_port: None,
             dir,
+            startup_timeout,
         };
         s.spawn(None)?;
         Ok(s)
@@ -295,7 +354,8 @@ impl TestServer {
         }
         self.child = Some(child);
 
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let startup_timeout = self.startup_timeout;
+        let deadline = Instant::now() + startup_timeout;
         loop {
             let ready = self.logs.wait_for(from, Duration::from_millis(100), |t| {
                 t.contains(READY_MARKER) && t.contains(LISTENING_MARKER)
@@ -318,7 +378,7 @@ impl TestServer {
             if Instant::now() >= deadline {
                 bail!(
                     "server {} {:?} did not log `{READY_MARKER}` and `{LISTENING_MARKER}...` \
-                     within {STARTUP_TIMEOUT:?}; output so far:\n{}",
+                     within {startup_timeout:?}; output so far:\n{}",
                     self.bin.display(),
                     self.args,
                     self.logs.snapshot()

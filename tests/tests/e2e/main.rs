@@ -16,6 +16,8 @@ mod differential;
 mod lifecycle;
 mod limits;
 mod monitor;
+mod operator;
+mod plugins;
 mod pubsub;
 mod python;
 mod raw;
