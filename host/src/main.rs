@@ -71,13 +71,16 @@ fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 /// SIGINT/SIGTERM: graceful shutdown. SIGHUP: reload the configuration file.
-/// SIGUSR2: lame-duck mode.
+/// SIGUSR2: lame-duck mode. SIGUSR1: acknowledged (log reopen).
 fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut usr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
+    // SIGUSR1 (`--signal reopen`) must not kill the server; log files are opened in append
+    // mode, so rotation tools that copy-truncate keep working.
+    let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -90,6 +93,9 @@ fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
                     server.shutdown();
                 }
                 _ = hup.recv() => reload(&server),
+                _ = usr1.recv() => {
+                    tracing::info!("Trapped \"user defined signal 1\": log file reopen is not needed (append mode)");
+                }
                 _ = usr2.recv() => {
                     tokio::spawn(server.clone().lame_duck());
                 }

@@ -51,8 +51,16 @@ pub struct Options {
     pub accounts: Vec<String>,
     /// The user a client without credentials is treated as (`no_auth_user`).
     pub no_auth_user: Option<String>,
-    /// `system_account` (default `$SYS`).
+    /// `system_account` (default `$SYS`; in operator mode an account public key, or the
+    /// operator JWT's `system_account` when left at the default).
     pub system_account: String,
+    /// Trusted operator JWTs (`operator`/`operators`, read from files or given inline), as
+    /// encoded tokens. Non-empty means operator (decentralized JWT) mode.
+    pub operator: Vec<String>,
+    /// `resolver`: where account JWTs come from in operator mode.
+    pub resolver: Option<ResolverSpec>,
+    /// `resolver_preload`: account public key → account JWT, in the order written.
+    pub resolver_preload: Vec<(String, String)>,
 
     pub tls: Option<TlsOptions>,
 
@@ -95,6 +103,23 @@ pub struct UserSpec {
     /// The account the user belongs to; empty means `$G`.
     pub account: String,
     pub permissions: Option<crate::auth::permissions::PermissionSpec>,
+}
+
+/// The account resolver of operator mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolverSpec {
+    /// `resolver: MEMORY`: account JWTs from `resolver_preload` (and live updates), kept in
+    /// memory.
+    Memory,
+    /// `resolver { type: full|cache, dir: ... }`: account JWTs stored as `<dir>/<KEY>.jwt`.
+    Dir {
+        dir: PathBuf,
+        /// `type: cache` (natrium treats it like `full`, without eviction).
+        cache: bool,
+        allow_delete: bool,
+        /// `limit`: maximum number of stored JWTs (0 = nats-server's default).
+        limit: i64,
+    },
 }
 
 /// `tls {}` block / `--tls*` flags.
@@ -152,6 +177,9 @@ impl Default for Options {
             accounts: Vec::new(),
             no_auth_user: None,
             system_account: "$SYS".to_string(),
+            operator: Vec::new(),
+            resolver: None,
+            resolver_preload: Vec::new(),
             tls: None,
             log_file: None,
             debug: false,
@@ -175,6 +203,9 @@ impl Default for Options {
 impl Options {
     /// True when a client must authenticate before anything else.
     pub fn auth_required(&self) -> bool {
-        self.username.is_some() || self.auth_token.is_some() || !self.users.is_empty()
+        self.username.is_some()
+            || self.auth_token.is_some()
+            || !self.users.is_empty()
+            || !self.operator.is_empty()
     }
 }

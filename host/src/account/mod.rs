@@ -4,8 +4,11 @@
 //! Clients that authenticate without naming an account land in the global account `$G`;
 //! `$SYS` is the system account.
 
+pub mod operator;
+pub mod system;
 mod users;
 
+pub use operator::{JwtIdentity, OperatorMode};
 pub use users::{AuthError, AuthOutcome, Credentials, UserDirectory};
 
 use crate::server::Subscription;

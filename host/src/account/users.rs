@@ -1,6 +1,7 @@
 //! Who may connect, and where they land: the users, NKeys and tokens from the configuration,
 //! checked against a client's CONNECT.
 
+use super::operator::{JwtIdentity, OperatorMode};
 use super::GLOBAL_ACCOUNT;
 use crate::auth::nkeys::{self, KeyKind};
 use crate::auth::password::Password;
@@ -18,11 +19,19 @@ pub struct Credentials<'a> {
     pub nkey: Option<&'a str>,
     pub sig: Option<&'a str>,
     pub nonce: Option<&'a str>,
+    /// CONNECT `jwt` (operator mode).
+    pub jwt: Option<&'a str>,
+    /// The client's address (for a user JWT's `src`).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 impl Credentials<'_> {
     fn is_empty(&self) -> bool {
-        self.user.is_none() && self.pass.is_none() && self.token.is_none() && self.nkey.is_none()
+        self.user.is_none()
+            && self.pass.is_none()
+            && self.token.is_none()
+            && self.nkey.is_none()
+            && self.jwt.is_none()
     }
 }
 
@@ -33,6 +42,10 @@ pub struct AuthOutcome {
     /// User name (or NKey) for logs and monitoring.
     pub user: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
+    /// When the authorization ends (unix nanoseconds): a user JWT's `exp`.
+    pub expires_at: Option<u64>,
+    /// Set for users authenticated by a user JWT (operator mode).
+    pub jwt_user: Option<JwtIdentity>,
 }
 
 /// Why a client was refused; the client only ever sees 'Authorization Violation'.
@@ -48,6 +61,8 @@ pub enum AuthError {
     UnknownNkey(String),
     #[error("nkey signature invalid: {0}")]
     BadSignature(String),
+    #[error("{0}")]
+    Jwt(String),
 }
 
 struct Entry {
@@ -63,6 +78,8 @@ pub struct UserDirectory {
     token: Option<String>,
     single: Option<(String, Password)>,
     no_auth_user: Option<String>,
+    /// Operator mode: users come from JWTs, not from the configuration.
+    operator: Option<Arc<OperatorMode>>,
 }
 
 fn compile(spec: &Option<PermissionSpec>) -> Result<Option<Arc<Permissions>>, String> {
@@ -80,6 +97,7 @@ impl UserDirectory {
         let mut dir = UserDirectory {
             token: opts.auth_token.clone(),
             no_auth_user: opts.no_auth_user.clone(),
+            operator: OperatorMode::from_options(opts)?,
             ..Default::default()
         };
         if let Some(u) = &opts.username {
@@ -112,6 +130,8 @@ impl UserDirectory {
                 account,
                 user: Some(nkey.clone()),
                 permissions,
+                expires_at: None,
+                jwt_user: None,
             };
             if self.by_nkey.insert(nkey.clone(), outcome).is_some() {
                 return Err(format!("duplicate nkey {nkey}"));
@@ -131,6 +151,8 @@ impl UserDirectory {
                 account,
                 user: Some(name.clone()),
                 permissions,
+                expires_at: None,
+                jwt_user: None,
             },
         };
         if self.by_name.insert(name.clone(), entry).is_some() {
@@ -139,8 +161,14 @@ impl UserDirectory {
         Ok(())
     }
 
+    /// The operator-mode state (trusted operators and account resolver), if configured.
+    pub fn operator(&self) -> Option<&Arc<OperatorMode>> {
+        self.operator.as_ref()
+    }
+
     pub fn auth_required(&self) -> bool {
-        self.token.is_some()
+        self.operator.is_some()
+            || self.token.is_some()
             || self.single.is_some()
             || !self.by_name.is_empty()
             || !self.by_nkey.is_empty()
@@ -148,16 +176,15 @@ impl UserDirectory {
 
     /// NKey users need a nonce in INFO to sign.
     pub fn needs_nonce(&self) -> bool {
-        !self.by_nkey.is_empty()
+        self.operator.is_some() || !self.by_nkey.is_empty()
     }
 
     pub fn authenticate(&self, c: &Credentials<'_>) -> Result<AuthOutcome, AuthError> {
+        if let Some(op) = &self.operator {
+            return op.authenticate(c);
+        }
         if !self.auth_required() {
-            return Ok(AuthOutcome {
-                account: GLOBAL_ACCOUNT.to_string(),
-                user: None,
-                permissions: None,
-            });
+            return Ok(global(None));
         }
         if let Some(nkey) = c.nkey {
             if !self.by_nkey.is_empty() {
@@ -213,6 +240,8 @@ fn global(user: Option<&str>) -> AuthOutcome {
         account: GLOBAL_ACCOUNT.to_string(),
         user: user.map(str::to_string),
         permissions: None,
+        expires_at: None,
+        jwt_user: None,
     }
 }
 

@@ -647,7 +647,7 @@ fn unsupported_features_are_recorded() {
     let o = opts(
         "accounts {\n A: { users: [{user: a, password: b}] }\n}\nleafnodes { port: 7422 }\n\
          websocket { port: 8080 }\nmqtt { port: 1883 }\ngateway { name: g }\nsystem_account: SYS\n\
-         no_auth_user: a\noperator: op.jwt\nresolver: MEMORY\nmappings { a: b }",
+         no_auth_user: a\nmappings { a: b }",
     );
     let keys: Vec<&str> = o
         .unsupported
@@ -656,15 +656,7 @@ fn unsupported_features_are_recorded() {
         .collect();
     assert_eq!(
         keys,
-        [
-            "leafnodes",
-            "websocket",
-            "mqtt",
-            "gateway",
-            "operator",
-            "resolver",
-            "mappings"
-        ]
+        ["leafnodes", "websocket", "mqtt", "gateway", "mappings"]
     );
     assert_eq!(o.unsupported[0], "leafnodes (t.conf:4)");
 }
@@ -836,4 +828,68 @@ fn plugin_errors_have_positions() {
         assert!(e.starts_with(pos), "{text:?}: {e}");
         assert!(e.contains(msg), "{text:?}: {e}");
     }
+}
+
+#[test]
+fn operator_mode_settings() {
+    use crate::auth::jwt::{encode, AccountClaims, OperatorClaims};
+    use crate::options::ResolverSpec;
+    let op = ::nkeys::KeyPair::new_operator();
+    let acc = ::nkeys::KeyPair::new_account();
+    let op_jwt = encode(&mut OperatorClaims::new(&op.public_key()), &op).expect("jwt");
+    let acc_jwt = encode(&mut AccountClaims::new(&acc.public_key()), &op).expect("jwt");
+    let o = opts(&format!(
+        "operator: \"{op_jwt}\"\nresolver: MEMORY\nresolver_preload {{\n {}: \"{acc_jwt}\"\n}}\n",
+        acc.public_key()
+    ));
+    assert_eq!(o.operator, vec![op_jwt.clone()]);
+    assert_eq!(o.resolver, Some(ResolverSpec::Memory));
+    assert_eq!(
+        o.resolver_preload,
+        vec![(acc.public_key(), acc_jwt.clone())]
+    );
+    assert!(o.auth_required());
+    assert!(validate(&o).is_ok());
+
+    let o = opts(&format!(
+        "operator: [\"{op_jwt}\"]\nresolver {{ type: full, dir: \"./jwt\", allow_delete: true }}"
+    ));
+    assert_eq!(
+        o.resolver,
+        Some(ResolverSpec::Dir {
+            dir: "./jwt".into(),
+            cache: false,
+            allow_delete: true,
+            limit: 0
+        })
+    );
+
+    let e = err(&format!("operator: \"{op_jwt}\"\nresolver: FOO"));
+    assert!(
+        e.contains("t.conf:2") && e.contains("error parsing account resolver"),
+        "{e}"
+    );
+    let e = err("operator: \"nope.jwt\"\nresolver: MEMORY");
+    assert!(
+        e.contains("t.conf:1") && e.contains("error parsing operator JWT"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "operator: \"{op_jwt}\"\nresolver {{ type: full }}"
+    ));
+    assert!(e.contains("dir has no value"), "{e}");
+    let e = err(&format!(
+        "resolver: MEMORY\nresolver_preload {{ {}: \"{acc_jwt}\" }}",
+        ::nkeys::KeyPair::new_account().public_key()
+    ));
+    assert!(e.contains("preload account error"), "{e}");
+    // In operator mode users and accounts come from JWTs only.
+    let o = opts(&format!(
+        "operator: \"{op_jwt}\"\nresolver: MEMORY\naccounts {{ A {{ users: [{{user: a}}] }} }}"
+    ));
+    assert!(validate(&o).is_err());
+    let o = opts(&format!("operator: \"{op_jwt}\""));
+    assert!(validate(&o)
+        .err()
+        .is_some_and(|e| e.to_string().contains("account resolver")));
 }

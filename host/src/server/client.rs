@@ -81,6 +81,8 @@ pub struct ConnMeta {
     pub user: Option<String>,
     pub account: String,
     pub tls_version: Option<String>,
+    /// Operator mode: the user JWT's identity, re-checked when its account is updated.
+    pub jwt_user: Option<crate::account::JwtIdentity>,
 }
 
 /// Per-client state shared between its own tasks, publishers and monitoring.

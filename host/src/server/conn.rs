@@ -446,6 +446,8 @@ impl Conn {
             nkey: co.nkey.as_deref(),
             sig: co.sig.as_deref(),
             nonce: self.nonce.as_deref(),
+            jwt: co.jwt.as_deref(),
+            ip: Some(self.client.addr.ip()),
         };
         let directory = self.server.user_directory();
         match directory.authenticate(&creds) {
@@ -529,6 +531,8 @@ impl Conn {
                     account: allowed.account.clone(),
                     user: Some(allowed.user.clone()),
                     permissions,
+                    expires_at: None,
+                    jwt_user: None,
                 };
                 self.finish_connect(co, outcome)
             }
@@ -544,6 +548,10 @@ impl Conn {
     }
 
     fn finish_connect(&mut self, co: proto::ConnectOptions, outcome: AuthOutcome) -> Flow {
+        if let Some(at) = outcome.expires_at {
+            let left = Duration::from_nanos(at.saturating_sub(unix_nanos()));
+            self.expires = Some(tokio::time::Instant::now() + left);
+        }
         self.enter_account(&outcome.account);
         self.perms = outcome.permissions.map(ConnPermissions::new);
         let tracks = self
@@ -564,6 +572,7 @@ impl Conn {
             meta.version = co.version.unwrap_or_default();
             meta.user = outcome.user;
             meta.account = self.account.name.clone();
+            meta.jwt_user = outcome.jwt_user;
         }
         self.ok();
         Flow::Continue
@@ -596,6 +605,10 @@ impl Conn {
                 self.send(&err);
                 return;
             }
+        }
+        let (server, account) = (&self.server, &self.account);
+        if crate::account::system::handle_request(server, account, subject, reply, payload) {
+            return self.ok();
         }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
         if self.pedantic && !subject::is_valid_literal_subject(subject) {

@@ -11,6 +11,7 @@ mod conn;
 mod info;
 mod plugins;
 
+pub(crate) use client::Queued;
 pub use client::{Client, CloseReason, ConnMeta, Subscription};
 
 use crate::account::{Accounts, UserDirectory};

@@ -111,3 +111,13 @@ async fn lame_duck_mode_stops_accepting_then_closes_clients_and_exits() -> Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn sigusr1_log_reopen_does_not_stop_the_server() -> Result<()> {
+    let server = TestServer::start(&[])?;
+    signal(&server, "USR1")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let c = connect_with(&server.url(), ConnectOptions::new()).await?;
+    sync(&c).await?;
+    Ok(())
+}

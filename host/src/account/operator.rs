@@ -1,0 +1,382 @@
+//! Operator mode (decentralized JWT auth): the trusted operators, the account resolver, and
+//! the authentication of users that present a user JWT signed (via its account) by a trusted
+//! operator.
+//!
+//! A client lands in the account named by the account's public key. Account JWTs come from
+//! the resolver: `MEMORY` (from `resolver_preload`, plus live updates kept in memory) or a
+//! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
+
+use super::users::{AuthError, AuthOutcome, Credentials};
+use crate::auth::jwt::{self, AccountClaims, ClientInfo, OperatorClaims};
+use crate::auth::nkeys::{self, KeyKind};
+use crate::auth::permissions::Permissions;
+use crate::options::{Options, ResolverSpec};
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Who a JWT-authenticated connection is, kept so that account updates can re-check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtIdentity {
+    /// User public key (the user JWT's `sub`).
+    pub user: String,
+    /// Account public key.
+    pub account: String,
+    /// The key that signed the user JWT (the account or one of its signing keys).
+    pub issuer: String,
+    /// The user JWT's `iat`, for revocations.
+    pub issued_at: i64,
+}
+
+/// Where account JWTs live.
+enum Store {
+    Memory(RwLock<FxHashMap<String, String>>),
+    Dir {
+        dir: PathBuf,
+        allow_delete: bool,
+        /// Serializes writers (readers only see whole files: writes go through a rename).
+        write: parking_lot::Mutex<()>,
+    },
+}
+
+/// Why an account JWT update was refused; `message` is nats-server's wording.
+#[derive(Debug)]
+pub struct UpdateError {
+    pub account: String,
+    pub message: &'static str,
+    pub error: String,
+}
+
+pub struct OperatorMode {
+    operators: Vec<OperatorClaims>,
+    /// The system account's public key, if any.
+    system_account: Option<String>,
+    store: Store,
+}
+
+impl OperatorMode {
+    /// `None` unless operators are configured.
+    pub fn from_options(opts: &Options) -> Result<Option<Arc<OperatorMode>>, String> {
+        if opts.operator.is_empty() {
+            return Ok(None);
+        }
+        let now = jwt::now_unix();
+        let mut operators = Vec::with_capacity(opts.operator.len());
+        for token in &opts.operator {
+            let op = jwt::decode_operator(token).map_err(|e| format!("operator JWT: {e}"))?;
+            jwt::validate_operator(&op, now)
+                .map_err(|e| format!("operator {}: {e}", op.claims.sub))?;
+            operators.push(op);
+        }
+        let system_account = if opts.system_account != super::SYSTEM_ACCOUNT {
+            Some(opts.system_account.clone())
+        } else {
+            operators
+                .iter()
+                .map(|o| o.nats.system_account.clone())
+                .find(|s| !s.is_empty())
+        };
+        let store = match &opts.resolver {
+            None => return Err("operators require an account resolver to be configured".into()),
+            Some(ResolverSpec::Memory) => Store::Memory(RwLock::new(FxHashMap::default())),
+            Some(ResolverSpec::Dir {
+                dir, allow_delete, ..
+            }) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("resolver dir {}: {e}", dir.display()))?;
+                Store::Dir {
+                    dir: dir.clone(),
+                    allow_delete: *allow_delete,
+                    write: parking_lot::Mutex::new(()),
+                }
+            }
+        };
+        let mode = OperatorMode {
+            operators,
+            system_account,
+            store,
+        };
+        for (key, token) in &opts.resolver_preload {
+            // A preload never replaces a newer JWT the directory already has.
+            mode.save_if_newer(key, token)
+                .map_err(|e| format!("preload account error for {key:?}: {e}"))?;
+        }
+        Ok(Some(Arc::new(mode)))
+    }
+
+    pub fn system_account(&self) -> Option<&str> {
+        self.system_account.as_deref()
+    }
+
+    pub fn operators(&self) -> &[OperatorClaims] {
+        &self.operators
+    }
+
+    /// The stored JWT of `account`, as stored.
+    pub fn lookup(&self, account: &str) -> Option<String> {
+        if !nkeys::is_valid_public_key(account, KeyKind::Account) {
+            return None;
+        }
+        match &self.store {
+            Store::Memory(m) => m.read().get(account).cloned(),
+            Store::Dir { dir, .. } => std::fs::read_to_string(dir.join(format!("{account}.jwt")))
+                .ok()
+                .map(|s| s.trim().to_string()),
+        }
+    }
+
+    /// The account's claims, decoded and checked against the trusted operators.
+    pub fn account_claims(&self, account: &str) -> Result<AccountClaims, String> {
+        let token = self
+            .lookup(account)
+            .ok_or_else(|| format!("account {account} not found"))?;
+        let claims = jwt::decode_account(&token).map_err(|e| format!("account JWT: {e}"))?;
+        if claims.claims.sub != account {
+            return Err(format!(
+                "account JWT stored for {account} is for {}",
+                claims.claims.sub
+            ));
+        }
+        jwt::validate_account(&self.operators, &claims, jwt::now_unix())
+            .map_err(|e| format!("account {account}: {e}"))?;
+        Ok(claims)
+    }
+
+    /// Authenticates a CONNECT carrying a user JWT (and the nonce signature).
+    pub fn authenticate(&self, c: &Credentials<'_>) -> Result<AuthOutcome, AuthError> {
+        let Some(token) = c.jwt else {
+            return Err(AuthError::Jwt("no user JWT in CONNECT".into()));
+        };
+        let user = jwt::decode_user(token).map_err(|e| AuthError::Jwt(format!("user JWT: {e}")))?;
+        let account_key = user.account().to_string();
+        let account = self.account_claims(&account_key).map_err(AuthError::Jwt)?;
+        let mut info = ClientInfo::new(jwt::now_unix());
+        info.ip = c.ip;
+        info.nonce = c.nonce;
+        info.sig = c.sig;
+        let authorized = jwt::validate_user(&account, &user, &info)
+            .map_err(|e| AuthError::Jwt(format!("user {}: {e}", user.claims.sub)))?;
+        let permissions = match &authorized.permissions {
+            Some(spec) if !spec.is_empty() => {
+                Some(Arc::new(Permissions::compile(spec).map_err(|e| {
+                    AuthError::Jwt(format!("user JWT permissions: {e}"))
+                })?))
+            }
+            _ => None,
+        };
+        let expires_at = authorized.expires_at.map(|secs| {
+            u64::try_from(secs)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+        });
+        Ok(AuthOutcome {
+            account: authorized.account.clone(),
+            user: Some(authorized.user.clone()),
+            permissions,
+            expires_at,
+            jwt_user: Some(JwtIdentity {
+                user: authorized.user,
+                account: authorized.account,
+                issuer: user.claims.iss.clone(),
+                issued_at: user.claims.iat,
+            }),
+        })
+    }
+
+    /// Applies an account JWT pushed by a system-account user. `expected` is the account
+    /// named in the subject (`$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`), if any. Returns the
+    /// account's new claims.
+    pub fn update(
+        &self,
+        token: &[u8],
+        expected: Option<&str>,
+    ) -> Result<AccountClaims, UpdateError> {
+        let na = || expected.unwrap_or("n/a").to_string();
+        let text = std::str::from_utf8(token)
+            .map(str::trim)
+            .map_err(|_| UpdateError {
+                account: na(),
+                message: "jwt update resulted in error",
+                error: "JWT is not valid UTF-8".into(),
+            })?;
+        if text.is_empty() {
+            return Err(UpdateError {
+                account: na(),
+                message: "jwt update error",
+                error: "request body is empty".into(),
+            });
+        }
+        let claims = jwt::decode_account(text).map_err(|e| UpdateError {
+            account: na(),
+            message: "jwt update resulted in error",
+            error: e.to_string(),
+        })?;
+        let key = claims.claims.sub.clone();
+        if let Some(want) = expected {
+            if want != key {
+                return Err(UpdateError {
+                    account: want.to_string(),
+                    message: "jwt update resulted in error",
+                    error: "subject does not match jwt content".into(),
+                });
+            }
+        }
+        if let Err(e) = jwt::validate_account(&self.operators, &claims, jwt::now_unix()) {
+            let message = match e {
+                jwt::JwtError::StrictSigningKey => "jwt update resulted in error",
+                _ => "jwt validation failed",
+            };
+            return Err(UpdateError {
+                account: key,
+                message,
+                error: e.to_string(),
+            });
+        }
+        self.save_if_newer(&key, text).map_err(|e| UpdateError {
+            account: key.clone(),
+            message: "jwt update resulted in error",
+            error: e,
+        })?;
+        Ok(claims)
+    }
+
+    /// Stores `token` for `key` unless the stored JWT is the same or newer (by `iat`), as
+    /// nats-server's directory store does.
+    fn save_if_newer(&self, key: &str, token: &str) -> Result<(), String> {
+        if !nkeys::is_valid_public_key(key, KeyKind::Account) {
+            return Err(format!("{key:?} is not a valid public account nkey"));
+        }
+        let new = jwt::decode_account(token).map_err(|e| e.to_string())?;
+        let keep_existing = |old: Option<String>| {
+            old.and_then(|o| jwt::decode_account(&o).ok())
+                .is_some_and(|o| o.claims.jti == new.claims.jti || o.claims.iat > new.claims.iat)
+        };
+        match &self.store {
+            Store::Memory(m) => {
+                let mut m = m.write();
+                if !keep_existing(m.get(key).cloned()) {
+                    m.insert(key.to_string(), token.to_string());
+                }
+                Ok(())
+            }
+            Store::Dir { dir, write, .. } => {
+                let _guard = write.lock();
+                if keep_existing(self.lookup(key)) {
+                    return Ok(());
+                }
+                let path = dir.join(format!("{key}.jwt"));
+                let tmp = dir.join(format!(".{key}.jwt.tmp"));
+                std::fs::write(&tmp, token)
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| format!("writing {}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// `allow_delete` of a directory resolver.
+    pub fn allows_delete(&self) -> bool {
+        matches!(
+            self.store,
+            Store::Dir {
+                allow_delete: true,
+                ..
+            }
+        )
+    }
+}
+
+/// True when an account update ends a live connection of this identity: the user is revoked
+/// or its issuer is no longer one of the account's keys.
+pub fn identity_revoked(claims: &AccountClaims, id: &JwtIdentity) -> bool {
+    claims.is_revoked(&id.user, id.issued_at) || !claims.has_issuer(&id.issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwt::UserClaims;
+    use ::nkeys::KeyPair;
+
+    struct Chain {
+        op: KeyPair,
+        acc: KeyPair,
+        opts: Options,
+    }
+
+    fn chain() -> Chain {
+        let op = KeyPair::new_operator();
+        let acc = KeyPair::new_account();
+        let mut oc = OperatorClaims::new(&op.public_key());
+        let op_jwt = jwt::encode(&mut oc, &op).expect("operator jwt");
+        let mut ac = AccountClaims::new(&acc.public_key());
+        let acc_jwt = jwt::encode(&mut ac, &op).expect("account jwt");
+        let opts = Options {
+            operator: vec![op_jwt],
+            resolver: Some(ResolverSpec::Memory),
+            resolver_preload: vec![(acc.public_key(), acc_jwt)],
+            ..Default::default()
+        };
+        Chain { op, acc, opts }
+    }
+
+    fn user_jwt(acc: &KeyPair, user: &KeyPair, edit: impl FnOnce(&mut UserClaims)) -> String {
+        let mut uc = UserClaims::new(&user.public_key());
+        edit(&mut uc);
+        jwt::encode(&mut uc, acc).expect("user jwt")
+    }
+
+    fn connect(mode: &OperatorMode, token: &str, user: &KeyPair) -> Result<AuthOutcome, AuthError> {
+        let nonce = nkeys::generate_nonce();
+        let sig = nkeys::sign_nonce(user, &nonce).expect("sign");
+        mode.authenticate(&Credentials {
+            jwt: Some(token),
+            sig: Some(&sig),
+            nonce: Some(&nonce),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn user_lands_in_its_account_and_revocation_applies() {
+        let c = chain();
+        let mode = OperatorMode::from_options(&c.opts)
+            .expect("valid")
+            .expect("operator mode");
+        let user = KeyPair::new_user();
+        let token = user_jwt(&c.acc, &user, |_| {});
+        let out = connect(&mode, &token, &user).expect("authenticated");
+        assert_eq!(out.account, c.acc.public_key());
+        let id = out.jwt_user.expect("identity");
+
+        // Wrong signature (another user's seed) is refused.
+        assert!(connect(&mode, &token, &KeyPair::new_user()).is_err());
+        // Expired.
+        let expired = user_jwt(&c.acc, &user, |u| u.claims.exp = jwt::now_unix() - 10);
+        assert!(connect(&mode, &expired, &user).is_err());
+
+        // A revocation pushed as an update.
+        let mut ac = AccountClaims::new(&c.acc.public_key());
+        ac.nats
+            .revocations
+            .insert(user.public_key(), jwt::now_unix() + 5);
+        ac.claims.iat = jwt::now_unix() + 1;
+        let updated = jwt::encode(&mut ac, &c.op).expect("account jwt");
+        let claims = mode
+            .update(updated.as_bytes(), Some(&c.acc.public_key()))
+            .expect("update applied");
+        assert!(identity_revoked(&claims, &id));
+        assert!(connect(&mode, &token, &user).is_err());
+
+        // An account JWT signed by a stranger is refused.
+        let mut bad = AccountClaims::new(&c.acc.public_key());
+        let stranger = jwt::encode(&mut bad, &KeyPair::new_operator()).expect("jwt");
+        assert!(mode.update(stranger.as_bytes(), None).is_err());
+        assert!(mode
+            .update(
+                updated.as_bytes(),
+                Some(&KeyPair::new_account().public_key())
+            )
+            .is_err());
+    }
+}
