@@ -49,6 +49,10 @@ pub struct Options {
     pub users: Vec<UserSpec>,
     /// Accounts declared in `accounts {}` (users are listed in `users` with their account).
     pub accounts: Vec<String>,
+    /// `exports` of the configured accounts.
+    pub exports: Vec<ExportSpec>,
+    /// `imports` of the configured accounts.
+    pub imports: Vec<ImportSpec>,
     /// The user a client without credentials is treated as (`no_auth_user`).
     pub no_auth_user: Option<String>,
     /// `system_account` (default `$SYS`; in operator mode an account public key, or the
@@ -92,6 +96,50 @@ pub struct Options {
     /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
     /// warnings, like nats-server's configuration warnings.
     pub config_warnings: Vec<String>,
+}
+
+/// Whether an export/import is a stream (subscribe across accounts) or a service (request
+/// across accounts, responses routed back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Stream,
+    Service,
+}
+
+/// How many responses a service import lets through per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseType {
+    #[default]
+    Singleton,
+    Stream,
+    Chunked,
+}
+
+/// `exports: [ { stream: "a.>" , accounts: [B] } | { service: "svc", response_type } ]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSpec {
+    pub account: String,
+    pub kind: LinkKind,
+    pub subject: String,
+    /// Empty = public.
+    pub accounts: Vec<String>,
+    pub response_type: ResponseType,
+}
+
+/// `imports: [ { stream: {account: A, subject: "a.>"}, prefix: p } | { service: {…}, to: x } ]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSpec {
+    /// The importing account.
+    pub account: String,
+    pub kind: LinkKind,
+    /// The exporting account.
+    pub from: String,
+    /// The subject as exported.
+    pub subject: String,
+    /// Stream imports: prefix for the local subject.
+    pub prefix: Option<String>,
+    /// The local subject (streams: literal subjects only; services: what importers publish to).
+    pub to: Option<String>,
 }
 
 /// One configured user: a name with an optional password (plain or bcrypt), or an NKey.
@@ -175,6 +223,8 @@ impl Default for Options {
             auth_token: None,
             users: Vec::new(),
             accounts: Vec::new(),
+            exports: Vec::new(),
+            imports: Vec::new(),
             no_auth_user: None,
             system_account: "$SYS".to_string(),
             operator: Vec::new(),

@@ -4,6 +4,7 @@
 //! Clients that authenticate without naming an account land in the global account `$G`;
 //! `$SYS` is the system account.
 
+pub mod links;
 pub mod operator;
 pub mod system;
 mod users;
@@ -15,6 +16,7 @@ use crate::server::Subscription;
 use crate::subject::Sublist;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The account of clients that are not placed in any other.
@@ -25,14 +27,40 @@ pub const SYSTEM_ACCOUNT: &str = "$SYS";
 pub struct Account {
     pub name: String,
     pub sublist: Sublist<Subscription>,
+    /// Exports/imports that start here (see `links`). Read on publish only when `linked`.
+    pub links: RwLock<links::Links>,
+    linked: AtomicBool,
+    /// Routes back for responses to service requests this account received via imports.
+    pub responses: links::Responses,
+    /// Random token in this account's generated reply subjects.
+    pub response_token: String,
 }
 
 impl Account {
     pub fn new(name: &str) -> Arc<Account> {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let token = crate::server::random_bytes(8)
+            .iter()
+            .map(|b| ALPHABET[(b & 31) as usize] as char)
+            .collect();
         Arc::new(Account {
             name: name.to_string(),
             sublist: Sublist::new(),
+            links: RwLock::new(links::Links::default()),
+            linked: AtomicBool::new(false),
+            responses: links::Responses::default(),
+            response_token: token,
         })
+    }
+
+    /// Whether a publish here may have to cross into another account.
+    #[inline]
+    pub fn is_linked(&self) -> bool {
+        self.linked.load(Ordering::Relaxed)
+    }
+
+    fn mark_linked(&self) {
+        self.linked.store(true, Ordering::Relaxed);
     }
 }
 

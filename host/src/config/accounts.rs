@@ -5,7 +5,7 @@
 use super::value::{Entry, Kind, Map, Value};
 use super::ConfigError;
 use crate::auth::permissions::{PermissionSpec, ResponsePermission, SubjectPermission};
-use crate::options::{Options, UserSpec};
+use crate::options::{ExportSpec, ImportSpec, LinkKind, Options, ResponseType, UserSpec};
 
 fn invalid(key: &str, v: &Value, msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -74,9 +74,15 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                     let users = users(&field.key, &field.value, &name)?;
                     opts.users.extend(users);
                 }
-                "exports"
-                | "imports"
-                | "mappings"
+                "exports" => {
+                    let list = exports(&field.key, &field.value, &name)?;
+                    opts.exports.extend(list);
+                }
+                "imports" => {
+                    let list = imports(&field.key, &field.value, &name)?;
+                    opts.imports.extend(list);
+                }
+                "mappings"
                 | "jetstream"
                 | "limits"
                 | "max_connections"
@@ -90,6 +96,120 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
         }
     }
     Ok(())
+}
+
+fn items<'v>(key: &str, v: &'v Value) -> Result<&'v [Value], ConfigError> {
+    v.as_array()
+        .ok_or_else(|| invalid(key, v, "expected an array"))
+}
+
+fn subject(key: &str, v: &Value) -> Result<String, ConfigError> {
+    let s = string(key, v)?;
+    if !crate::subject::is_valid_subject(s.as_bytes()) {
+        return Err(invalid(key, v, format!("invalid subject {s:?}")));
+    }
+    Ok(s)
+}
+
+/// `exports: [ { stream: "x.>", accounts: [..] }, { service: "svc", response_type: stream } ]`.
+fn exports(key: &str, v: &Value, account: &str) -> Result<Vec<ExportSpec>, ConfigError> {
+    let mut out = Vec::new();
+    for item in items(key, v)? {
+        let m = map(key, item)?;
+        let mut kind = None;
+        let mut subj = String::new();
+        let mut accounts = Vec::new();
+        let mut response_type = ResponseType::Singleton;
+        for f in m {
+            match f.key.to_ascii_lowercase().as_str() {
+                "stream" => {
+                    kind = Some(LinkKind::Stream);
+                    subj = subject(&f.key, &f.value)?;
+                }
+                "service" => {
+                    kind = Some(LinkKind::Service);
+                    subj = subject(&f.key, &f.value)?;
+                }
+                "accounts" => accounts = strings(&f.key, &f.value)?,
+                "response_type" | "response" => {
+                    response_type = match string(&f.key, &f.value)?.to_ascii_lowercase().as_str() {
+                        "singleton" | "single" => ResponseType::Singleton,
+                        "stream" => ResponseType::Stream,
+                        "chunked" | "chunk" => ResponseType::Chunked,
+                        other => {
+                            return Err(invalid(
+                                &f.key,
+                                &f.value,
+                                format!("unknown response type {other:?}"),
+                            ))
+                        }
+                    }
+                }
+                "response_threshold" | "threshold" | "latency" | "allow_trace" => {}
+                _ => return Err(unknown(f)),
+            }
+        }
+        let Some(kind) = kind else {
+            return Err(invalid(key, item, "an export needs `stream` or `service`"));
+        };
+        out.push(ExportSpec {
+            account: account.to_string(),
+            kind,
+            subject: subj,
+            accounts,
+            response_type,
+        });
+    }
+    Ok(out)
+}
+
+/// `imports: [ { stream: { account: A, subject: "x.>" }, prefix: p }, { service: {..}, to: y } ]`.
+fn imports(key: &str, v: &Value, account: &str) -> Result<Vec<ImportSpec>, ConfigError> {
+    let mut out = Vec::new();
+    for item in items(key, v)? {
+        let m = map(key, item)?;
+        let mut spec = ImportSpec {
+            account: account.to_string(),
+            kind: LinkKind::Stream,
+            from: String::new(),
+            subject: String::new(),
+            prefix: None,
+            to: None,
+        };
+        let mut seen = false;
+        for f in m {
+            match f.key.to_ascii_lowercase().as_str() {
+                k @ ("stream" | "service") => {
+                    seen = true;
+                    spec.kind = if k == "stream" {
+                        LinkKind::Stream
+                    } else {
+                        LinkKind::Service
+                    };
+                    for g in map(&f.key, &f.value)? {
+                        match g.key.to_ascii_lowercase().as_str() {
+                            "account" => spec.from = string(&g.key, &g.value)?,
+                            "subject" => spec.subject = subject(&g.key, &g.value)?,
+                            _ => return Err(unknown(g)),
+                        }
+                    }
+                }
+                "prefix" => spec.prefix = Some(string(&f.key, &f.value)?),
+                "to" | "local_subject" => spec.to = Some(subject(&f.key, &f.value)?),
+                "share" | "allow_trace" => {}
+                _ => return Err(unknown(f)),
+            }
+        }
+        if !seen || spec.from.is_empty() || spec.subject.is_empty() {
+            return Err(invalid(
+                key,
+                item,
+                "an import needs `stream` or `service` with `account` and `subject`",
+            ));
+        }
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 /// `users: [ { user, password, permissions } | { nkey, permissions } ]`.

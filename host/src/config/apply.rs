@@ -139,6 +139,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
+    crate::account::links::check(opts).map_err(ConfigError::Conflict)?;
     if u64::from(opts.max_payload) > opts.max_pending {
         return Err(ConfigError::Conflict(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",

@@ -9,6 +9,7 @@
 use super::client::{unix_nanos, Client, CloseReason, Queued, Subscription};
 use super::plugins::{self, PluginSet, Verdict};
 use super::Server;
+use crate::account::links::RESPONSE_PREFIX;
 use crate::account::{Account, AuthOutcome, Credentials};
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, ResponsePermission, SubjectPermission,
@@ -671,6 +672,26 @@ impl Conn {
                 r
             }
         };
+        let mut delivered = self.deliver_all(&result, subject, reply, headers, payload);
+        if self.account.is_linked() || subject.starts_with(RESPONSE_PREFIX) {
+            delivered += self.route_across(subject, reply, headers, payload);
+        }
+        if delivered == 0 && self.no_responders {
+            if let Some(reply) = reply {
+                self.send_no_responders(reply);
+            }
+        }
+    }
+
+    /// Delivers to every plain subscription and one member of each queue group of `result`.
+    fn deliver_all(
+        &mut self,
+        result: &SubResult<Subscription>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> usize {
         let me = self.client.id;
         let echo = self.echo;
         let max_pending = self.max_pending;
@@ -698,11 +719,50 @@ impl Conn {
                 }
             }
         }
-        if delivered == 0 && self.no_responders {
-            if let Some(reply) = reply {
-                self.send_no_responders(reply);
+        delivered
+    }
+
+    /// Exports and imports: responses to routed service requests, stream exports to
+    /// importers, and this account's service imports. Lock order: an account's `links` (read)
+    /// is held while delivering, which only takes clients' `out` locks.
+    fn route_across(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> usize {
+        let mut delivered = 0;
+        if subject.starts_with(RESPONSE_PREFIX) {
+            if let Some((importer, to)) = self.account.responses.resolve(subject) {
+                let r = importer.sublist.matches(&to);
+                delivered += self.deliver_all(&r, &to, None, headers, payload);
             }
         }
+        if !self.account.is_linked() {
+            return delivered;
+        }
+        let account = self.account.clone();
+        let links = account.links.read();
+        for link in links.streams_out.iter().filter(|l| l.matches(subject)) {
+            let local = link.local_subject(subject);
+            let r = link.into.sublist.matches(&local);
+            delivered += self.deliver_all(&r, &local, reply, headers, payload);
+        }
+        for link in links.services.iter().filter(|l| l.matches(subject)) {
+            let remote = link.remote_subject(subject);
+            let routed_reply = reply.map(|r| {
+                link.exporter.responses.register(
+                    &link.exporter.response_token,
+                    account.clone(),
+                    r,
+                    link.response_type,
+                )
+            });
+            let r = link.exporter.sublist.matches(remote);
+            delivered += self.deliver_all(&r, remote, routed_reply.as_deref(), headers, payload);
+        }
+        delivered
     }
 
     /// Tells a requester at once that nobody is listening: `NATS/1.0 503` on its reply

@@ -13,6 +13,7 @@ mod plugins;
 
 pub(crate) use client::Queued;
 pub use client::{Client, CloseReason, ConnMeta, Subscription};
+pub(crate) use info::random_bytes;
 
 use crate::account::{Accounts, UserDirectory};
 use crate::options::{Options, RANDOM_PORT};
@@ -95,6 +96,10 @@ impl Server {
         let accounts = Accounts::default();
         for name in &opts.accounts {
             accounts.get_or_create(name);
+        }
+        crate::account::links::check(&opts).map_err(|e| anyhow::anyhow!(e))?;
+        for w in crate::account::links::wire(&accounts, &opts) {
+            tracing::warn!("{w}");
         }
         let mut engine = None;
         let plugin_set = plugins::PluginSet::load(&opts, &mut engine)?;
@@ -473,6 +478,10 @@ impl Server {
         for name in &new.accounts {
             self.accounts.get_or_create(name);
         }
+        crate::account::links::check(&new).map_err(|e| anyhow::anyhow!(e))?;
+        for w in crate::account::links::wire(&self.accounts, &new) {
+            tracing::warn!("{w}");
+        }
         let mut cur = self.opts.write();
         let mut next = (**cur).clone();
         // Listener addresses, names and store locations need a restart.
@@ -489,6 +498,8 @@ impl Server {
         next.auth_token = new.auth_token;
         next.users = new.users;
         next.accounts = new.accounts;
+        next.exports = new.exports;
+        next.imports = new.imports;
         next.no_auth_user = new.no_auth_user;
         next.plugins = new.plugins;
         next.debug = new.debug;

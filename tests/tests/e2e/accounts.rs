@@ -256,3 +256,131 @@ async fn allow_responses_lets_a_service_answer_only_the_requests_it_received() -
         .await?;
     Ok(())
 }
+
+const LINKED: &str = r#"
+accounts {
+  A: {
+    users: [ { user: a, password: pa } ]
+    exports: [
+      { stream: "a.events.>" }
+      { stream: "a.private.>", accounts: [B] }
+      { service: "a.svc" }
+    ]
+  }
+  B: {
+    users: [ { user: b, password: pb } ]
+    imports: [
+      { stream: { account: A, subject: "a.events.>" }, prefix: from_a }
+      { stream: { account: A, subject: "a.private.>" } }
+      { service: { account: A, subject: "a.svc" }, to: "svc.a" }
+    ]
+  }
+  C: { users: [ { user: c, password: pc } ] }
+}
+"#;
+
+#[tokio::test]
+async fn stream_exports_reach_only_the_accounts_that_may_import_them() -> Result<()> {
+    let server = TestServer::with_config(LINKED)?;
+    let mut b = raw_login(&server, "b", "pb").await?;
+    b.send("SUB from_a.a.events.> 1\r\nSUB a.events.> 2\r\nSUB a.private.> 3\r\nPING\r\n")
+        .await?;
+    b.expect("PONG\r\n").await?;
+    let mut c = watch_all(&server, "c", "pc").await?;
+
+    publish_raw(&server, "a", "pa", "a.events.x").await?;
+    publish_raw(&server, "a", "pa", "a.private.y").await?;
+    publish_raw(&server, "a", "pa", "a.other").await?;
+    b.send("PING\r\n").await?;
+    b.expect("MSG from_a.a.events.x 1 2\r\nhi\r\nMSG a.private.y 3 2\r\nhi\r\nPONG\r\n")
+        .await?;
+    // C imports nothing: it sees nothing of A.
+    let leaked = c.read_for(Duration::from_millis(300)).await?;
+    ensure!(
+        leaked.is_empty(),
+        "c saw {:?}",
+        String::from_utf8_lossy(&leaked)
+    );
+    Ok(())
+}
+
+#[test]
+fn an_import_the_export_does_not_allow_is_a_configuration_error() -> Result<()> {
+    let conf = LINKED.replace(
+        "C: { users: [ { user: c, password: pc } ] }",
+        "C: { users: [ { user: c, password: pc } ], imports: [ { stream: { account: A, subject: \"a.private.>\" } } ] }",
+    );
+    let res = TestServer::with_config(&conf);
+    let err = match res {
+        Ok(_) => anyhow::bail!("the server must refuse an unauthorized import"),
+        Err(e) => format!("{e:#}"),
+    };
+    ensure!(
+        err.contains("Error adding stream import \"a.private.>\": stream import not authorized"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_imports_route_requests_and_exactly_one_response() -> Result<()> {
+    let server = TestServer::with_config(LINKED)?;
+    let mut svc = raw_login(&server, "a", "pa").await?;
+    svc.send("SUB a.svc 1\r\nPING\r\n").await?;
+    svc.expect("PONG\r\n").await?;
+
+    let mut cli = raw_login(&server, "b", "pb").await?;
+    cli.send("SUB my.reply 7\r\nPUB svc.a my.reply 3\r\nreq\r\nPING\r\n")
+        .await?;
+    cli.expect("PONG\r\n").await?;
+    let got = svc.read_until(b"req\r\n", Duration::from_secs(5)).await?;
+    let line = String::from_utf8_lossy(&got).into_owned();
+    let mut parts = line.split_whitespace();
+    ensure!(
+        parts.next() == Some("MSG") && parts.next() == Some("a.svc"),
+        "got {line:?}"
+    );
+    let _sid = parts.next();
+    let routed = parts.next().context("routed reply subject")?.to_string();
+    ensure!(
+        routed.starts_with("_R_."),
+        "reply must be a generated subject: {line:?}"
+    );
+    ensure!(routed != "my.reply", "the requester's inbox must not leak");
+
+    svc.send(format!("PUB {routed} 3\r\nres\r\nPING\r\n"))
+        .await?;
+    svc.expect("PONG\r\n").await?;
+    cli.expect("MSG my.reply 7 3\r\nres\r\n").await?;
+    // A singleton service answers once: a second response goes nowhere.
+    svc.send(format!("PUB {routed} 4\r\nres2\r\nPING\r\n"))
+        .await?;
+    svc.expect("PONG\r\n").await?;
+    let more = cli.read_for(Duration::from_millis(300)).await?;
+    ensure!(
+        more.is_empty(),
+        "second response leaked: {:?}",
+        String::from_utf8_lossy(&more)
+    );
+
+    // Same with the official client's request API.
+    let a = user(&server, "a", "pa").await?;
+    let mut requests = a.subscribe("a.svc").await?;
+    sync(&a).await?;
+    let responder = tokio::spawn(async move {
+        use futures::StreamExt;
+        if let Some(m) = requests.next().await {
+            if let Some(r) = m.reply {
+                let _ = a.publish(r, "pong".into()).await;
+                let _ = a.flush().await;
+            }
+        }
+    });
+    let b = user(&server, "b", "pb").await?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), b.request("svc.a", "ping".into()))
+        .await
+        .context("request timed out")??;
+    ensure!(answer.payload == "pong", "answer {:?}", answer.payload);
+    responder.abort();
+    Ok(())
+}
