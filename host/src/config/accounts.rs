@@ -373,18 +373,30 @@ mod tests {
     }
 
     #[test]
-    fn exports_are_accepted_but_reported() {
+    fn exports_and_imports() {
         let o = parse_str(
-            "accounts { A: { exports: [ { stream: \"a.>\" } ] } }\n",
+            r#"accounts {
+              A: { exports: [ { stream: "a.>", accounts: [B] }, { service: "svc.>", response_type: stream } ] }
+              B: { imports: [ { stream: { account: A, subject: "a.>" }, prefix: from_a },
+                              { service: { account: A, subject: "svc.>" } } ] }
+            }"#,
             Path::new("/tmp/w.conf"),
         )
         .expect("accepted");
-        assert!(
-            o.unsupported
-                .iter()
-                .any(|u| u.contains("accounts.A.exports")),
-            "{:?}",
-            o.unsupported
+        assert_eq!(o.exports.len(), 2);
+        assert_eq!(o.exports[0].accounts, ["B"]);
+        assert_eq!(
+            o.exports[1].response_type,
+            crate::options::ResponseType::Stream
         );
+        assert_eq!(o.imports.len(), 2);
+        assert_eq!(o.imports[0].prefix.as_deref(), Some("from_a"));
+        assert_eq!(o.imports[1].kind, crate::options::LinkKind::Service);
+        let e = parse_str(
+            "accounts { B: { imports: [ { stream: { subject: x } } ] } }\n",
+            Path::new("/tmp/v.conf"),
+        )
+        .expect_err("import without account");
+        assert!(e.to_string().starts_with("/tmp/v.conf:1:"), "{e}");
     }
 }
