@@ -113,7 +113,7 @@ pub struct Client {
 pub(crate) enum Queued {
     /// Queued; `first` when the client was not yet in a flush list.
     Yes { first: bool },
-    /// The client is closed (or closing): nothing queued.
+    /// Nothing queued: the client is closed (or closing), or the subscription is spent.
     Closed,
     /// Queuing would exceed max_pending: the client must be closed as a slow consumer.
     SlowConsumer,
@@ -182,7 +182,9 @@ impl Client {
         let max = sub.max.load(Ordering::Relaxed);
         let delivered = sub.delivered.load(Ordering::Relaxed) + 1;
         if max != 0 && delivered > max {
-            return Queued::Yes { first: false };
+            // Already at its auto-unsubscribe limit (removal is pending): not delivered, so a
+            // queue group picks another member.
+            return Queued::Closed;
         }
         let frame = subject.len() + sub.sid.len() + hdr_len + payload.len() + 64;
         if out.buf.len() + frame > max_pending {
