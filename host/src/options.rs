@@ -53,6 +53,8 @@ pub struct Options {
     pub exports: Vec<ExportSpec>,
     /// `imports` of the configured accounts.
     pub imports: Vec<ImportSpec>,
+    /// `accounts { X { limits { ... } } }`: account name → its limits.
+    pub account_limits: Vec<(String, AccountLimits)>,
     /// The user a client without credentials is treated as (`no_auth_user`).
     pub no_auth_user: Option<String>,
     /// `system_account` (default `$SYS`; in operator mode an account public key, or the
@@ -96,6 +98,18 @@ pub struct Options {
     /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
     /// warnings, like nats-server's configuration warnings.
     pub config_warnings: Vec<String>,
+}
+
+/// Per-account limits (`limits { max_connections, max_subscriptions, max_payload }`, or an
+/// account JWT's `conn`, `subs`, `payload`). `None` (or a negative value) means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub max_connections: Option<i64>,
+    pub max_subscriptions: Option<i64>,
+    pub max_payload: Option<i64>,
+    /// Accepted for compatibility; not enforced (nats-server has no per-account data limit
+    /// outside JetStream).
+    pub max_data: Option<i64>,
 }
 
 /// Whether an export/import is a stream (subscribe across accounts) or a service (request
@@ -225,6 +239,7 @@ impl Default for Options {
             accounts: Vec::new(),
             exports: Vec::new(),
             imports: Vec::new(),
+            account_limits: Vec::new(),
             no_auth_user: None,
             system_account: "$SYS".to_string(),
             operator: Vec::new(),

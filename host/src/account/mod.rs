@@ -4,6 +4,7 @@
 //! Clients that authenticate without naming an account land in the global account `$G`;
 //! `$SYS` is the system account.
 
+pub mod events;
 pub mod links;
 pub mod operator;
 pub mod system;
@@ -16,7 +17,7 @@ use crate::server::Subscription;
 use crate::subject::Sublist;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The account of clients that are not placed in any other.
@@ -34,6 +35,12 @@ pub struct Account {
     pub responses: links::Responses,
     /// Random token in this account's generated reply subjects.
     pub response_token: String,
+    /// Limits (negative = none): from the configuration's `limits {}` or the account JWT.
+    max_connections: AtomicI64,
+    max_subscriptions: AtomicI64,
+    max_payload: AtomicI64,
+    /// Clients currently admitted into this account.
+    connections: AtomicI64,
 }
 
 impl Account {
@@ -50,7 +57,51 @@ impl Account {
             linked: AtomicBool::new(false),
             responses: links::Responses::default(),
             response_token: token,
+            max_connections: AtomicI64::new(-1),
+            max_subscriptions: AtomicI64::new(-1),
+            max_payload: AtomicI64::new(-1),
+            connections: AtomicI64::new(0),
         })
+    }
+
+    /// Sets this account's limits (`None` or negative: no limit).
+    pub fn set_limits(&self, l: &crate::options::AccountLimits) {
+        let v = |x: Option<i64>| x.filter(|&n| n >= 0).unwrap_or(-1);
+        self.max_connections
+            .store(v(l.max_connections), Ordering::Relaxed);
+        self.max_subscriptions
+            .store(v(l.max_subscriptions), Ordering::Relaxed);
+        self.max_payload.store(v(l.max_payload), Ordering::Relaxed);
+    }
+
+    /// Maximum subscriptions per client in this account, if limited.
+    pub fn max_subscriptions(&self) -> Option<usize> {
+        usize::try_from(self.max_subscriptions.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Maximum payload in this account, if limited.
+    pub fn max_payload(&self) -> Option<usize> {
+        usize::try_from(self.max_payload.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Admits one more client unless the account's connection limit is reached.
+    pub fn try_add_connection(&self) -> bool {
+        let max = self.max_connections.load(Ordering::Relaxed);
+        let n = self.connections.fetch_add(1, Ordering::AcqRel);
+        if max >= 0 && n >= max {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    pub fn remove_connection(&self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Clients currently in this account.
+    pub fn num_connections(&self) -> i64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Whether a publish here may have to cross into another account.

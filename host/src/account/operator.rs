@@ -171,6 +171,7 @@ impl OperatorMode {
                 .saturating_mul(1_000_000_000)
         });
         Ok(AuthOutcome {
+            account_limits: Some(jwt_account_limits(&account)),
             account: authorized.account.clone(),
             user: Some(authorized.user.clone()),
             permissions,
@@ -290,6 +291,18 @@ impl OperatorMode {
 /// or its issuer is no longer one of the account's keys.
 pub fn identity_revoked(claims: &AccountClaims, id: &JwtIdentity) -> bool {
     claims.is_revoked(&id.user, id.issued_at) || !claims.has_issuer(&id.issuer)
+}
+
+/// An account JWT's `conn`, `subs` and `payload` limits (-1, and 0 as natrium reads it: none).
+pub fn jwt_account_limits(claims: &AccountClaims) -> crate::options::AccountLimits {
+    let l = &claims.nats.limits;
+    let v = |n: i64| (n > 0).then_some(n);
+    crate::options::AccountLimits {
+        max_connections: v(l.conn),
+        max_subscriptions: v(l.nats.subs),
+        max_payload: v(l.nats.payload),
+        max_data: v(l.nats.data),
+    }
 }
 
 #[cfg(test)]

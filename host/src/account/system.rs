@@ -9,6 +9,11 @@
 //! - `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP`: the reply is the stored account JWT (nothing
 //!   when there is none, as in nats-server).
 //!
+//! - `$SYS.REQ.SERVER.PING` (and `$SYS.REQ.SERVER.PING.STATSZ`), from system-account users in
+//!   any mode: the reply is the STATSZ message (see `events`).
+//! - `$SYS.REQ.USER.INFO`, from any user (nats-server 2.10 imports it into every account): the
+//!   reply describes the requesting user (`events::user_info`).
+//!
 //! Hook: [`handle_request`] is called from the publish path (`Conn::on_pub`) for every
 //! message; it returns at once unless the subject starts with `$SYS.` and the publisher is
 //! in the system account.
@@ -16,16 +21,23 @@
 use super::operator::{identity_revoked, OperatorMode, UpdateError};
 use super::Account;
 use crate::auth::jwt::AccountClaims;
-use crate::server::{CloseReason, Server};
+use crate::auth::permissions::Permissions;
+use crate::server::{Client, CloseReason, Server};
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 const CLAIMS_UPDATE: &str = "$SYS.REQ.CLAIMS.UPDATE";
 /// What a revoked connection is told before it is closed (nats-server's text).
 const REVOKED_ERR: &[u8] = b"-ERR 'User Authentication Revoked'\r\n";
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
+const USER_INFO: &str = "$SYS.REQ.USER.INFO";
+const SERVER_PING: &str = "$SYS.REQ.SERVER.PING";
+const SERVER_PING_STATSZ: &str = "$SYS.REQ.SERVER.PING.STATSZ";
+
+/// Who published a request: the client and its permissions (for `$SYS.REQ.USER.INFO`).
+pub struct Requester<'a> {
+    pub client: &'a Client,
+    pub permissions: Option<&'a Permissions>,
+}
 
 /// Handles a message published in `account` on `subject` if it is a request to the server;
 /// returns true when it was one (the response, if any, has been delivered to `reply` in the
@@ -34,6 +46,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 pub fn handle_request(
     server: &Server,
     account: &Account,
+    requester: Requester<'_>,
     subject: &[u8],
     reply: Option<&[u8]>,
     payload: &[u8],
@@ -44,6 +57,22 @@ pub fn handle_request(
     let Ok(subject) = std::str::from_utf8(subject) else {
         return false;
     };
+    if subject == USER_INFO {
+        if let Some(reply) = reply {
+            let resp = super::events::user_info(server, requester.client, requester.permissions);
+            deliver(server, account, reply, &resp);
+        }
+        return true;
+    }
+    if subject == SERVER_PING || subject == SERVER_PING_STATSZ {
+        if account.name != server.system_account_name() {
+            return false;
+        }
+        if let Some(reply) = reply {
+            deliver(server, account, reply, &super::events::statsz(server));
+        }
+        return true;
+    }
     let directory = server.user_directory();
     let Some(op) = directory.operator() else {
         return false;
@@ -116,6 +145,9 @@ fn update(server: &Server, op: &OperatorMode, expected: Option<&str>, jwt: &[u8]
 /// Disconnects the live connections an account update revokes.
 pub fn apply_to_connections(server: &Server, claims: &AccountClaims) {
     let key = &claims.claims.sub;
+    if let Some(account) = server.accounts.get(key) {
+        account.set_limits(&super::operator::jwt_account_limits(claims));
+    }
     for client in server.clients() {
         let revoked = {
             let meta = client.meta.lock();
@@ -136,52 +168,12 @@ pub fn apply_to_connections(server: &Server, claims: &AccountClaims) {
 }
 
 fn server_info(server: &Server) -> serde_json::Value {
-    let opts = server.options();
-    json!({
-        "name": server.name,
-        "host": opts.host,
-        "id": server.id,
-        "ver": crate::server::PROTOCOL_VERSION,
-        "seq": SEQ.fetch_add(1, Ordering::Relaxed) + 1,
-        "jetstream": false,
-        "time": crate::timefmt::rfc3339(std::time::SystemTime::now()),
-    })
+    super::events::server_info(server)
 }
 
 /// Delivers a server response on `reply` in `account`, as if published there.
 fn deliver(server: &Server, account: &Account, reply: &[u8], payload: &[u8]) {
-    let max_pending = usize::try_from(server.options().max_pending).unwrap_or(usize::MAX);
-    let result = account.sublist.matches(reply);
-    let targets = result
-        .psubs
-        .iter()
-        .chain(result.qsubs.iter().filter_map(|g| g.first()));
-    for sub in targets {
-        let mut expired = false;
-        match sub
-            .client
-            .queue_msg(sub, reply, None, None, payload, max_pending, &mut expired)
-        {
-            crate::server::Queued::Yes { .. } => sub.client.wake_writer.notify_one(),
-            crate::server::Queued::Closed => {}
-            crate::server::Queued::SlowConsumer => {
-                server.slow_consumer(&sub.client, CloseReason::SlowConsumerPendingBytes);
-            }
-        }
-        if expired {
-            remove_sub(sub);
-        }
-    }
-}
-
-fn remove_sub(sub: &Arc<crate::server::Subscription>) {
-    {
-        let mut subs = sub.client.subs.lock();
-        if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-            subs.remove(&sub.sid);
-        }
-    }
-    sub.account.sublist.remove(sub);
+    server.deliver_internal(account, reply, payload);
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct AuthOutcome {
     pub expires_at: Option<u64>,
     /// Set for users authenticated by a user JWT (operator mode).
     pub jwt_user: Option<JwtIdentity>,
+    /// Operator mode: the account JWT's limits, applied to the account on admission.
+    pub account_limits: Option<crate::options::AccountLimits>,
 }
 
 /// Why a client was refused; the client only ever sees 'Authorization Violation'.
@@ -132,6 +134,7 @@ impl UserDirectory {
                 permissions,
                 expires_at: None,
                 jwt_user: None,
+                account_limits: None,
             };
             if self.by_nkey.insert(nkey.clone(), outcome).is_some() {
                 return Err(format!("duplicate nkey {nkey}"));
@@ -153,6 +156,7 @@ impl UserDirectory {
                 permissions,
                 expires_at: None,
                 jwt_user: None,
+                account_limits: None,
             },
         };
         if self.by_name.insert(name.clone(), entry).is_some() {
@@ -242,6 +246,7 @@ fn global(user: Option<&str>) -> AuthOutcome {
         permissions: None,
         expires_at: None,
         jwt_user: None,
+        account_limits: None,
     }
 }
 

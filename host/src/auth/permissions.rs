@@ -236,6 +236,8 @@ pub struct Permissions {
     sub_allow: Option<RuleSet>,
     sub_deny: Option<RuleSet>,
     response: Option<ResponsePermission>,
+    /// The normalized spec this was compiled from (reported by `$SYS.REQ.USER.INFO`).
+    spec: PermissionSpec,
 }
 
 impl Permissions {
@@ -260,7 +262,13 @@ impl Permissions {
             sub_allow,
             sub_deny,
             response: spec.response,
+            spec,
         })
+    }
+
+    /// The (normalized) spec these permissions were compiled from.
+    pub fn spec(&self) -> &PermissionSpec {
+        &self.spec
     }
 
     /// `allow_responses` settings, if on.

@@ -5,7 +5,9 @@
 use super::value::{Entry, Kind, Map, Value};
 use super::ConfigError;
 use crate::auth::permissions::{PermissionSpec, ResponsePermission, SubjectPermission};
-use crate::options::{ExportSpec, ImportSpec, LinkKind, Options, ResponseType, UserSpec};
+use crate::options::{
+    AccountLimits, ExportSpec, ImportSpec, LinkKind, Options, ResponseType, UserSpec,
+};
 
 fn invalid(key: &str, v: &Value, msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -82,18 +84,66 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                     let list = imports(&field.key, &field.value, &name)?;
                     opts.imports.extend(list);
                 }
-                "mappings"
-                | "jetstream"
-                | "limits"
-                | "max_connections"
-                | "max_subscriptions"
-                | "max_payload"
-                | "max_data"
-                | "default_permissions"
-                | "nkey" => unsupported(opts, &format!("accounts.{name}.{}", field.key), field),
+                "limits" => {
+                    let l = limits(&field.key, &field.value)?;
+                    set_limits(opts, &name, l);
+                }
+                // Not accepted by nats-server v2.9.10 (only inside `limits {}`); taken as
+                // limits here so a config written for either form works.
+                "max_connections" | "max_conn" | "max_subscriptions" | "max_subs"
+                | "max_payload" | "max_pay" | "max_data" => {
+                    let mut l = opts
+                        .account_limits
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, l)| *l)
+                        .unwrap_or_default();
+                    limit_field(&mut l, field)?;
+                    set_limits(opts, &name, l);
+                }
+                "mappings" | "jetstream" | "default_permissions" | "nkey" => {
+                    unsupported(opts, &format!("accounts.{name}.{}", field.key), field)
+                }
                 _ => return Err(unknown(field)),
             }
         }
+    }
+    Ok(())
+}
+
+fn set_limits(opts: &mut Options, account: &str, l: AccountLimits) {
+    match opts.account_limits.iter_mut().find(|(n, _)| n == account) {
+        Some((_, cur)) => *cur = l,
+        None => opts.account_limits.push((account.to_string(), l)),
+    }
+}
+
+/// `limits { max_connections|max_conn, max_subscriptions|max_subs, max_payload|max_pay,
+/// max_leafnodes|max_leafs }` (and `max_data`, accepted and ignored).
+fn limits(key: &str, v: &Value) -> Result<AccountLimits, ConfigError> {
+    let mut l = AccountLimits::default();
+    for f in map(key, v)? {
+        limit_field(&mut l, f)?;
+    }
+    Ok(l)
+}
+
+fn limit_field(l: &mut AccountLimits, f: &Entry) -> Result<(), ConfigError> {
+    let n = || {
+        f.value
+            .as_int()
+            .ok_or_else(|| invalid(&f.key, &f.value, "expected an integer"))
+    };
+    match f.key.to_ascii_lowercase().as_str() {
+        "max_connections" | "max_conn" => l.max_connections = Some(n()?),
+        "max_subscriptions" | "max_subs" => l.max_subscriptions = Some(n()?),
+        "max_payload" | "max_pay" => l.max_payload = Some(n()?),
+        "max_data" => l.max_data = Some(n()?),
+        // Leaf nodes are not supported; the limit has nothing to apply to.
+        "max_leafnodes" | "max_leafs" => {
+            n()?;
+        }
+        _ => return Err(unknown(f)),
     }
     Ok(())
 }
@@ -398,5 +448,45 @@ mod tests {
         )
         .expect_err("import without account");
         assert!(e.to_string().starts_with("/tmp/v.conf:1:"), "{e}");
+    }
+
+    #[test]
+    fn account_limits() {
+        let o = parse_str(
+            r#"accounts {
+              A: { limits: { max_connections: 2, max_subs: 3, max_payload: 1KB, max_leafnodes: 1 } }
+              B: { max_conn: 1, max_data: 100 }
+            }"#,
+            Path::new("/tmp/l.conf"),
+        )
+        .expect("accepted");
+        assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
+        let get = |n: &str| {
+            o.account_limits
+                .iter()
+                .find(|(a, _)| a == n)
+                .map(|(_, l)| *l)
+                .expect("limits")
+        };
+        let a = get("A");
+        assert_eq!(a.max_connections, Some(2));
+        assert_eq!(a.max_subscriptions, Some(3));
+        assert_eq!(a.max_payload, Some(1024));
+        let b = get("B");
+        assert_eq!(b.max_connections, Some(1));
+        assert_eq!(b.max_data, Some(100));
+        assert_eq!(b.max_payload, None);
+        let e = parse_str(
+            "accounts { A: { limits: { max_conns: 1 } } }\n",
+            Path::new("/tmp/m.conf"),
+        )
+        .expect_err("typo in limits");
+        assert!(e.to_string().contains("max_conns"), "{e}");
+        let e = parse_str(
+            "accounts { A: { limits: { max_conn: x } } }\n",
+            Path::new("/tmp/n.conf"),
+        )
+        .expect_err("not a number");
+        assert!(e.to_string().starts_with("/tmp/n.conf:1:"), "{e}");
     }
 }

@@ -149,7 +149,7 @@ fn varz(server: &Server) -> Value {
         "http_req_stats": {},
         "config_load_time": timefmt::rfc3339(server.start),
         "server_tags": o.server_tags,
-        "system_account": "$SYS",
+        "system_account": server.system_account_name(),
     })
 }
 

@@ -112,6 +112,10 @@ pub const INVALID_CLIENT_PROTOCOL: &str = ServerError::InvalidClientProtocol.tex
 pub const NO_RESPONDERS_REQUIRES_HEADERS: &str = ServerError::NoRespondersRequiresHeaders.text();
 pub const SLOW_CONSUMER: &str = ServerError::SlowConsumer.text();
 
+/// An account's `max_connections` reached (sent after CONNECT, verified against
+/// nats-server v2.9.10). Closes.
+pub const MAX_ACCOUNT_CONNECTIONS: &str = "maximum account active connections exceeded";
+
 /// Short aliases (used by the server layer).
 pub const AUTH_VIOLATION: &str = AUTHORIZATION_VIOLATION;
 pub const AUTH_TIMEOUT: &str = AUTHENTICATION_TIMEOUT;

@@ -127,6 +127,10 @@ struct Conn {
     echo: bool,
     no_responders: bool,
     pings_out: u32,
+    /// Account limits (see `admit`): subscriptions per client, and whether this client
+    /// counts against its account's connections.
+    max_subs: Option<usize>,
+    admitted: bool,
     /// Per-connection match cache (L1), valid while the sublist generation is unchanged.
     cache: FxHashMap<Box<[u8]>, Arc<SubResult<Subscription>>>,
     cache_gen: u64,
@@ -234,6 +238,8 @@ impl Conn {
             echo: true,
             no_responders: false,
             pings_out: 0,
+            max_subs: None,
+            admitted: false,
             cache: FxHashMap::default(),
             cache_gen: u64::MAX,
             batch: Batch {
@@ -534,6 +540,7 @@ impl Conn {
                     permissions,
                     expires_at: None,
                     jwt_user: None,
+                    account_limits: None,
                 };
                 self.finish_connect(co, outcome)
             }
@@ -554,6 +561,12 @@ impl Conn {
             self.expires = Some(tokio::time::Instant::now() + left);
         }
         self.enter_account(&outcome.account);
+        if let Some(l) = &outcome.account_limits {
+            self.account.set_limits(l);
+        }
+        if let Err(flow) = self.admit(co.protocol) {
+            return flow;
+        }
         self.perms = outcome.permissions.map(ConnPermissions::new);
         let tracks = self
             .perms
@@ -575,6 +588,7 @@ impl Conn {
             meta.account = self.account.name.clone();
             meta.jwt_user = outcome.jwt_user;
         }
+        crate::account::events::client_connect(&self.server, &self.client, &self.account.name);
         self.ok();
         Flow::Continue
     }
@@ -608,7 +622,13 @@ impl Conn {
             }
         }
         let (server, account) = (&self.server, &self.account);
-        if crate::account::system::handle_request(server, account, subject, reply, payload) {
+        let requester = crate::account::system::Requester {
+            client: &self.client,
+            permissions: self.perms.as_ref().map(ConnPermissions::permissions),
+        };
+        if crate::account::system::handle_request(
+            server, account, requester, subject, reply, payload,
+        ) {
             return self.ok();
         }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
@@ -804,6 +824,14 @@ impl Conn {
             let mut subs = self.client.subs.lock();
             if subs.contains_key(sid) {
                 None
+            } else if self.max_subs.is_some_and(|max| subs.len() >= max) {
+                drop(subs);
+                tracing::debug!(
+                    "{} - maximum subscriptions exceeded",
+                    client_label(&self.client)
+                );
+                self.send_err(errors::MAX_SUBSCRIPTIONS);
+                return;
             } else {
                 let sub = Arc::new(Subscription {
                     client: self.client.clone(),
@@ -910,10 +938,71 @@ impl Conn {
             sub.account.sublist.remove(sub);
         }
         self.server.unregister(&self.client);
+        self.release(reason);
         tracing::debug!(
             "{} - Client connection closed: {}",
             client_label(&self.client),
             self.client.close_reason().unwrap_or(reason).as_str()
+        );
+    }
+}
+
+// ---- Account limits and system events (see `account::events`) ----
+impl Conn {
+    /// Admits the client into its account: enforces the account's connection limit and
+    /// takes its subscription and payload limits (a lower max_payload makes the parser
+    /// refuse bigger PUBs with 'Maximum Payload Violation', as nats-server does).
+    fn admit(&mut self, protocol: i64) -> Result<(), Flow> {
+        if !self.account.try_add_connection() {
+            tracing::error!(
+                "{} - Maximum account active connections exceeded for account {}",
+                client_label(&self.client),
+                self.account.name
+            );
+            self.send_err(errors::MAX_ACCOUNT_CONNECTIONS);
+            return Err(Flow::Close(CloseReason::MaxAccountConnectionsExceeded));
+        }
+        self.admitted = true;
+        self.max_subs = self.account.max_subscriptions();
+        if let Some(max) = self.account.max_payload() {
+            if max < self.limits.max_payload {
+                self.limits.max_payload = max;
+                // Like nats-server, tell clients that understand async INFO the new limit.
+                if protocol >= 1 {
+                    self.send_max_payload_info(max);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_max_payload_info(&mut self, max: usize) {
+        let opts = self.server.options();
+        let info = super::info::client_info(&self.server, &opts, &self.client, None);
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&info) else {
+            return;
+        };
+        v["max_payload"] = serde_json::json!(max);
+        let Ok(info) = serde_json::to_vec(&v) else {
+            return;
+        };
+        let mut b = BytesMut::new();
+        proto::write_info(&mut b, &info);
+        self.send(&b);
+    }
+
+    /// Undoes `admit` when the connection ends, and tells the system account.
+    fn release(&mut self, reason: CloseReason) {
+        if !std::mem::take(&mut self.admitted) {
+            return;
+        }
+        self.account.remove_connection();
+        let reason = self.client.close_reason().unwrap_or(reason);
+        crate::account::events::client_disconnect(
+            &self.server,
+            &self.client,
+            &self.account.name,
+            reason,
         );
     }
 }

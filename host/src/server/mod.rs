@@ -97,6 +97,9 @@ impl Server {
         for name in &opts.accounts {
             accounts.get_or_create(name);
         }
+        for (name, l) in &opts.account_limits {
+            accounts.get_or_create(name).set_limits(l);
+        }
         crate::account::links::check(&opts).map_err(|e| anyhow::anyhow!(e))?;
         for w in crate::account::links::wire(&accounts, &opts) {
             tracing::warn!("{w}");
@@ -165,6 +168,79 @@ impl Server {
             .iter()
             .flat_map(|a| a.sublist.all())
             .collect()
+    }
+
+    /// The name of the system account: the operator's system account in operator mode,
+    /// else `system_account` (default `$SYS`).
+    pub fn system_account_name(&self) -> String {
+        let directory = self.user_directory();
+        if let Some(name) = directory.operator().and_then(|op| op.system_account()) {
+            return name.to_string();
+        }
+        self.options().system_account.clone()
+    }
+
+    /// Whether anyone subscribes in the system account (events are not even built if not).
+    pub fn system_has_subscribers(&self) -> bool {
+        self.accounts
+            .get(&self.system_account_name())
+            .is_some_and(|a| a.sublist.count() > 0)
+    }
+
+    /// Publishes a server-generated message into the system account's subject space: only
+    /// system-account subscribers can receive it.
+    pub fn publish_system(&self, subject: &str, payload: &[u8]) {
+        let name = self.system_account_name();
+        if let Some(account) = self.accounts.get(&name) {
+            self.deliver_internal(&account, subject.as_bytes(), payload);
+        }
+    }
+
+    /// Delivers a server-generated message on `subject` in `account` (plain subscribers and
+    /// one member of each queue group), waking each receiver's writer.
+    pub(crate) fn deliver_internal(
+        &self,
+        account: &crate::account::Account,
+        subject: &[u8],
+        payload: &[u8],
+    ) {
+        let max_pending = usize::try_from(self.options().max_pending).unwrap_or(usize::MAX);
+        let result = account.sublist.matches(subject);
+        let targets = result
+            .psubs
+            .iter()
+            .chain(result.qsubs.iter().filter_map(|g| g.first()));
+        let (mut msgs, mut bytes) = (0u64, 0u64);
+        for sub in targets {
+            if sub
+                .deny_filter
+                .as_ref()
+                .is_some_and(|p| p.deny_delivery(subject))
+            {
+                continue;
+            }
+            let mut expired = false;
+            match sub
+                .client
+                .queue_msg(sub, subject, None, None, payload, max_pending, &mut expired)
+            {
+                Queued::Yes { .. } => {
+                    sub.client.wake_writer.notify_one();
+                    msgs += 1;
+                    bytes += payload.len() as u64;
+                }
+                Queued::Closed => {}
+                Queued::SlowConsumer => {
+                    self.slow_consumer(&sub.client, CloseReason::SlowConsumerPendingBytes);
+                }
+            }
+            if expired {
+                self.remove_sub(sub);
+            }
+        }
+        if msgs != 0 {
+            self.stats.add_out(msgs, bytes);
+        }
     }
 
     pub(crate) fn user_directory(&self) -> Arc<UserDirectory> {
@@ -268,6 +344,10 @@ impl Server {
                 self.shutdown.subscribe(),
             ));
         }
+        tokio::spawn(crate::account::events::statsz_loop(
+            self.clone(),
+            self.shutdown.subscribe(),
+        ));
         self.clone().accept_loop(listener).await;
         // In lame-duck mode clients are closed gradually first; wait for the end.
         let _ = self.shutdown.subscribe().wait_for(|s| *s).await;
@@ -478,6 +558,15 @@ impl Server {
         for name in &new.accounts {
             self.accounts.get_or_create(name);
         }
+        for name in &new.accounts {
+            let l = new
+                .account_limits
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, l)| *l)
+                .unwrap_or_default();
+            self.accounts.get_or_create(name).set_limits(&l);
+        }
         crate::account::links::check(&new).map_err(|e| anyhow::anyhow!(e))?;
         for w in crate::account::links::wire(&self.accounts, &new) {
             tracing::warn!("{w}");
@@ -500,6 +589,7 @@ impl Server {
         next.accounts = new.accounts;
         next.exports = new.exports;
         next.imports = new.imports;
+        next.account_limits = new.account_limits;
         next.no_auth_user = new.no_auth_user;
         next.plugins = new.plugins;
         next.debug = new.debug;

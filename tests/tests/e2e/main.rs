@@ -22,4 +22,5 @@ mod pubsub;
 mod python;
 mod raw;
 mod resilience;
+mod system;
 mod tls;

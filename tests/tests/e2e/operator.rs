@@ -627,3 +627,53 @@ fn run_python(script: &str, args: &[&str]) -> Result<std::process::Output> {
         .context("running python3 (nats-py is installed by scripts/test)")?;
     Ok(child.wait_with_output()?)
 }
+
+#[tokio::test]
+async fn account_jwt_limits_are_enforced() -> Result<()> {
+    let w = World::new()?;
+    let mut a_claims = account_claims(&w.a, "A");
+    a_claims["nats"]["limits"]["conn"] = json!(1);
+    a_claims["nats"]["limits"]["subs"] = json!(1);
+    a_claims["nats"]["limits"]["payload"] = json!(8);
+    let server = TestServer::with_config(&w.dir_config(a_claims)?)?;
+
+    let (kp, jwt) = w.raw_user(&w.a, |_| {})?;
+    let mut first = raw_connect(&server, &kp, &jwt).await?;
+    // The account's max_payload comes in an INFO (after PONG from nats-server).
+    first.read_until(b"PONG\r\n", IO_TIMEOUT).await?;
+    let info =
+        String::from_utf8_lossy(&first.read_for(Duration::from_millis(200)).await?).into_owned();
+    if !info.is_empty() && !info.contains("\"max_payload\":8") {
+        bail!("expected an INFO with max_payload 8, got {info:?}");
+    }
+
+    // conn: 1
+    let mut second = raw_connect(&server, &kp, &jwt).await?;
+    let (got, closed) = second.read_to_close(IO_TIMEOUT).await?;
+    let got = String::from_utf8_lossy(&got);
+    if got != "-ERR 'maximum account active connections exceeded'\r\n" || !closed {
+        bail!("second connection: got {got:?} (closed: {closed})");
+    }
+
+    // subs: 1 (the connection stays)
+    first.send("SUB x 1\r\nSUB y 2\r\nPING\r\n").await?;
+    first
+        .expect("-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n")
+        .await?;
+
+    // payload: 8
+    first.send("PUB x 9\r\n123456789\r\nPING\r\n").await?;
+    let (got, closed) = first.read_to_close(IO_TIMEOUT).await?;
+    let got = String::from_utf8_lossy(&got);
+    if got != "-ERR 'Maximum Payload Violation'\r\n" || !closed {
+        bail!("big payload: got {got:?} (closed: {closed})");
+    }
+
+    // Account B has no limits.
+    let (kb, jb) = w.raw_user(&w.b, |_| {})?;
+    let mut b1 = raw_connect(&server, &kb, &jb).await?;
+    b1.expect("PONG\r\n").await?;
+    let mut b2 = raw_connect(&server, &kb, &jb).await?;
+    b2.expect("PONG\r\n").await?;
+    Ok(())
+}
