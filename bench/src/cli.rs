@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::publisher::{PayloadKind, PII_MIN_SIZE};
+use crate::subscriber::Expect;
+
 pub const USAGE: &str = "\
 natrium-bench: raw-protocol NATS load generator (loopback only)
 
@@ -15,6 +18,9 @@ SCENARIOS:
   queue    1 publisher -> a --subs member queue group (default 4 members)
   reqrep   1 requester <-> 1 responder, sequential round trips, latency
   idle     open --conns connections, report server RSS per connection
+  connect  --conns sequential connections, each INFO -> CONNECT -> PING -> PONG,
+           then closed; connects/s and per-connect latency (optionally with
+           credentials: --user/--pass, --token or a minted HS256 --jwt-secret)
   wait     wait until a server answers CONNECT/PING (for scripts)
 
 OPTIONS:
@@ -22,12 +28,27 @@ OPTIONS:
   --msgs N             messages (reqrep: measured requests)
                        [pub/pubsub/queue 1000000, reqrep 20000]
   --size BYTES         payload size; >= 8 enables sequence checks [128]
+  --payload KIND       binary: sequence in bytes 0..8, then a..z [binary]
+                       pii: JSON with the sequence in a seq field; every odd
+                       message carries an e-mail address and a card number
+                       (pubsub/queue; needs --size >= 91)
+  --expect-redacted Y  yes: with --payload pii, odd messages must arrive
+                       redacted (Natrium-Redacted header, markers instead of
+                       the PII) and even ones unchanged; no: every message
+                       must arrive unchanged [no]
   --pubs N             publishers for `pub` (messages are split) [1]
   --subs N             subscribers (pubsub) / queue members (queue) [1 / 4]
   --subject S          subject [bench.<scenario>]
   --window BYTES       pacing window, 0 = unpaced (see publisher.rs) [8388608]
-  --warmup N           reqrep: unmeasured warm-up round trips [1000]
-  --conns N            idle: connections to open [10000]
+  --warmup N           reqrep: unmeasured warm-up round trips [1000];
+                       connect: unmeasured connections first [100]
+  --conns N            idle: connections to open [10000]; connect: measured
+                       connections [2000]
+  --user U --pass P    connect: CONNECT with user and password
+  --token T            connect: CONNECT with auth_token T
+  --jwt-secret S       connect: CONNECT with auth_token = an HS256 JWT signed
+                       with S, minted per connection (sub bench-<i>, exp +1h)
+  --jwt-tenant T       connect: the JWT's tenant claim [bench]
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
   --timeout SECS       hard wall-clock cap for the whole run [60]
@@ -40,6 +61,7 @@ pub enum Scenario {
     Queue,
     ReqRep,
     Idle,
+    Connect,
     Wait,
 }
 
@@ -51,6 +73,7 @@ impl Scenario {
             Self::Queue => "queue",
             Self::ReqRep => "reqrep",
             Self::Idle => "idle",
+            Self::Connect => "connect",
             Self::Wait => "wait",
         }
     }
@@ -71,6 +94,32 @@ pub struct Args {
     pub server_pid: Option<u32>,
     pub settle: Duration,
     pub timeout: Duration,
+    pub payload: PayloadKind,
+    pub expect_redacted: bool,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub token: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub jwt_tenant: String,
+}
+
+impl Args {
+    /// How subscribers verify payloads.
+    pub fn expect(&self) -> Expect {
+        Expect {
+            kind: self.payload,
+            redacted: self.expect_redacted,
+        }
+    }
+
+    /// Extra CONNECT members for subscriber connections: `Pii` subscribers accept
+    /// headers, since a redactor stamps one.
+    pub fn sub_connect_extra(&self) -> &'static str {
+        match self.payload {
+            PayloadKind::Binary => "",
+            PayloadKind::Pii => "\"headers\":true",
+        }
+    }
 }
 
 fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T>
@@ -95,6 +144,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         "queue" => Scenario::Queue,
         "reqrep" | "req" => Scenario::ReqRep,
         "idle" => Scenario::Idle,
+        "connect" => Scenario::Connect,
         "wait" => Scenario::Wait,
         other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
     };
@@ -111,11 +161,26 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         subs: if scenario == Scenario::Queue { 4 } else { 1 },
         subject: format!("bench.{}", scenario.name()),
         window: 8 << 20,
-        warmup: 1000,
-        conns: 10_000,
+        warmup: if scenario == Scenario::Connect {
+            100
+        } else {
+            1000
+        },
+        conns: if scenario == Scenario::Connect {
+            2000
+        } else {
+            10_000
+        },
         server_pid: None,
         settle: Duration::from_millis(1000),
         timeout: Duration::from_secs(60),
+        payload: PayloadKind::Binary,
+        expect_redacted: false,
+        user: None,
+        pass: None,
+        token: None,
+        jwt_secret: None,
+        jwt_tenant: "bench".into(),
     };
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -137,6 +202,25 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--server-pid" => a.server_pid = Some(num(flag, v)?),
             "--settle-ms" => a.settle = Duration::from_millis(num(flag, v)?),
             "--timeout" => a.timeout = Duration::from_secs_f64(num(flag, v)?),
+            "--payload" => {
+                a.payload = match v.as_str() {
+                    "binary" => PayloadKind::Binary,
+                    "pii" => PayloadKind::Pii,
+                    other => bail!("--payload must be binary or pii, not {other:?}"),
+                }
+            }
+            "--expect-redacted" => {
+                a.expect_redacted = match v.as_str() {
+                    "yes" | "true" | "1" => true,
+                    "no" | "false" | "0" => false,
+                    other => bail!("--expect-redacted must be yes or no, not {other:?}"),
+                }
+            }
+            "--user" => a.user = Some(v.clone()),
+            "--pass" => a.pass = Some(v.clone()),
+            "--token" => a.token = Some(v.clone()),
+            "--jwt-secret" => a.jwt_secret = Some(v.clone()),
+            "--jwt-tenant" => a.jwt_tenant = v.clone(),
             other => bail!("unknown flag {other:?}\n\n{USAGE}"),
         }
     }
@@ -148,6 +232,21 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
     }
     if a.subject.is_empty() || a.subject.contains(char::is_whitespace) {
         bail!("--subject must be a non-empty token without whitespace");
+    }
+    if a.payload == PayloadKind::Pii && a.size < PII_MIN_SIZE {
+        bail!("--payload pii needs --size >= {PII_MIN_SIZE}");
+    }
+    if a.expect_redacted && a.payload != PayloadKind::Pii {
+        bail!("--expect-redacted yes needs --payload pii");
+    }
+    let creds = usize::from(a.user.is_some() || a.pass.is_some())
+        + usize::from(a.token.is_some())
+        + usize::from(a.jwt_secret.is_some());
+    if creds > 1 {
+        bail!("give one of --user/--pass, --token, --jwt-secret");
+    }
+    if a.conns == 0 {
+        bail!("--conns must be > 0");
     }
     Ok(Some(a))
 }

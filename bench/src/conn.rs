@@ -63,10 +63,17 @@ pub fn check_deadline(deadline: Instant, what: &str) -> Result<()> {
 
 /// The CONNECT line every bench connection sends.
 pub fn connect_line(name: &str) -> String {
+    connect_line_with(name, "")
+}
+
+/// The CONNECT line with `extra` JSON members appended (e.g. `"headers":true` or
+/// `"auth_token":"..."`; empty for none), followed by PING.
+pub fn connect_line_with(name: &str, extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
     format!(
         "CONNECT {{\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\
          \"name\":\"{name}\",\"lang\":\"rust-raw\",\"version\":\"{}\",\"protocol\":1,\
-         \"echo\":true}}\r\nPING\r\n",
+         \"echo\":true{sep}{extra}}}\r\nPING\r\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -88,12 +95,15 @@ pub fn write_all_deadline(stream: &mut TcpStream, mut buf: &[u8], deadline: Inst
 }
 
 /// One protocol frame received from the server. `PING`, `+OK` and `INFO` are
-/// handled inside the connection and never surface.
+/// handled inside the connection and never surface. `HMSG` surfaces as `Msg` with
+/// `headers` set (the header block, `NATS/1.0` line included) and `payload` the part
+/// after it.
 #[derive(Debug)]
 pub enum Frame<'a> {
     Msg {
         subject: &'a [u8],
         reply: Option<&'a [u8]>,
+        headers: Option<&'a [u8]>,
         payload: &'a [u8],
     },
     Pong,
@@ -105,6 +115,7 @@ enum Parsed {
     Msg {
         subject: Range<usize>,
         reply: Option<Range<usize>>,
+        headers: Option<Range<usize>>,
         payload: Range<usize>,
     },
     Pong,
@@ -129,6 +140,18 @@ impl Conn {
         read_buf: usize,
         deadline: Instant,
     ) -> Result<Self> {
+        Self::connect_with(addr, name, "", read_buf, deadline)
+    }
+
+    /// Like [`Conn::connect`], with `extra` JSON members in the CONNECT (see
+    /// [`connect_line_with`]).
+    pub fn connect_with(
+        addr: SocketAddr,
+        name: &str,
+        extra: &str,
+        read_buf: usize,
+        deadline: Instant,
+    ) -> Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
@@ -146,7 +169,7 @@ impl Conn {
             pending_pong: false,
             deadline,
         };
-        conn.write(connect_line(name).as_bytes())?;
+        conn.write(connect_line_with(name, extra).as_bytes())?;
         conn.wait_pong().context("CONNECT handshake")?;
         Ok(conn)
     }
@@ -204,10 +227,12 @@ impl Conn {
             Parsed::Msg {
                 subject,
                 reply,
+                headers,
                 payload,
             } => Frame::Msg {
                 subject: &self.rbuf[subject],
                 reply: reply.map(|r| &self.rbuf[r]),
+                headers: headers.map(|h| &self.rbuf[h]),
                 payload: &self.rbuf[payload],
             },
         }
@@ -260,9 +285,18 @@ impl Conn {
             let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
             let line_len = nl + 1;
 
-            if let Some(args) = line.strip_prefix(b"MSG ") {
-                let args_off = base + 4;
-                let mut toks: [Range<usize>; 4] = [0..0, 0..0, 0..0, 0..0];
+            let (is_hmsg, rest) = if let Some(a) = line.strip_prefix(b"MSG ") {
+                (false, Some(a))
+            } else if let Some(a) = line.strip_prefix(b"HMSG ") {
+                (true, Some(a))
+            } else {
+                (false, None)
+            };
+            if let Some(args) = rest {
+                // MSG <subject> <sid> [reply] <size>
+                // HMSG <subject> <sid> [reply] <header size> <total size>
+                let args_off = base + if is_hmsg { 5 } else { 4 };
+                let mut toks: [Range<usize>; 5] = [0..0, 0..0, 0..0, 0..0, 0..0];
                 let mut n = 0;
                 let mut i = 0;
                 while i < args.len() {
@@ -281,25 +315,42 @@ impl Conn {
                         n += 1;
                     }
                 }
-                if !(3..=4).contains(&n) {
+                let fixed = if is_hmsg { 4 } else { 3 };
+                if !(fixed..=fixed + 1).contains(&n) {
                     bail!("malformed MSG line: {}", String::from_utf8_lossy(line));
                 }
                 let size = parse_usize(&self.rbuf[toks[n - 1].clone()])
                     .ok_or_else(|| anyhow!("bad MSG size in: {}", String::from_utf8_lossy(line)))?;
+                let hdr_len = if is_hmsg {
+                    let h = parse_usize(&self.rbuf[toks[n - 2].clone()]).ok_or_else(|| {
+                        anyhow!("bad HMSG header size in: {}", String::from_utf8_lossy(line))
+                    })?;
+                    if h > size {
+                        bail!(
+                            "HMSG header size > total size: {}",
+                            String::from_utf8_lossy(line)
+                        );
+                    }
+                    h
+                } else {
+                    0
+                };
                 let total = line_len + size + 2;
                 if self.end - base < total {
                     return Ok(None);
                 }
-                let pay = base + line_len..base + line_len + size;
-                if &self.rbuf[pay.end..pay.end + 2] != b"\r\n" {
+                let body = base + line_len..base + line_len + size;
+                if &self.rbuf[body.end..body.end + 2] != b"\r\n" {
                     bail!("MSG payload not terminated by CRLF (size mismatch)");
                 }
                 self.start = base + total;
-                let reply = (n == 4).then(|| toks[2].clone());
+                let reply = (n == fixed + 1).then(|| toks[2].clone());
+                let headers = is_hmsg.then(|| body.start..body.start + hdr_len);
                 return Ok(Some(Parsed::Msg {
                     subject: toks[0].clone(),
                     reply,
-                    payload: pay,
+                    headers,
+                    payload: body.start + hdr_len..body.end,
                 }));
             }
 
@@ -432,6 +483,7 @@ mod tests {
             subject,
             reply,
             payload,
+            ..
         } = c.next_frame()?
         {
             got.push((
@@ -450,6 +502,45 @@ mod tests {
         assert_eq!(got[2].2, b"0123456789".to_vec());
         let answered = h.join().map_err(|_| anyhow!("server thread panicked"))??;
         assert_eq!(answered, b"PONG\r\n".to_vec());
+        Ok(())
+    }
+
+    #[test]
+    fn parses_hmsg() -> Result<()> {
+        let hdr = b"NATS/1.0\r\nNatrium-Redacted: email=1,card=0\r\n\r\n";
+        let mut frame = format!("HMSG a.b 7 {} {}\r\n", hdr.len(), hdr.len() + 3).into_bytes();
+        frame.extend_from_slice(hdr);
+        frame.extend_from_slice(b"xyz\r\nHMSG r 1 _INBOX.9 12 12\r\nNATS/1.0\r\n\r\n\r\n");
+        let (addr, _h) = fake_server(vec![frame[..30].to_vec(), frame[30..].to_vec()])?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut c = Conn::connect_with(addr, "t", "\"headers\":true", 4096, deadline)?;
+        match c.next_frame()? {
+            Frame::Msg {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => {
+                assert_eq!(subject, b"a.b");
+                assert_eq!(reply, None);
+                assert_eq!(headers, Some(&hdr[..]));
+                assert_eq!(payload, b"xyz");
+            }
+            Frame::Pong => bail!("expected HMSG"),
+        }
+        match c.next_frame()? {
+            Frame::Msg {
+                reply,
+                headers,
+                payload,
+                ..
+            } => {
+                assert_eq!(reply, Some(&b"_INBOX.9"[..]));
+                assert_eq!(headers, Some(&b"NATS/1.0\r\n\r\n"[..]));
+                assert!(payload.is_empty());
+            }
+            Frame::Pong => bail!("expected HMSG"),
+        }
         Ok(())
     }
 

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Scenario::Queue => scenarios::queue::run(&args, addr),
         Scenario::ReqRep => scenarios::reqrep::run(&args, addr),
         Scenario::Idle => scenarios::idle::run(&args, addr),
+        Scenario::Connect => scenarios::connect::run(&args, addr),
         Scenario::Wait => scenarios::wait::run(&args, addr),
     });
     match result {

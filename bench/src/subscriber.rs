@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use crate::conn::{Conn, Frame};
+use crate::publisher::{pii_seq, PayloadKind, PII_EMAIL};
 
 /// How each subscriber checks the sequence numbers it sees.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,20 @@ pub enum SeqCheck {
     Increasing,
 }
 
+/// How payloads are verified beyond the sequence number.
+#[derive(Clone, Copy)]
+pub struct Expect {
+    pub kind: PayloadKind,
+    /// `Pii` only: odd-numbered messages must arrive redacted (marker text instead of
+    /// the e-mail address, a `Natrium-Redacted` header) and even ones untouched.
+    /// Without it every message must arrive exactly as published.
+    pub redacted: bool,
+}
+
 pub struct SubResult {
     pub received: u64,
+    /// Messages that arrived redacted (`Pii` with `Expect::redacted`).
+    pub redacted: u64,
     /// When the last expected message arrived (queue members: when the
     /// group total was reached).
     pub done_at: Instant,
@@ -35,6 +48,7 @@ pub struct SubResult {
 pub fn receive(
     conn: &mut Conn,
     size: usize,
+    expect: Expect,
     total_msgs: u64,
     check: SeqCheck,
     progress: &AtomicU64,
@@ -42,6 +56,8 @@ pub fn receive(
 ) -> Result<SubResult> {
     let mut v = Verifier {
         size,
+        expect,
+        redacted: 0,
         total_msgs,
         check,
         received: 0,
@@ -55,10 +71,13 @@ pub fn receive(
     let done_at;
     loop {
         while let Some(frame) = conn.try_frame()? {
-            let Frame::Msg { payload, .. } = frame else {
+            let Frame::Msg {
+                headers, payload, ..
+            } = frame
+            else {
                 bail!("unexpected PONG on subscriber connection");
             };
-            v.on_msg(payload)?;
+            v.on_msg(headers, payload)?;
         }
         progress.store(v.received, Ordering::Release);
         let finished = match check {
@@ -74,7 +93,9 @@ pub fn receive(
             loop {
                 match conn.next_frame()? {
                     Frame::Pong => break,
-                    Frame::Msg { payload, .. } => v.on_msg(payload)?,
+                    Frame::Msg {
+                        headers, payload, ..
+                    } => v.on_msg(headers, payload)?,
                 }
             }
             progress.store(v.received, Ordering::Release);
@@ -90,6 +111,7 @@ pub fn receive(
     }
     Ok(SubResult {
         received: v.received,
+        redacted: v.redacted,
         done_at,
         seen: v.seen,
     })
@@ -97,6 +119,8 @@ pub fn receive(
 
 struct Verifier {
     size: usize,
+    expect: Expect,
+    redacted: u64,
     total_msgs: u64,
     check: SeqCheck,
     received: u64,
@@ -106,37 +130,76 @@ struct Verifier {
 
 impl Verifier {
     #[inline]
-    fn on_msg(&mut self, payload: &[u8]) -> Result<()> {
-        if payload.len() != self.size {
-            bail!("payload size {} != expected {}", payload.len(), self.size);
-        }
-        if self.size >= 8 {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&payload[..8]);
-            let seq = u64::from_be_bytes(b);
-            match self.check {
-                SeqCheck::Exact => {
-                    if seq != self.received {
-                        bail!(
-                            "out of order / corrupt payload: expected seq {}, got {seq}",
-                            self.received
-                        );
-                    }
+    fn on_msg(&mut self, headers: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        match self.expect.kind {
+            PayloadKind::Binary => {
+                if payload.len() != self.size {
+                    bail!("payload size {} != expected {}", payload.len(), self.size);
                 }
-                SeqCheck::Increasing => {
-                    if self.last_seq.is_some_and(|l| seq <= l) || seq >= self.total_msgs {
-                        bail!(
-                            "queue member saw seq {seq} after {:?} (of {})",
-                            self.last_seq,
-                            self.total_msgs
-                        );
-                    }
-                    self.seen[(seq / 64) as usize] |= 1 << (seq % 64);
+                if self.size >= 8 {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&payload[..8]);
+                    self.check_seq(u64::from_be_bytes(b))?;
                 }
             }
-            self.last_seq = Some(seq);
+            PayloadKind::Pii => {
+                let Some(seq) = pii_seq(payload) else {
+                    bail!(
+                        "payload without the sequence field: {:?}",
+                        String::from_utf8_lossy(&payload[..payload.len().min(64)])
+                    );
+                };
+                self.check_seq(seq)?;
+                if self.expect.redacted && seq % 2 == 1 {
+                    let find = |hay: &[u8], needle: &[u8]| memchr::memmem::find(hay, needle);
+                    if find(payload, PII_EMAIL.as_bytes()).is_some()
+                        || find(payload, b"[REDACTED:email]").is_none()
+                        || find(payload, b"[REDACTED:card]").is_none()
+                        || headers.is_none_or(|h| find(h, b"Natrium-Redacted:").is_none())
+                    {
+                        bail!(
+                            "message {seq} was not redacted as expected: headers {:?}, payload {:?}",
+                            headers.map(String::from_utf8_lossy),
+                            String::from_utf8_lossy(payload)
+                        );
+                    }
+                    self.redacted += 1;
+                } else if payload.len() != self.size || headers.is_some() {
+                    bail!(
+                        "message {seq} was changed in transit: headers {:?}, payload {:?}",
+                        headers.map(String::from_utf8_lossy),
+                        String::from_utf8_lossy(payload)
+                    );
+                }
+            }
         }
         self.received += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn check_seq(&mut self, seq: u64) -> Result<()> {
+        match self.check {
+            SeqCheck::Exact => {
+                if seq != self.received {
+                    bail!(
+                        "out of order / corrupt payload: expected seq {}, got {seq}",
+                        self.received
+                    );
+                }
+            }
+            SeqCheck::Increasing => {
+                if self.last_seq.is_some_and(|l| seq <= l) || seq >= self.total_msgs {
+                    bail!(
+                        "queue member saw seq {seq} after {:?} (of {})",
+                        self.last_seq,
+                        self.total_msgs
+                    );
+                }
+                self.seen[(seq / 64) as usize] |= 1 << (seq % 64);
+            }
+        }
+        self.last_seq = Some(seq);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The benchmark scenarios. Each `run` returns a `Report` or an error (which
 //! makes the process exit non-zero), e.g. when any expected message is missing.
 
+pub mod connect;
 pub mod idle;
 pub mod publish;
 pub mod pubsub;

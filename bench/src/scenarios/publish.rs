@@ -39,6 +39,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
                         conn,
                         &a.subject,
                         a.size,
+                        a.payload,
                         first_seq,
                         count,
                         a.window,

@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::{abort_on_err, await_total, first_error, join};
 use crate::cli::Args;
 use crate::conn::{Conn, ABORT};
-use crate::publisher::{publish, ConsumerWindow};
+use crate::publisher::{publish, ConsumerWindow, PayloadKind};
 use crate::report::{mb_per_sec, r1, thousands, Report};
 use crate::subscriber::{receive, SeqCheck};
 
@@ -22,7 +22,13 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
     let mut subs = Vec::with_capacity(a.subs);
     for i in 0..a.subs {
-        let mut c = Conn::connect(addr, &format!("bench-sub-{i}"), SUB_READ_BUF, deadline)?;
+        let mut c = Conn::connect_with(
+            addr,
+            &format!("bench-sub-{i}"),
+            a.sub_connect_extra(),
+            SUB_READ_BUF,
+            deadline,
+        )?;
         c.write(format!("SUB {} {}\r\n", a.subject, i + 1).as_bytes())?;
         c.flush()?; // the subscription is registered once PONG is back
         subs.push(c);
@@ -33,57 +39,65 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let stop = AtomicBool::new(false);
 
     let start = Instant::now();
-    let (pub_secs, sub_ends) = std::thread::scope(|s| -> Result<(f64, Vec<Instant>)> {
-        let mut sub_handles = Vec::new();
-        for (conn, ctr) in subs.iter_mut().zip(&counters) {
-            let stop = &stop;
-            sub_handles.push(s.spawn(move || {
-                abort_on_err(|| receive(conn, a.size, a.msgs, SeqCheck::Exact, ctr, stop))
-            }));
-        }
-        let counters = &counters;
-        let pub_done = &pub_done;
-        let pub_handle = s.spawn(move || {
-            abort_on_err(|| {
-                let r = publish(
-                    &mut pubc,
-                    &a.subject,
-                    a.size,
-                    0,
-                    a.msgs,
-                    a.window,
-                    &ConsumerWindow::Min(counters),
-                );
-                pub_done.store(true, Ordering::Release);
-                r
-            })
-        });
-        let watch = await_total(counters, a.msgs * a.subs as u64, pub_done, deadline);
-        if watch.is_err() {
-            ABORT.store(true, Ordering::Relaxed);
-        }
-        let mut errs = Vec::new();
-        let mut ends = Vec::new();
-        for (i, h) in sub_handles.into_iter().enumerate() {
-            match join(h, &format!("subscriber {i}")) {
-                Ok(r) => ends.push(r.done_at),
-                Err(e) => errs.push(e),
+    let (pub_secs, sub_ends, redacted) =
+        std::thread::scope(|s| -> Result<(f64, Vec<Instant>, u64)> {
+            let mut sub_handles = Vec::new();
+            for (conn, ctr) in subs.iter_mut().zip(&counters) {
+                let stop = &stop;
+                sub_handles.push(s.spawn(move || {
+                    abort_on_err(|| {
+                        receive(conn, a.size, a.expect(), a.msgs, SeqCheck::Exact, ctr, stop)
+                    })
+                }));
             }
-        }
-        let pub_res = join(pub_handle, "publisher");
-        let pub_secs = match pub_res {
-            Ok(r) => r.elapsed.as_secs_f64(),
-            Err(e) => {
+            let counters = &counters;
+            let pub_done = &pub_done;
+            let pub_handle = s.spawn(move || {
+                abort_on_err(|| {
+                    let r = publish(
+                        &mut pubc,
+                        &a.subject,
+                        a.size,
+                        a.payload,
+                        0,
+                        a.msgs,
+                        a.window,
+                        &ConsumerWindow::Min(counters),
+                    );
+                    pub_done.store(true, Ordering::Release);
+                    r
+                })
+            });
+            let watch = await_total(counters, a.msgs * a.subs as u64, pub_done, deadline);
+            if watch.is_err() {
+                ABORT.store(true, Ordering::Relaxed);
+            }
+            let mut errs = Vec::new();
+            let mut ends = Vec::new();
+            let mut redacted = 0;
+            for (i, h) in sub_handles.into_iter().enumerate() {
+                match join(h, &format!("subscriber {i}")) {
+                    Ok(r) => {
+                        ends.push(r.done_at);
+                        redacted += r.redacted;
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+            let pub_res = join(pub_handle, "publisher");
+            let pub_secs = match pub_res {
+                Ok(r) => r.elapsed.as_secs_f64(),
+                Err(e) => {
+                    errs.push(e);
+                    0.0
+                }
+            };
+            if let Err(e) = watch {
                 errs.push(e);
-                0.0
             }
-        };
-        if let Err(e) = watch {
-            errs.push(e);
-        }
-        first_error(errs)?;
-        Ok((pub_secs, ends))
-    })?;
+            first_error(errs)?;
+            Ok((pub_secs, ends, redacted))
+        })?;
 
     let end = sub_ends.into_iter().max().unwrap_or(start);
     let deliver_secs = end.duration_since(start).as_secs_f64().max(1e-9);
@@ -92,7 +106,17 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let del_rate = delivered as f64 / deliver_secs;
     let mut r = Report::new(
         "pubsub",
-        format!("pubsub 1->{} {}x{}B", a.subs, a.msgs, a.size),
+        format!(
+            "pubsub 1->{} {}x{}B{}",
+            a.subs,
+            a.msgs,
+            a.size,
+            if a.payload == PayloadKind::Pii {
+                " (pii payload)"
+            } else {
+                ""
+            }
+        ),
     );
     r.say(&format!(
         ": publisher {} msgs/s ({:.1} MB/s); delivered {} msgs/s aggregate ({:.1} MB/s); all {} subscribers got all {} msgs in order",
@@ -103,12 +127,23 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         a.subs,
         a.msgs
     ));
+    if a.expect_redacted {
+        r.say(&format!("; {redacted} arrived redacted as expected"));
+    }
     r.field("msgs", a.msgs)
         .field("size", a.size)
         .field("subs", a.subs)
         .field("elapsed_s", deliver_secs)
         .field("msgs_per_sec", r1(pub_rate))
         .field("mb_per_sec", r1(mb_per_sec(a.msgs, a.size, pub_secs)))
+        .field(
+            "payload",
+            match a.payload {
+                PayloadKind::Binary => "binary",
+                PayloadKind::Pii => "pii",
+            },
+        )
+        .field("redacted_msgs", redacted)
         .field("delivered_msgs", delivered)
         .field("delivered_msgs_per_sec", r1(del_rate))
         .field(

@@ -20,7 +20,13 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
     let mut members = Vec::with_capacity(a.subs);
     for i in 0..a.subs {
-        let mut c = Conn::connect(addr, &format!("bench-q-{i}"), SUB_READ_BUF, deadline)?;
+        let mut c = Conn::connect_with(
+            addr,
+            &format!("bench-q-{i}"),
+            a.sub_connect_extra(),
+            SUB_READ_BUF,
+            deadline,
+        )?;
         c.write(format!("SUB {} bench-group {}\r\n", a.subject, i + 1).as_bytes())?;
         c.flush()?;
         members.push(c);
@@ -37,7 +43,17 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
             for (conn, ctr) in members.iter_mut().zip(&counters) {
                 let stop = &stop;
                 handles.push(s.spawn(move || {
-                    abort_on_err(|| receive(conn, a.size, a.msgs, SeqCheck::Increasing, ctr, stop))
+                    abort_on_err(|| {
+                        receive(
+                            conn,
+                            a.size,
+                            a.expect(),
+                            a.msgs,
+                            SeqCheck::Increasing,
+                            ctr,
+                            stop,
+                        )
+                    })
                 }));
             }
             let counters = &counters;
@@ -48,6 +64,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
                         &mut pubc,
                         &a.subject,
                         a.size,
+                        a.payload,
                         0,
                         a.msgs,
                         a.window,

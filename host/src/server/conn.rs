@@ -10,7 +10,7 @@ use super::client::{unix_nanos, Client, CloseReason, Queued, Subscription};
 use super::plugins::{self, PluginSet, Verdict};
 use super::Server;
 use crate::account::links::RESPONSE_PREFIX;
-use crate::account::{Account, AuthOutcome, Credentials};
+use crate::account::{Account, AuthError, AuthOutcome, Credentials};
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, ResponsePermission, SubjectPermission,
 };
@@ -457,7 +457,14 @@ impl Conn {
             ip: Some(self.client.addr.ip()),
         };
         let directory = self.server.user_directory();
-        match directory.authenticate(&creds) {
+        // With no users configured the directory admits everyone; an authorizer plugin must
+        // still decide then, so it is not asked.
+        let checked = if directory.auth_required() || self.plugins.authorizers.is_empty() {
+            directory.authenticate(&creds)
+        } else {
+            Err(AuthError::NoMatch)
+        };
+        match checked {
             Ok(outcome) => self.finish_connect(co, outcome),
             // Configured users come first; anyone else is the authorizer plugin's to decide.
             Err(_) if !self.plugins.authorizers.is_empty() => {

@@ -1185,3 +1185,29 @@ async fn a_component_of_the_wrong_world_is_refused_at_startup() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_authorizer_decides_even_when_no_users_are_configured() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let conf = jwt_conf()?.replace(
+        r#"OPS: { users: [ { user: admin, password: "adm1n-pw" } ] }"#,
+        "",
+    );
+    ensure!(!conf.contains("adm1n-pw"), "the config must have no users");
+    let server = TestServer::with_config(&conf)?;
+    let raw = RawConn::connect(server.port()).await?;
+    ensure!(
+        raw.info()?["auth_required"] == true,
+        "INFO must say auth_required"
+    );
+    expect_auth_violation(&server, ConnectOptions::new(), "anonymous client").await?;
+    let ok = connect_with(
+        &server.url(),
+        ConnectOptions::with_token(token("acme", "alice", 3600)?),
+    )
+    .await?;
+    sync(&ok).await?;
+    Ok(())
+}
