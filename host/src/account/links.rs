@@ -9,7 +9,7 @@
 //!   The link is kept on the importer.
 
 use super::Account;
-use crate::options::{LinkKind, Options, ResponseType};
+use crate::options::{ExportSpec, ImportSpec, LinkKind, Options, ResponseType};
 use crate::subject;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -137,6 +137,20 @@ impl Responses {
     }
 }
 
+/// The export that allows `imp`: same account and kind, a subject covering the import's, and
+/// either public or naming the importer.
+fn export_for<'a>(opts: &'a Options, imp: &ImportSpec) -> Option<&'a ExportSpec> {
+    opts.exports.iter().find(|e| {
+        e.account == imp.from
+            && e.kind == imp.kind
+            && crate::auth::permissions::is_subset_match(
+                imp.subject.as_bytes(),
+                e.subject.as_bytes(),
+            )
+            && (e.accounts.is_empty() || e.accounts.contains(&imp.account))
+    })
+}
+
 /// Checks that every configured import is allowed by an export, as nats-server does at
 /// start-up (an unauthorized import is a configuration error, with nats-server's text).
 pub fn check(opts: &Options) -> Result<(), String> {
@@ -151,16 +165,7 @@ pub fn check(opts: &Options) -> Result<(), String> {
                 imp.subject, imp.from
             ));
         }
-        let allowed = opts.exports.iter().any(|e| {
-            e.account == imp.from
-                && e.kind == imp.kind
-                && crate::auth::permissions::is_subset_match(
-                    imp.subject.as_bytes(),
-                    e.subject.as_bytes(),
-                )
-                && (e.accounts.is_empty() || e.accounts.contains(&imp.account))
-        });
-        if !allowed {
+        if export_for(opts, imp).is_none() {
             return Err(format!(
                 "Error adding {kind} import {:?}: {kind} import not authorized",
                 imp.subject
@@ -186,15 +191,7 @@ pub fn wire(accounts: &super::Accounts, opts: &Options) -> Vec<String> {
             continue;
         };
         let importer = accounts.get_or_create(&imp.account);
-        let export = opts.exports.iter().find(|e| {
-            e.account == imp.from
-                && e.kind == imp.kind
-                && crate::auth::permissions::is_subset_match(
-                    imp.subject.as_bytes(),
-                    e.subject.as_bytes(),
-                )
-                && (e.accounts.is_empty() || e.accounts.contains(&imp.account))
-        });
+        let export = export_for(opts, imp);
         let Some(export) = export else {
             warnings.push(format!(
                 "account {} may not import {:?} from {}: no matching export for it",

@@ -3,8 +3,9 @@
 //! Ownership: each connection has a reader task and a writer task (see `conn`). The server owns
 //! the accounts (each with its own sublist), the user directory, and a map of live clients for
 //! monitoring and shutdown. Locks (never held across `.await`, taken in this order when
-//! nested): `Server::clients` → `Client::subs` → `Client::out`; a sublist's lock is only ever
-//! taken alone.
+//! nested): `Server::clients` → `Client::subs` → `Client::out`; `Account::links` (read, while
+//! delivering across accounts) → `Client::out`; a sublist's lock and an account's response
+//! routes are only ever taken alone.
 
 mod client;
 mod conn;
