@@ -192,6 +192,8 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     /// Require and verify client certificates (mTLS).
     pub verify: bool,
+    /// `verify_and_map`: the client certificate names the user (implies `verify`).
+    pub verify_and_map: bool,
     pub timeout: Duration,
     /// TLS before INFO (`handshake_first`).
     pub handshake_first: bool,
@@ -204,6 +206,7 @@ impl Default for TlsOptions {
             key_file: None,
             ca_file: None,
             verify: false,
+            verify_and_map: false,
             // nats-server's TLS_TIMEOUT.
             timeout: Duration::from_secs(2),
             handshake_first: false,

@@ -23,6 +23,8 @@ pub struct Credentials<'a> {
     pub jwt: Option<&'a str>,
     /// The client's address (for a user JWT's `src`).
     pub ip: Option<std::net::IpAddr>,
+    /// `verify_and_map`: the verified client certificate, which names the user.
+    pub tls_map: Option<&'a crate::tls::CertIdentity>,
 }
 
 impl Credentials<'_> {
@@ -203,6 +205,23 @@ impl UserDirectory {
                 return Ok(outcome.clone());
             }
         }
+        if let Some(cert) = c.tls_map {
+            if !self.by_name.is_empty() {
+                let (name, e) = self.map_certificate(cert)?;
+                // As nats-server: a CONNECT password is still compared with the mapped
+                // user's (none configured: the client must send none).
+                let pass = c.pass.unwrap_or("");
+                let ok = match &e.password {
+                    Some(p) => p.verify(pass.as_bytes()),
+                    None => pass.is_empty(),
+                };
+                return if ok {
+                    Ok(e.outcome.clone())
+                } else {
+                    Err(AuthError::WrongPassword(name.to_string()))
+                };
+            }
+        }
         if let Some(name) = c.user {
             if let Some(e) = self.by_name.get(name) {
                 let ok = match &e.password {
@@ -239,6 +258,29 @@ impl UserDirectory {
     }
 }
 
+impl UserDirectory {
+    /// `verify_and_map`, as nats-server matches: the configured user (of `users`) named like
+    /// an e-mail SAN, a DNS SAN, a URI SAN or the subject DN (literally, then as a DN in any
+    /// RDN order). The CONNECT `user` is ignored: the certificate names the user.
+    fn map_certificate(
+        &self,
+        cert: &crate::tls::CertIdentity,
+    ) -> Result<(&String, &Entry), AuthError> {
+        for name in cert.map_candidates() {
+            if let Some(found) = self.by_name.get_key_value(&name) {
+                return Ok(found);
+            }
+        }
+        // Deterministic choice if several configured DNs are equivalent.
+        let mut names: Vec<(&String, &Entry)> = self.by_name.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        names
+            .into_iter()
+            .find(|(name, _)| crate::tls::identity::dn_equal(name, &cert.subject))
+            .ok_or_else(|| AuthError::UnknownUser(cert.subject.clone()))
+    }
+}
+
 fn global(user: Option<&str>) -> AuthOutcome {
     AuthOutcome {
         account: GLOBAL_ACCOUNT.to_string(),
@@ -269,6 +311,79 @@ mod tests {
             pass: Some(pass),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn verify_and_map_picks_the_certificate_user() {
+        let cert = crate::tls::CertIdentity {
+            subject: "CN=mapped-client,O=Natrium".into(),
+            emails: vec!["alice@natrium.test".into()],
+            uris: vec!["spiffe://natrium/alice".into()],
+            ..Default::default()
+        };
+        let mapped = |users: Vec<UserSpec>, pass: Option<&str>| {
+            let opts = Options {
+                users,
+                ..Default::default()
+            };
+            let d = UserDirectory::from_options(&opts).expect("valid users");
+            d.authenticate(&Credentials {
+                user: Some("other"),
+                pass,
+                tls_map: Some(&cert),
+                ..Default::default()
+            })
+            .map(|o| (o.user, o.account))
+        };
+        let named = |n: &str, acc: &str| UserSpec {
+            user: Some(n.into()),
+            account: acc.into(),
+            ..Default::default()
+        };
+        // E-mail SAN first, whatever CONNECT's user says, and no password needed.
+        let users = || {
+            vec![
+                named("CN=mapped-client,O=Natrium", "B"),
+                named("alice@natrium.test", "A"),
+                user("other", "p", "C"),
+            ]
+        };
+        assert_eq!(
+            mapped(users(), None).ok(),
+            Some((Some("alice@natrium.test".into()), "A".into()))
+        );
+        // As nats-server, a CONNECT password must still match the mapped user's.
+        assert!(matches!(
+            mapped(users(), Some("p")),
+            Err(AuthError::WrongPassword(_))
+        ));
+        assert_eq!(
+            mapped(
+                vec![user("alice@natrium.test", "secret", "S")],
+                Some("secret")
+            )
+            .ok()
+            .map(|o| o.1),
+            Some("S".into())
+        );
+        assert_eq!(
+            mapped(vec![named("spiffe://natrium/alice", "U")], None)
+                .ok()
+                .map(|o| o.1),
+            Some("U".into())
+        );
+        // The subject DN, literally or in another RDN order.
+        assert_eq!(
+            mapped(vec![named("O=Natrium, CN=mapped-client", "D")], None)
+                .ok()
+                .map(|o| o.1),
+            Some("D".into())
+        );
+        // A configured user the certificate does not name is never picked.
+        assert!(matches!(
+            mapped(vec![user("other", "p", "C")], Some("p")),
+            Err(AuthError::UnknownUser(_))
+        ));
     }
 
     #[test]

@@ -525,11 +525,11 @@ fn tls(e: &Entry, opts: &mut Options) -> Result<TlsOptions, ConfigError> {
             "key_file" => t.key_file = Some(path(&key, v)?),
             "ca_file" => t.ca_file = Some(path(&key, v)?),
             "verify" => t.verify = boolean(&key, v)?,
-            // Certificates are still verified; only the mapping to users is missing.
+            // The certificate names the user; implies verification.
             "verify_and_map" => {
-                t.verify = boolean(&key, v)?;
-                if t.verify {
-                    unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos);
+                t.verify_and_map = boolean(&key, v)?;
+                if t.verify_and_map {
+                    t.verify = true;
                 }
             }
             "timeout" => t.timeout = seconds(&key, v)?,

@@ -593,6 +593,15 @@ fn tls_block() {
     assert!(err("tls { cert_file: c }").contains("missing 'key_file'"));
     let o = opts("tls { cert_file: c, key_file: k, cipher_suites: [a] }");
     assert_eq!(o.unsupported.len(), 1);
+    // verify_and_map is supported and implies verify.
+    let o = opts("tls { cert_file: c, key_file: k, ca_file: ca, verify_and_map: true }");
+    assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
+    let t = o.tls.expect("tls");
+    assert!(t.verify && t.verify_and_map);
+    let t = opts("tls { cert_file: c, key_file: k, verify_and_map: false }")
+        .tls
+        .expect("tls");
+    assert!(!t.verify && !t.verify_and_map);
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub struct ConnMeta {
     pub user: Option<String>,
     pub account: String,
     pub tls_version: Option<String>,
+    /// The verified client certificate's identity (mutual TLS).
+    pub tls_identity: Option<Arc<crate::tls::CertIdentity>>,
     /// Operator mode: the user JWT's identity, re-checked when its account is updated.
     pub jwt_user: Option<crate::account::JwtIdentity>,
 }

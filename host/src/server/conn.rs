@@ -116,6 +116,8 @@ struct Conn {
     /// The plugins this connection runs, and their generation.
     plugins: Arc<PluginSet>,
     plugin_gen: u64,
+    /// Per subject: does any plugin binding apply (reset with the plugins or the account).
+    plugin_hits: FxHashMap<Box<[u8]>, bool>,
     /// When an authorizer's grant ends.
     expires: Option<tokio::time::Instant>,
     limits: proto::Limits,
@@ -251,6 +253,7 @@ impl Conn {
             nonce,
             plugins,
             plugin_gen,
+            plugin_hits: FxHashMap::default(),
             expires: None,
             server,
             client,
@@ -325,6 +328,7 @@ impl Conn {
                 .store(unix_nanos(), Ordering::Relaxed);
             if self.server.plugin_generation() != self.plugin_gen {
                 (self.plugin_gen, self.plugins) = self.server.plugin_set();
+                self.plugin_hits.clear();
             }
             loop {
                 let (consumed, flow) = self.process(&buf);
@@ -446,7 +450,16 @@ impl Conn {
             self.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
             return Flow::Close(CloseReason::ProtocolViolation);
         }
+        let tls_identity = self.client.meta.lock().tls_identity.clone();
+        let tls_map = tls_identity.as_deref().filter(|_| {
+            self.server
+                .options()
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.verify_and_map)
+        });
         let creds = Credentials {
+            tls_map,
             user: co.user.as_deref(),
             pass: co.pass.as_deref(),
             token: co.auth_token.as_deref(),
@@ -492,7 +505,7 @@ impl Conn {
                     client_port: self.client.addr.port(),
                     server_name: self.server.name.clone(),
                     server_id: self.server.id.clone(),
-                    tls: None,
+                    tls: tls_identity.as_ref().map(|t| t.to_plugin()),
                 };
                 Flow::Authorize(Box::new((co, request)))
             }
@@ -643,7 +656,7 @@ impl Conn {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
         }
         self.ok();
-        if !self.plugins.on_publish_path() {
+        if !self.plugins.on_publish_path() || !self.plugins_apply(subject) {
             self.route(subject, reply, headers, payload);
             return;
         }
@@ -881,11 +894,26 @@ impl Conn {
         self.ok();
     }
 
+    /// Whether any plugin binding covers `subject` here; cached per subject because most
+    /// traffic is usually outside the bound subjects.
+    fn plugins_apply(&mut self, subject: &[u8]) -> bool {
+        if let Some(&hit) = self.plugin_hits.get(subject) {
+            return hit;
+        }
+        if self.plugin_hits.len() >= CACHE_MAX {
+            self.plugin_hits.clear();
+        }
+        let hit = self.plugins.any_applies(&self.account.name, subject);
+        self.plugin_hits.insert(subject.into(), hit);
+        hit
+    }
+
     /// Moves the client into `name` (created on demand), forgetting cached matches.
     fn enter_account(&mut self, name: &str) {
         if self.account.name != name {
             self.account = self.server.accounts.get_or_create(name);
             self.cache.clear();
+            self.plugin_hits.clear();
             self.cache_gen = u64::MAX;
         }
     }

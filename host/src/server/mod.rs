@@ -442,7 +442,14 @@ impl Server {
                 {
                     let (_, session) = stream.get_ref();
                     let version = session.protocol_version().map(|v| format!("{v:?}"));
-                    client.meta.lock().tls_version = version;
+                    let identity = session
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| tls::CertIdentity::from_der(c))
+                        .map(Arc::new);
+                    let mut meta = client.meta.lock();
+                    meta.tls_version = version;
+                    meta.tls_identity = identity;
                 }
                 if tls_opts.handshake_first {
                     let mut b = bytes::BytesMut::new();

@@ -66,6 +66,17 @@ impl PluginSet {
         !self.mappers.is_empty() || !self.transformers.is_empty()
     }
 
+    /// Whether any mapper or transformer binding covers a message published on `subject` in
+    /// `account`. When none does, no mapper renames it, so no transformer can apply either.
+    pub fn any_applies(&self, account: &str, subject: &[u8]) -> bool {
+        let subject = String::from_utf8_lossy(subject);
+        self.mappers
+            .iter()
+            .map(Mapper::spec)
+            .chain(self.transformers.iter().map(Transformer::spec))
+            .any(|spec| spec.applies_to(account, &subject))
+    }
+
     pub fn stats(&self) -> Vec<PluginStats> {
         let mut v: Vec<PluginStats> = self.authorizers.iter().map(Authorizer::stats).collect();
         v.extend(self.mappers.iter().map(Mapper::stats));
