@@ -7,9 +7,11 @@
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
 use super::users::{AuthError, AuthOutcome, Credentials};
-use crate::auth::jwt::{self, AccountClaims, ClientInfo, OperatorClaims};
+use crate::auth::jwt::{
+    self, AccountClaims, ClientInfo, OperatorClaims, SigningKey, UserClaims, UserScope,
+};
 use crate::auth::nkeys::{self, KeyKind};
-use crate::auth::permissions::Permissions;
+use crate::auth::permissions::{PermissionSpec, Permissions};
 use crate::options::{Options, ResolverSpec};
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
@@ -27,6 +29,65 @@ pub struct JwtIdentity {
     pub issuer: String,
     /// The user JWT's `iat`, for revocations.
     pub issued_at: i64,
+    /// The decoded user JWT, re-validated when the account is updated.
+    pub claims: Arc<UserClaims>,
+    /// The scope of the signing key that issued the user JWT at connect time (`None`: the
+    /// account key or an unscoped signing key). A changed scope ends the connection, as in
+    /// nats-server.
+    pub scope: Option<UserScope>,
+    /// What the connection presented, to re-run `validate_user`.
+    pub ip: Option<std::net::IpAddr>,
+    pub nonce: Option<String>,
+    pub sig: Option<String>,
+    /// The effective permissions granted at connect time or by the last update.
+    pub permissions: Option<PermissionSpec>,
+}
+
+/// What an account update means for one live connection of that account.
+#[derive(Debug, PartialEq)]
+pub enum Reevaluation {
+    /// The user is revoked or its issuer is no longer one of the account's keys.
+    Revoked,
+    /// The user JWT no longer validates against the account (e.g. its signing key's scope
+    /// changed): the connection is closed.
+    Invalid(String),
+    /// Still valid with the same permissions.
+    Unchanged,
+    /// Still valid with new permissions (`None`: unrestricted).
+    Permissions(Option<PermissionSpec>),
+}
+
+/// Re-checks a live connection's user against its account's updated claims.
+pub fn reevaluate(claims: &AccountClaims, id: &JwtIdentity) -> Reevaluation {
+    if identity_revoked(claims, id) {
+        return Reevaluation::Revoked;
+    }
+    if scope_of(claims, &id.issuer) != id.scope {
+        return Reevaluation::Invalid("signing key scope changed".into());
+    }
+    let mut info = ClientInfo::new(jwt::now_unix());
+    info.ip = id.ip;
+    info.nonce = id.nonce.as_deref();
+    info.sig = id.sig.as_deref();
+    match jwt::validate_user(claims, &id.claims, &info) {
+        Err(e) => Reevaluation::Invalid(e.to_string()),
+        Ok(authorized) => {
+            let perms = authorized.permissions.filter(|p| !p.is_empty());
+            if perms == id.permissions {
+                Reevaluation::Unchanged
+            } else {
+                Reevaluation::Permissions(perms)
+            }
+        }
+    }
+}
+
+/// The scope of `issuer` when it is one of the account's scoped signing keys.
+fn scope_of(claims: &AccountClaims, issuer: &str) -> Option<UserScope> {
+    match claims.signing_key(issuer) {
+        Some(SigningKey::Scoped(scope)) => Some((**scope).clone()),
+        _ => None,
+    }
 }
 
 /// Where account JWTs live.
@@ -157,6 +218,7 @@ impl OperatorMode {
         info.sig = c.sig;
         let authorized = jwt::validate_user(&account, &user, &info)
             .map_err(|e| AuthError::Jwt(format!("user {}: {e}", user.claims.sub)))?;
+        let spec = authorized.permissions.clone().filter(|p| !p.is_empty());
         let permissions = match &authorized.permissions {
             Some(spec) if !spec.is_empty() => {
                 Some(Arc::new(Permissions::compile(spec).map_err(|e| {
@@ -181,6 +243,12 @@ impl OperatorMode {
                 account: authorized.account,
                 issuer: user.claims.iss.clone(),
                 issued_at: user.claims.iat,
+                scope: scope_of(&account, &user.claims.iss),
+                claims: Arc::new(user),
+                ip: c.ip,
+                nonce: c.nonce.map(str::to_string),
+                sig: c.sig.map(str::to_string),
+                permissions: spec,
             }),
         })
     }
@@ -391,5 +459,41 @@ mod tests {
                 Some(&KeyPair::new_account().public_key())
             )
             .is_err());
+    }
+
+    #[test]
+    fn reevaluation_follows_default_permissions() {
+        let c = chain();
+        let mode = OperatorMode::from_options(&c.opts)
+            .expect("valid")
+            .expect("operator mode");
+        let user = KeyPair::new_user();
+        let token = user_jwt(&c.acc, &user, |_| {});
+        let id = connect(&mode, &token, &user)
+            .expect("authenticated")
+            .jwt_user
+            .expect("identity");
+        assert_eq!(id.permissions, None);
+
+        let mut ac = AccountClaims::new(&c.acc.public_key());
+        assert_eq!(reevaluate(&ac, &id), Reevaluation::Unchanged);
+        ac.nats.default_permissions.publish.allow = vec!["a.>".into()];
+        let Reevaluation::Permissions(Some(spec)) = reevaluate(&ac, &id) else {
+            panic!("expected new permissions");
+        };
+        assert_eq!(
+            spec.publish.and_then(|p| p.allow),
+            Some(vec!["a.>".to_string()])
+        );
+
+        // The account expired: the user no longer validates.
+        ac.claims.exp = jwt::now_unix() - 10;
+        assert!(matches!(reevaluate(&ac, &id), Reevaluation::Invalid(_)));
+        // Revoked.
+        let mut ac = AccountClaims::new(&c.acc.public_key());
+        ac.nats
+            .revocations
+            .insert(user.public_key(), jwt::now_unix() + 5);
+        assert_eq!(reevaluate(&ac, &id), Reevaluation::Revoked);
     }
 }

@@ -18,12 +18,17 @@
 //! message; it returns at once unless the subject starts with `$SYS.` and the publisher is
 //! in the system account.
 
-use super::operator::{identity_revoked, OperatorMode, UpdateError};
+use super::operator::{reevaluate, OperatorMode, Reevaluation, UpdateError};
 use super::Account;
 use crate::auth::jwt::AccountClaims;
 use crate::auth::permissions::Permissions;
+use crate::proto::errors;
 use crate::server::{Client, CloseReason, Server};
+use crate::server::{Queued, Subscription};
+use bytes::BytesMut;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 const CLAIMS_UPDATE: &str = "$SYS.REQ.CLAIMS.UPDATE";
 /// What a revoked connection is told before it is closed (nats-server's text).
@@ -142,29 +147,150 @@ fn update(server: &Server, op: &OperatorMode, expected: Option<&str>, jwt: &[u8]
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// Disconnects the live connections an account update revokes.
+/// Applies an account update to the account's live connections: revoked users, and users
+/// whose JWT no longer validates against the new claims, are disconnected; the others get
+/// their re-evaluated permissions (see [`reevaluate`]).
 pub fn apply_to_connections(server: &Server, claims: &AccountClaims) {
     let key = &claims.claims.sub;
     if let Some(account) = server.accounts.get(key) {
         account.set_limits(&super::operator::jwt_account_limits(claims));
     }
     for client in server.clients() {
-        let revoked = {
+        let verdict = {
             let meta = client.meta.lock();
-            meta.jwt_user
-                .as_ref()
-                .is_some_and(|id| id.account == *key && identity_revoked(claims, id))
+            match meta.jwt_user.as_ref() {
+                Some(id) if id.account == *key => reevaluate(claims, id),
+                _ => continue,
+            }
         };
-        if revoked {
-            tracing::info!(
-                "{} - cid:{} - User Authentication Revoked",
-                client.addr,
-                client.id
-            );
-            client.queue_raw(REVOKED_ERR);
-            client.mark_closed(CloseReason::AuthenticationViolation);
+        match verdict {
+            Reevaluation::Unchanged => {}
+            Reevaluation::Revoked => {
+                tracing::info!(
+                    "{} - cid:{} - User Authentication Revoked",
+                    client.addr,
+                    client.id
+                );
+                client.queue_raw(REVOKED_ERR);
+                client.mark_closed(CloseReason::AuthenticationViolation);
+            }
+            Reevaluation::Invalid(why) => {
+                tracing::info!(
+                    "{} - cid:{} - user no longer valid after account update: {why}",
+                    client.addr,
+                    client.id
+                );
+                client.mark_closed(CloseReason::AuthenticationViolation);
+            }
+            Reevaluation::Permissions(spec) => {
+                let compiled = match spec.as_ref().map(Permissions::compile).transpose() {
+                    Ok(p) => p.map(Arc::new),
+                    Err(e) => {
+                        tracing::warn!(
+                            "{} - cid:{} - account update: invalid permissions: {e}",
+                            client.addr,
+                            client.id
+                        );
+                        client.mark_closed(CloseReason::AuthenticationViolation);
+                        continue;
+                    }
+                };
+                tracing::debug!(
+                    "{} - cid:{} - permissions updated by an account update",
+                    client.addr,
+                    client.id
+                );
+                if let Some(id) = client.meta.lock().jwt_user.as_mut() {
+                    id.permissions = spec;
+                }
+                apply_permissions(&client, compiled);
+            }
         }
     }
+}
+
+/// Gives a live client new permissions: its reader task picks them up before its next
+/// read batch; here its subscriptions are brought in line at once. As nats-server does on a
+/// permissions change, subscriptions no longer allowed are removed and the client is told
+/// `-ERR 'Permissions Violation for Subscription to "<subject>" (sid "<sid>")'`; those
+/// still allowed get a delivery filter for the new rules' denied subjects.
+fn apply_permissions(client: &Arc<Client>, perms: Option<Arc<Permissions>>) {
+    let tracks = perms.as_ref().is_some_and(|p| p.response().is_some());
+    client.tracks_replies.store(tracks, Ordering::Relaxed);
+    client.set_permissions(perms.clone());
+    let mut notices = BytesMut::new();
+    for sub in client.subscriptions() {
+        let (allowed, filter) = match &perms {
+            None => (true, None),
+            Some(p) => (
+                p.subscribe_allowed(&sub.subject, sub.queue.as_deref()),
+                p.needs_delivery_filter(&sub.subject).then(|| p.clone()),
+            ),
+        };
+        if !allowed {
+            remove_sub(&sub);
+            notices.extend_from_slice(b"-ERR '");
+            notices.extend_from_slice(errors::PERMISSIONS_VIOLATION_SUBSCRIPTION_PREFIX.as_bytes());
+            errors::write_go_quoted(&mut notices, &sub.subject);
+            notices.extend_from_slice(b" (sid ");
+            errors::write_go_quoted(&mut notices, &sub.sid);
+            notices.extend_from_slice(b")'\r\n");
+            tracing::info!(
+                "{} - cid:{} - Removed sub {:?} (sid {:?}) - not authorized",
+                client.addr,
+                client.id,
+                String::from_utf8_lossy(&sub.subject),
+                String::from_utf8_lossy(&sub.sid)
+            );
+            continue;
+        }
+        let same_filter = match (&sub.deny_filter, &filter) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same_filter {
+            // The filter is fixed per subscription: swap in a copy with the new one.
+            let fresh = Arc::new(Subscription {
+                client: sub.client.clone(),
+                account: sub.account.clone(),
+                deny_filter: filter,
+                subject: sub.subject.clone(),
+                queue: sub.queue.clone(),
+                sid: sub.sid.clone(),
+                max: AtomicU64::new(sub.max()),
+                delivered: AtomicU64::new(sub.delivered()),
+            });
+            {
+                let mut subs = client.subs.lock();
+                match subs.get(&sub.sid) {
+                    Some(s) if Arc::ptr_eq(s, &sub) => {
+                        subs.insert(fresh.sid.clone(), fresh.clone());
+                    }
+                    // Unsubscribed meanwhile.
+                    _ => continue,
+                }
+            }
+            sub.account.sublist.remove(&sub);
+            sub.account.sublist.insert(fresh);
+        }
+    }
+    if !notices.is_empty() {
+        if let Queued::Yes { .. } = client.queue_raw(&notices) {
+            client.wake_writer.notify_one();
+        }
+    }
+}
+
+/// Removes one subscription of a client (as `Server::remove_sub` does).
+fn remove_sub(sub: &Arc<Subscription>) {
+    {
+        let mut subs = sub.client.subs.lock();
+        if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+            subs.remove(&sub.sid);
+        }
+    }
+    sub.account.sublist.remove(sub);
 }
 
 fn server_info(server: &Server) -> serde_json::Value {

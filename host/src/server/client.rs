@@ -111,6 +111,11 @@ pub struct Client {
     /// Unix nanoseconds of the last inbound activity (monitoring only).
     pub(crate) last_activity: AtomicU64,
     pub(crate) rtt_nanos: AtomicU64,
+    /// New permissions for the reader task to apply (an account JWT update): `Some(None)`
+    /// lifts all restrictions. `perms_changed` says one is waiting, so that the reader task
+    /// only pays an atomic load per read batch.
+    pub(crate) pending_perms: Mutex<Option<Option<Arc<crate::auth::permissions::Permissions>>>>,
+    pub(crate) perms_changed: AtomicBool,
 }
 
 /// Result of queuing a frame for a client.
@@ -147,6 +152,8 @@ impl Client {
             in_bytes: AtomicU64::new(0),
             last_activity: AtomicU64::new(unix_nanos()),
             rtt_nanos: AtomicU64::new(0),
+            pending_perms: Mutex::new(None),
+            perms_changed: AtomicBool::new(false),
         }
     }
 
@@ -225,6 +232,31 @@ impl Client {
         let first = !out.flush_pending;
         out.flush_pending = true;
         Queued::Yes { first }
+    }
+
+    /// Hands new permissions to the reader task, which applies them before it processes its
+    /// next read batch (subscriptions are adjusted by the caller, see
+    /// `account::system::apply_to_connections`).
+    pub(crate) fn set_permissions(
+        &self,
+        perms: Option<Arc<crate::auth::permissions::Permissions>>,
+    ) {
+        *self.pending_perms.lock() = Some(perms);
+        self.perms_changed.store(true, Ordering::Release);
+    }
+
+    /// The permissions handed over by `set_permissions`, if any are waiting. One relaxed
+    /// atomic load when there are none.
+    #[inline]
+    pub(crate) fn take_permissions(
+        &self,
+    ) -> Option<Option<Arc<crate::auth::permissions::Permissions>>> {
+        if !self.perms_changed.load(Ordering::Relaxed)
+            || !self.perms_changed.swap(false, Ordering::Acquire)
+        {
+            return None;
+        }
+        self.pending_perms.lock().take()
     }
 
     /// Marks the client closed and wakes both of its tasks; the reader task cleans up.

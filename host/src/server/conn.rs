@@ -326,6 +326,16 @@ impl Conn {
             self.client
                 .last_activity
                 .store(unix_nanos(), Ordering::Relaxed);
+            if let Some(perms) = self.client.take_permissions() {
+                // An account JWT update changed this user's permissions.
+                self.perms = match (self.perms.take(), perms) {
+                    (Some(mut current), Some(p)) => {
+                        current.replace(p);
+                        Some(current)
+                    }
+                    (_, p) => p.map(ConnPermissions::new),
+                };
+            }
             if self.server.plugin_generation() != self.plugin_gen {
                 (self.plugin_gen, self.plugins) = self.server.plugin_set();
                 self.plugin_hits.clear();

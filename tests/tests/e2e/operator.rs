@@ -677,3 +677,97 @@ async fn account_jwt_limits_are_enforced() -> Result<()> {
     b2.expect("PONG\r\n").await?;
     Ok(())
 }
+
+/// An account update re-evaluates the permissions of its live users (natrium applies the
+/// account's new `default_permissions` at once; subscriptions no longer allowed are removed
+/// with nats-server's config-reload error), and a user whose scoped signing key changed is
+/// disconnected, as nats-server does.
+#[tokio::test]
+async fn account_update_reevaluates_live_permissions() -> Result<()> {
+    if natrium_tests::is_nats_server() {
+        // nats-server 2.9 keeps a live user's permissions until it reconnects.
+        return Ok(());
+    }
+    let w = World::new()?;
+    let server = TestServer::with_config(&w.memory_config()?)?;
+    let sys = connect_creds(&server, &w.user(&w.sys, "sys", |_| {})?).await?;
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", w.a.public_key());
+    let scoped = KeyPair::new_account();
+    let account_with = |iat: i64, pub_allow: &[&str], pub_deny: &[&str], sub_allow: &[&str]| {
+        let mut c = account_claims(&w.a, "A");
+        c["iat"] = json!(iat);
+        c["nats"]["default_permissions"] = json!({
+            "pub": {"allow": pub_allow, "deny": pub_deny},
+            "sub": {"allow": sub_allow},
+        });
+        c["nats"]["signing_keys"] = json!([{
+            "kind": "user_template", "key": scoped.public_key(), "role": "r",
+            "template": {"pub": {"allow": [format!("scoped.{}", iat)]}, "sub": {}},
+        }]);
+        sign(&w.op, c)
+    };
+
+    // Update 1: A's users may publish and subscribe on `a.>` only.
+    let resp = push_update(
+        &sys,
+        subject.clone(),
+        account_with(now(), &["a.>"], &[], &["a.>"])?,
+    )
+    .await?;
+    assert_eq!(resp["data"]["code"], json!(200), "reply: {resp}");
+
+    let (kp, jwt) = w.raw_user(&w.a, |_| {})?;
+    let mut live = raw_connect(&server, &kp, &jwt).await?;
+    live.expect("PONG\r\n").await?;
+    // A user of the scoped signing key.
+    let scoped_kp = KeyPair::new_user();
+    let mut sc = user_claims(&scoped_kp, "scoped");
+    sc["nats"] = json!({"issuer_account": w.a.public_key(), "type": "user", "version": 2});
+    let scoped_jwt = sign(&scoped, sc)?;
+    let mut scoped_live = raw_connect(&server, &scoped_kp, &scoped_jwt).await?;
+    scoped_live.expect("PONG\r\n").await?;
+
+    live.send("SUB a.> 1\r\nPUB a.x 2\r\nhi\r\nPUB b.x 2\r\nno\r\nPING\r\n")
+        .await?;
+    live.expect(
+        "MSG a.x 1 2\r\nhi\r\n-ERR 'Permissions Violation for Publish to \"b.x\"'\r\nPONG\r\n",
+    )
+    .await?;
+
+    // Update 2: `a.>` is denied, `b.>` allowed. The live connection is told its `a.>`
+    // subscription is gone, without reconnecting.
+    let resp = push_update(
+        &sys,
+        subject.clone(),
+        account_with(now() + 1, &["b.>"], &["a.>"], &["b.>"])?,
+    )
+    .await?;
+    assert_eq!(resp["data"]["code"], json!(200), "reply: {resp}");
+    live.expect("-ERR 'Permissions Violation for Subscription to \"a.>\" (sid \"1\")'\r\n")
+        .await?;
+    live.send("PUB a.x 2\r\nhi\r\nSUB b.> 2\r\nPUB b.y 2\r\nok\r\nPING\r\n")
+        .await?;
+    live.expect(
+        "-ERR 'Permissions Violation for Publish to \"a.x\"'\r\nMSG b.y 2 2\r\nok\r\nPONG\r\n",
+    )
+    .await?;
+
+    // The scoped signing key's template changed (its `iat`-named subject): nats-server
+    // disconnects the users it issued.
+    let (_, closed) = scoped_live.read_to_close(Duration::from_secs(5)).await?;
+    assert!(
+        closed,
+        "a user of a changed scoped signing key must be disconnected"
+    );
+
+    // Update 3: unrestricted again.
+    let mut open = account_claims(&w.a, "A");
+    open["iat"] = json!(now() + 2);
+    let resp = push_update(&sys, subject, sign(&w.op, open)?).await?;
+    assert_eq!(resp["data"]["code"], json!(200), "reply: {resp}");
+    live.send("SUB c.> 3\r\nPUB c.z 2\r\nok\r\nPUB a.x 2\r\nhi\r\nPING\r\n")
+        .await?;
+    live.expect("MSG c.z 3 2\r\nok\r\nPONG\r\n").await?;
+    assert!(!live.is_closed());
+    Ok(())
+}
