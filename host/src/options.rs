@@ -53,6 +53,9 @@ pub struct Options {
     pub exports: Vec<ExportSpec>,
     /// `imports` of the configured accounts.
     pub imports: Vec<ImportSpec>,
+    /// Native subject mappings: (account, source, [(destination template, weight %)]);
+    /// top-level `mappings` belong to `$G`.
+    pub mappings: Vec<MappingSpec>,
     /// `accounts { X { limits { ... } } }`: account name → its limits.
     pub account_limits: Vec<(String, AccountLimits)>,
     /// The user a client without credentials is treated as (`no_auth_user`).
@@ -110,6 +113,15 @@ pub struct AccountLimits {
     /// Accepted for compatibility; not enforced (nats-server has no per-account data limit
     /// outside JetStream).
     pub max_data: Option<i64>,
+}
+
+/// One `mappings` entry: in `account`, `source` is rewritten to one of the weighted
+/// destination templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSpec {
+    pub account: String,
+    pub source: String,
+    pub destinations: Vec<(String, u8)>,
 }
 
 /// Whether an export/import is a stream (subscribe across accounts) or a service (request
@@ -242,6 +254,7 @@ impl Default for Options {
             accounts: Vec::new(),
             exports: Vec::new(),
             imports: Vec::new(),
+            mappings: Vec::new(),
             account_limits: Vec::new(),
             no_auth_user: None,
             system_account: "$SYS".to_string(),

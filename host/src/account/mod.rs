@@ -35,6 +35,9 @@ pub struct Account {
     pub responses: links::Responses,
     /// Random token in this account's generated reply subjects.
     pub response_token: String,
+    /// Native subject mappings, applied on publish when `mapped` is set.
+    mappings: RwLock<Arc<Vec<crate::subject::mapping::Mapping>>>,
+    mapped: AtomicBool,
     /// Limits (negative = none): from the configuration's `limits {}` or the account JWT.
     max_connections: AtomicI64,
     max_subscriptions: AtomicI64,
@@ -57,6 +60,8 @@ impl Account {
             linked: AtomicBool::new(false),
             responses: links::Responses::default(),
             response_token: token,
+            mappings: RwLock::new(Arc::new(Vec::new())),
+            mapped: AtomicBool::new(false),
             max_connections: AtomicI64::new(-1),
             max_subscriptions: AtomicI64::new(-1),
             max_payload: AtomicI64::new(-1),
@@ -110,6 +115,24 @@ impl Account {
         self.linked.load(Ordering::Relaxed)
     }
 
+    #[inline]
+    pub fn has_mappings(&self) -> bool {
+        self.mapped.load(Ordering::Relaxed)
+    }
+
+    /// The subject a publish on `subject` is routed to, if a mapping covers it; `roll`
+    /// (0..100) picks among weighted destinations.
+    pub fn map_subject(&self, subject: &[u8], roll: u8) -> Option<Vec<u8>> {
+        let mappings = self.mappings.read().clone();
+        crate::subject::mapping::apply_all(&mappings, subject, roll)
+    }
+
+    /// Replaces this account's mappings (configuration load or reload).
+    pub fn set_mappings(&self, list: Vec<crate::subject::mapping::Mapping>) {
+        self.mapped.store(!list.is_empty(), Ordering::Relaxed);
+        *self.mappings.write() = Arc::new(list);
+    }
+
     fn mark_linked(&self) {
         self.linked.store(true, Ordering::Relaxed);
     }
@@ -160,6 +183,28 @@ impl Accounts {
         let mut v: Vec<_> = self.map.read().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Installs the configured mappings on their accounts (every account's list is replaced).
+    pub fn apply_mappings(&self, specs: &[crate::options::MappingSpec]) -> Result<(), String> {
+        let mut by_account: FxHashMap<&str, Vec<crate::subject::mapping::Mapping>> =
+            FxHashMap::default();
+        for m in specs {
+            let mapping = crate::subject::mapping::Mapping::new(&m.source, &m.destinations)
+                .map_err(|e| format!("account {}: {e}", m.account))?;
+            by_account
+                .entry(m.account.as_str())
+                .or_default()
+                .push(mapping);
+        }
+        for a in self.all() {
+            let list = by_account.remove(a.name.as_str()).unwrap_or_default();
+            a.set_mappings(list);
+        }
+        for (name, list) in by_account {
+            self.get_or_create(name).set_mappings(list);
+        }
+        Ok(())
     }
 
     pub fn num_subscriptions(&self) -> u64 {

@@ -6,7 +6,7 @@ use super::value::{Entry, Kind, Map, Value};
 use super::ConfigError;
 use crate::auth::permissions::{PermissionSpec, ResponsePermission, SubjectPermission};
 use crate::options::{
-    AccountLimits, ExportSpec, ImportSpec, LinkKind, Options, ResponseType, UserSpec,
+    AccountLimits, ExportSpec, ImportSpec, LinkKind, MappingSpec, Options, ResponseType, UserSpec,
 };
 
 fn invalid(key: &str, v: &Value, msg: impl Into<String>) -> ConfigError {
@@ -101,7 +101,11 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                     limit_field(&mut l, field)?;
                     set_limits(opts, &name, l);
                 }
-                "mappings" | "jetstream" | "default_permissions" | "nkey" => {
+                "mappings" | "maps" => {
+                    let list = mappings(&field.key, &field.value, &name)?;
+                    opts.mappings.extend(list);
+                }
+                "jetstream" | "default_permissions" | "nkey" => {
                     unsupported(opts, &format!("accounts.{name}.{}", field.key), field)
                 }
                 _ => return Err(unknown(field)),
@@ -260,6 +264,73 @@ fn imports(key: &str, v: &Value, account: &str) -> Result<Vec<ImportSpec>, Confi
         out.push(spec);
     }
     Ok(out)
+}
+
+/// `mappings { "src": "dst" | [ { destination: "d", weight: 50% } ] }`; checked here so a
+/// bad template is reported with its position.
+pub(super) fn mappings(
+    key: &str,
+    v: &Value,
+    account: &str,
+) -> Result<Vec<MappingSpec>, ConfigError> {
+    let mut out = Vec::new();
+    for f in map(key, v)? {
+        let destinations = match &f.value.kind {
+            Kind::String(s) => vec![(s.clone(), 100u8)],
+            Kind::Array(items) => {
+                let mut d = Vec::new();
+                for item in items {
+                    let mut dest = None;
+                    let mut weight = 100u8;
+                    for g in map(&f.key, item)? {
+                        match g.key.to_ascii_lowercase().as_str() {
+                            "destination" | "dest" => dest = Some(string(&g.key, &g.value)?),
+                            "weight" => weight = percent(&g.key, &g.value)?,
+                            "cluster" => {}
+                            _ => return Err(unknown(g)),
+                        }
+                    }
+                    let dest = dest.ok_or_else(|| {
+                        invalid(&f.key, item, "a destination needs `destination`")
+                    })?;
+                    d.push((dest, weight));
+                }
+                d
+            }
+            _ => {
+                return Err(invalid(
+                    &f.key,
+                    &f.value,
+                    "expected a subject or a list of destinations",
+                ))
+            }
+        };
+        crate::subject::mapping::Mapping::new(&f.key, &destinations)
+            .map_err(|e| invalid(&f.key, &f.value, e.to_string()))?;
+        out.push(MappingSpec {
+            account: account.to_string(),
+            source: f.key.clone(),
+            destinations,
+        });
+    }
+    Ok(out)
+}
+
+/// `50%`, `"50%"` or `50`.
+fn percent(key: &str, v: &Value) -> Result<u8, ConfigError> {
+    let n = match &v.kind {
+        Kind::Integer(n) => *n,
+        Kind::String(s) => s
+            .trim()
+            .trim_end_matches('%')
+            .parse::<i64>()
+            .map_err(|_| invalid(key, v, "expected a percentage"))?,
+        _ => return Err(invalid(key, v, "expected a percentage")),
+    };
+    u8::try_from(n)
+        .ok()
+        .filter(|n| *n <= 100)
+        .ok_or_else(|| invalid(key, v, "a weight is between 0% and 100%"))
 }
 
 /// `users: [ { user, password, permissions } | { nkey, permissions } ]`.

@@ -16,8 +16,6 @@ const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Top-level keys nats-server accepts that name features natrium does not have yet.
 const UNSUPPORTED_TOP: &[&str] = &[
-    "mappings",
-    "maps",
     "disable_sublist_cache",
     "no_sublist_cache",
     "gateway",
@@ -455,6 +453,10 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         "store_dir" | "storedir" => opts.store_dir = Some(path(&key, v)?),
         "authorization" => authorization(e, opts)?,
         "accounts" => super::accounts::accounts(e, opts)?,
+        "mappings" | "maps" => {
+            let list = super::accounts::mappings(&e.key, v, crate::account::GLOBAL_ACCOUNT)?;
+            opts.mappings.extend(list);
+        }
         "no_auth_user" => opts.no_auth_user = Some(string(&key, v)?),
         "system_account" | "system" => opts.system_account = string(&key, v)?,
         "tls" => opts.tls = Some(tls(e, opts)?),

@@ -665,7 +665,7 @@ fn unsupported_features_are_recorded() {
         .collect();
     assert_eq!(
         keys,
-        ["leafnodes", "websocket", "mqtt", "gateway", "mappings"]
+        ["leafnodes", "websocket", "mqtt", "gateway"]
     );
     assert_eq!(o.unsupported[0], "leafnodes (t.conf:4)");
 }

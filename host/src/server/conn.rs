@@ -666,6 +666,14 @@ impl Conn {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
         }
         self.ok();
+        // Native subject mappings come before plugins (nats-server maps before routing).
+        let mapped = if self.account.has_mappings() {
+            let roll = (self.batch.next_rand() % 100) as u8;
+            self.account.map_subject(subject, roll)
+        } else {
+            None
+        };
+        let subject = mapped.as_deref().unwrap_or(subject);
         if !self.plugins.on_publish_path() || !self.plugins_apply(subject) {
             self.route(subject, reply, headers, payload);
             return;

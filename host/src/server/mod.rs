@@ -102,6 +102,9 @@ impl Server {
             accounts.get_or_create(name).set_limits(l);
         }
         crate::account::links::check(&opts).map_err(|e| anyhow::anyhow!(e))?;
+        accounts
+            .apply_mappings(&opts.mappings)
+            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
         for w in crate::account::links::wire(&accounts, &opts) {
             tracing::warn!("{w}");
         }
@@ -576,6 +579,9 @@ impl Server {
             self.accounts.get_or_create(name).set_limits(&l);
         }
         crate::account::links::check(&new).map_err(|e| anyhow::anyhow!(e))?;
+        self.accounts
+            .apply_mappings(&new.mappings)
+            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
         for w in crate::account::links::wire(&self.accounts, &new) {
             tracing::warn!("{w}");
         }
@@ -597,6 +603,7 @@ impl Server {
         next.accounts = new.accounts;
         next.exports = new.exports;
         next.imports = new.imports;
+        next.mappings = new.mappings;
         next.account_limits = new.account_limits;
         next.no_auth_user = new.no_auth_user;
         next.plugins = new.plugins;

@@ -4,6 +4,7 @@
 //! exactly `*` matches any one token and a final `>` matches one or more tokens; a publish
 //! subject is matched literally (a `*` there only matches a `*` subscription, as in nats-server).
 
+pub mod mapping;
 mod sublist;
 
 pub use sublist::{Entry, SubResult, Sublist};

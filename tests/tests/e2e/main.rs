@@ -15,6 +15,7 @@ mod cli;
 mod differential;
 mod lifecycle;
 mod limits;
+mod mappings;
 mod monitor;
 mod operator;
 mod plugins;
