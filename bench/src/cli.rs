@@ -20,7 +20,11 @@ SCENARIOS:
   idle     open --conns connections, report server RSS per connection
   connect  --conns sequential connections, each INFO -> CONNECT -> PING -> PONG,
            then closed; connects/s and per-connect latency (optionally with
-           credentials: --user/--pass, --token or a minted HS256 --jwt-secret)
+           credentials: --user/--pass, --token, a minted HS256 --jwt-secret,
+           an NKey --nkey-seed, or an operator-mode --creds / --user-jwt)
+  gen-operator DIR
+           write NKey/operator-mode keys, JWTs, .creds and server configs for
+           bench/auth.sh into DIR (see src/genauth.rs)
   wait     wait until a server answers CONNECT/PING (for scripts)
 
 OPTIONS:
@@ -49,6 +53,13 @@ OPTIONS:
   --jwt-secret S       connect: CONNECT with auth_token = an HS256 JWT signed
                        with S, minted per connection (sub bench-<i>, exp +1h)
   --jwt-tenant T       connect: the JWT's tenant claim [bench]
+  --nkey-seed SEED     connect: NKey user; CONNECT with nkey + sig (the INFO
+                       nonce signed with SEED)
+  --creds FILE         connect: operator-mode user from a .creds file; CONNECT
+                       with jwt + sig
+  --user-jwt JWT --user-seed SEED
+                       connect: the same, without a file
+  (pub, pubsub, queue: --user/--pass are sent by every connection)
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
   --timeout SECS       hard wall-clock cap for the whole run [60]
@@ -101,6 +112,10 @@ pub struct Args {
     pub token: Option<String>,
     pub jwt_secret: Option<String>,
     pub jwt_tenant: String,
+    pub nkey_seed: Option<String>,
+    pub creds: Option<String>,
+    pub user_jwt: Option<String>,
+    pub user_seed: Option<String>,
 }
 
 impl Args {
@@ -113,12 +128,30 @@ impl Args {
     }
 
     /// Extra CONNECT members for subscriber connections: `Pii` subscribers accept
-    /// headers, since a redactor stamps one.
-    pub fn sub_connect_extra(&self) -> &'static str {
-        match self.payload {
+    /// headers, since a redactor stamps one; plus `--user`/`--pass` if given.
+    pub fn sub_connect_extra(&self) -> String {
+        let headers = match self.payload {
             PayloadKind::Binary => "",
             PayloadKind::Pii => "\"headers\":true",
+        };
+        match (headers, self.user_pass_extra()) {
+            (h, u) if u.is_empty() => h.to_owned(),
+            ("", u) => u,
+            (h, u) => format!("{h},{u}"),
         }
+    }
+
+    /// `"user":..,"pass":..` CONNECT members when `--user`/`--pass` are given
+    /// (pub/pubsub connections log in with them), else empty.
+    pub fn user_pass_extra(&self) -> String {
+        if self.user.is_none() && self.pass.is_none() {
+            return String::new();
+        }
+        format!(
+            "\"user\":{},\"pass\":{}",
+            serde_json::Value::from(self.user.as_deref().unwrap_or_default()),
+            serde_json::Value::from(self.pass.as_deref().unwrap_or_default())
+        )
     }
 }
 
@@ -181,6 +214,10 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         token: None,
         jwt_secret: None,
         jwt_tenant: "bench".into(),
+        nkey_seed: None,
+        creds: None,
+        user_jwt: None,
+        user_seed: None,
     };
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -221,6 +258,10 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--token" => a.token = Some(v.clone()),
             "--jwt-secret" => a.jwt_secret = Some(v.clone()),
             "--jwt-tenant" => a.jwt_tenant = v.clone(),
+            "--nkey-seed" => a.nkey_seed = Some(v.clone()),
+            "--creds" => a.creds = Some(v.clone()),
+            "--user-jwt" => a.user_jwt = Some(v.clone()),
+            "--user-seed" => a.user_seed = Some(v.clone()),
             other => bail!("unknown flag {other:?}\n\n{USAGE}"),
         }
     }
@@ -241,9 +282,12 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
     }
     let creds = usize::from(a.user.is_some() || a.pass.is_some())
         + usize::from(a.token.is_some())
-        + usize::from(a.jwt_secret.is_some());
+        + usize::from(a.jwt_secret.is_some())
+        + usize::from(a.nkey_seed.is_some())
+        + usize::from(a.creds.is_some())
+        + usize::from(a.user_jwt.is_some() || a.user_seed.is_some());
     if creds > 1 {
-        bail!("give one of --user/--pass, --token, --jwt-secret");
+        bail!("give one of --user/--pass, --token, --jwt-secret, --nkey-seed, --creds, --user-jwt/--user-seed");
     }
     if a.conns == 0 {
         bail!("--conns must be > 0");

@@ -10,6 +10,7 @@
 
 mod cli;
 mod conn;
+mod genauth;
 mod publisher;
 mod report;
 mod scenarios;
@@ -23,6 +24,15 @@ use cli::Scenario;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("gen-operator") {
+        return match genauth::run(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("natrium-bench gen-operator: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let args = match cli::parse(&argv) {
         Ok(Some(a)) => a,
         Ok(None) => {

@@ -13,6 +13,13 @@
 //! mints a fresh HS256 JWT per connection (`sub` = `bench-<i>`, `tenant` =
 //! `--jwt-tenant`, `exp` one hour ahead) before the clock starts, so a server
 //! cannot answer from a cache keyed by the token.
+//!
+//! NKey (`--nkey-seed`) and operator-mode JWT (`--creds FILE`, or `--user-jwt`
+//! with `--user-seed`) logins sign the `nonce` of each connection's INFO with
+//! the user's ed25519 seed (base64url, no padding) and send `nkey` and `sig`, or
+//! `jwt` and `sig`, as the official clients do. The signing happens inside the
+//! measured time (a real client cannot do it earlier); the user JWT is the same
+//! for every connection, as with a real `.creds` file, but the nonce is not.
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -20,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hmac::{Hmac, Mac};
+use nkeys::KeyPair;
 
 use crate::cli::Args;
 use crate::conn::{check_deadline, connect_line_with, write_all_deadline};
@@ -33,7 +41,17 @@ enum Auth<'a> {
     None,
     UserPass(&'a str, &'a str),
     Token(&'a str),
-    Jwt { secret: &'a str, tenant: &'a str },
+    Jwt {
+        secret: &'a str,
+        tenant: &'a str,
+    },
+    /// An NKey user: `nkey` (the public key) + `sig` over the nonce.
+    NKey(KeyPair),
+    /// Operator mode: `jwt` (the user JWT) + `sig` over the nonce.
+    UserJwt {
+        jwt: String,
+        kp: KeyPair,
+    },
 }
 
 impl Auth<'_> {
@@ -43,6 +61,34 @@ impl Auth<'_> {
             Self::UserPass(..) => "user/password",
             Self::Token(_) => "token",
             Self::Jwt { .. } => "jwt (HS256)",
+            Self::NKey(_) => "nkey",
+            Self::UserJwt { .. } => "user jwt (operator mode)",
+        }
+    }
+
+    /// Whether the CONNECT must carry a signature of the INFO nonce.
+    fn signs_nonce(&self) -> bool {
+        matches!(self, Self::NKey(_) | Self::UserJwt { .. })
+    }
+
+    /// Extra CONNECT members that answer the server's `nonce`.
+    fn nonce_members(&self, nonce: &str) -> Result<String> {
+        let sign = |kp: &KeyPair| -> Result<String> {
+            let sig = kp
+                .sign(nonce.as_bytes())
+                .map_err(|e| anyhow!("signing the nonce: {e}"))?;
+            Ok(data_encoding::BASE64URL_NOPAD.encode(&sig))
+        };
+        match self {
+            Self::NKey(kp) => Ok(format!(
+                "\"nkey\":{},\"sig\":{}",
+                js(&kp.public_key()),
+                js(&sign(kp)?)
+            )),
+            Self::UserJwt { jwt, kp } => {
+                Ok(format!("\"jwt\":{},\"sig\":{}", js(jwt), js(&sign(kp)?)))
+            }
+            _ => Ok(String::new()),
         }
     }
 }
@@ -68,7 +114,7 @@ pub fn mint_hs256(secret: &[u8], claims: &serde_json::Value) -> Result<String> {
 /// The extra CONNECT members for connection `i`.
 fn credentials(auth: &Auth<'_>, i: u64, now: u64) -> Result<String> {
     Ok(match auth {
-        Auth::None => String::new(),
+        Auth::None | Auth::NKey(_) | Auth::UserJwt { .. } => String::new(),
         Auth::UserPass(u, p) => format!("\"user\":{},\"pass\":{}", js(u), js(p)),
         Auth::Token(t) => format!("\"auth_token\":{}", js(t)),
         Auth::Jwt { secret, tenant } => {
@@ -125,8 +171,48 @@ fn read_until(
     }
 }
 
-/// One connection; returns (TCP connect → PONG, CONNECT sent → PONG).
-fn one(addr: SocketAddr, connect_line: &str, deadline: Instant) -> Result<(Duration, Duration)> {
+/// The `nonce` of an `INFO {...}` line.
+fn info_nonce(info: &[u8]) -> Result<String> {
+    let end = memchr::memmem::find(info, b"\r\n").unwrap_or(info.len());
+    let json = info.get(5..end).ok_or_else(|| anyhow!("short INFO line"))?;
+    let v: serde_json::Value = serde_json::from_slice(json).context("INFO is not JSON")?;
+    v.get("nonce")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("INFO has no nonce (is the server configured for NKey/JWT users?)"))
+}
+
+/// Parse a `.creds` file: the user JWT and the user seed.
+pub fn read_creds(path: &str) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let block = |begin: &str| -> Result<String> {
+        let mut lines = text.lines().map(str::trim);
+        lines
+            .by_ref()
+            .find(|l| l.contains(begin))
+            .ok_or_else(|| anyhow!("{path}: no {begin} block"))?;
+        lines
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{path}: empty {begin} block"))
+    };
+    Ok((
+        block("BEGIN NATS USER JWT")?,
+        block("BEGIN USER NKEY SEED")?,
+    ))
+}
+
+/// One connection; returns (TCP connect → PONG, CONNECT sent → PONG). When
+/// `auth` signs nonces, the CONNECT line (client `name`) is built after INFO
+/// arrives, from its nonce (included in the first time only); otherwise the
+/// prepared `connect_line` is sent.
+fn one(
+    addr: SocketAddr,
+    connect_line: &str,
+    auth: &Auth<'_>,
+    name: &str,
+    deadline: Instant,
+) -> Result<(Duration, Duration)> {
     let t0 = Instant::now();
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("connecting to {addr}"))?;
@@ -147,6 +233,13 @@ fn one(addr: SocketAddr, connect_line: &str, deadline: Instant) -> Result<(Durat
             String::from_utf8_lossy(&buf)
         );
     }
+    let signed;
+    let connect_line = if auth.signs_nonce() {
+        signed = connect_line_with(name, &auth.nonce_members(&info_nonce(&buf)?)?);
+        signed.as_str()
+    } else {
+        connect_line
+    };
     let t1 = Instant::now();
     buf.clear();
     write_all_deadline(&mut stream, connect_line.as_bytes(), deadline)?;
@@ -163,7 +256,28 @@ fn one(addr: SocketAddr, connect_line: &str, deadline: Instant) -> Result<(Durat
 
 pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
+    let seed_kp =
+        |seed: &str| KeyPair::from_seed(seed.trim()).map_err(|e| anyhow!("invalid user seed: {e}"));
     let auth = match (&a.user, &a.pass, &a.token, &a.jwt_secret) {
+        (None, None, None, None) if a.nkey_seed.is_some() => {
+            Auth::NKey(seed_kp(a.nkey_seed.as_deref().unwrap_or_default())?)
+        }
+        (None, None, None, None) if a.creds.is_some() => {
+            let (jwt, seed) = read_creds(a.creds.as_deref().unwrap_or_default())?;
+            Auth::UserJwt {
+                jwt,
+                kp: seed_kp(&seed)?,
+            }
+        }
+        (None, None, None, None) if a.user_jwt.is_some() || a.user_seed.is_some() => {
+            match (&a.user_jwt, &a.user_seed) {
+                (Some(jwt), Some(seed)) => Auth::UserJwt {
+                    jwt: jwt.trim().to_owned(),
+                    kp: seed_kp(seed)?,
+                },
+                _ => bail!("--user-jwt and --user-seed go together"),
+            }
+        }
         (None, None, None, None) => Auth::None,
         (u, p, None, None) => Auth::UserPass(
             u.as_deref().unwrap_or_default(),
@@ -188,8 +302,13 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         if i == a.warmup {
             measured_start = Instant::now();
         }
-        let line = connect_line_with(&format!("bench-connect-{i}"), &credentials(&auth, i, now)?);
-        let (full, hs) = one(addr, &line, deadline)
+        let name = format!("bench-connect-{i}");
+        let line = if auth.signs_nonce() {
+            String::new()
+        } else {
+            connect_line_with(&name, &credentials(&auth, i, now)?)
+        };
+        let (full, hs) = one(addr, &line, &auth, &name, deadline)
             .with_context(|| format!("connection {} of {total} (auth: {})", i + 1, auth.label()))?;
         if i >= a.warmup {
             full_ns.push(u64::try_from(full.as_nanos()).unwrap_or(u64::MAX));
@@ -256,6 +375,30 @@ mod tests {
         let sig = data_encoding::BASE64URL_NOPAD.decode(parts[2].as_bytes())?;
         mac.verify_slice(&sig)
             .map_err(|e| anyhow!("signature mismatch: {e}"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn nonce_signature_verifies() -> Result<()> {
+        let kp = KeyPair::new_user();
+        let nonce = info_nonce(b"INFO {\"server_id\":\"x\",\"nonce\":\"abc-123\"}\r\n")?;
+        assert_eq!(nonce, "abc-123");
+        let members = Auth::NKey(
+            KeyPair::from_seed(&kp.seed().map_err(|e| anyhow!("{e}"))?)
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .nonce_members(&nonce)?;
+        let v: serde_json::Value = serde_json::from_str(&format!("{{{members}}}"))?;
+        assert_eq!(v["nkey"], serde_json::json!(kp.public_key()));
+        let sig = data_encoding::BASE64URL_NOPAD.decode(
+            v["sig"]
+                .as_str()
+                .ok_or_else(|| anyhow!("no sig"))?
+                .as_bytes(),
+        )?;
+        kp.verify(nonce.as_bytes(), &sig)
+            .map_err(|e| anyhow!("bad signature: {e}"))?;
+        assert!(info_nonce(b"INFO {}\r\n").is_err());
         Ok(())
     }
 }

@@ -17,7 +17,15 @@ use crate::report::{mb_per_sec, r1, thousands, Report};
 pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
     let mut conns = (0..a.pubs)
-        .map(|i| Conn::connect(addr, &format!("bench-pub-{i}"), 4096, deadline))
+        .map(|i| {
+            Conn::connect_with(
+                addr,
+                &format!("bench-pub-{i}"),
+                &a.user_pass_extra(),
+                4096,
+                deadline,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     // Split the messages across publishers (the first ones take the remainder).
     let per = a.msgs / a.pubs as u64;

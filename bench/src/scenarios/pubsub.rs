@@ -25,7 +25,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         let mut c = Conn::connect_with(
             addr,
             &format!("bench-sub-{i}"),
-            a.sub_connect_extra(),
+            &a.sub_connect_extra(),
             SUB_READ_BUF,
             deadline,
         )?;
@@ -33,7 +33,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         c.flush()?; // the subscription is registered once PONG is back
         subs.push(c);
     }
-    let mut pubc = Conn::connect(addr, "bench-pub", 4096, deadline)?;
+    let mut pubc = Conn::connect_with(addr, "bench-pub", &a.user_pass_extra(), 4096, deadline)?;
     let counters: Vec<AtomicU64> = (0..a.subs).map(|_| AtomicU64::new(0)).collect();
     let pub_done = AtomicBool::new(false);
     let stop = AtomicBool::new(false);

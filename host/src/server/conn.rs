@@ -116,6 +116,8 @@ struct Conn {
     /// The plugins this connection runs, and their generation.
     plugins: Arc<PluginSet>,
     plugin_gen: u64,
+    /// When the current read batch started (for permission bookkeeping).
+    batch_time: std::time::Instant,
     /// Per subject: does any plugin binding apply (reset with the plugins or the account).
     plugin_hits: FxHashMap<Box<[u8]>, bool>,
     /// When an authorizer's grant ends.
@@ -254,6 +256,7 @@ impl Conn {
             plugins,
             plugin_gen,
             plugin_hits: FxHashMap::default(),
+            batch_time: std::time::Instant::now(),
             expires: None,
             server,
             client,
@@ -335,6 +338,9 @@ impl Conn {
                     }
                     (_, p) => p.map(ConnPermissions::new),
                 };
+            }
+            if self.perms.is_some() {
+                self.batch_time = std::time::Instant::now();
             }
             if self.server.plugin_generation() != self.plugin_gen {
                 (self.plugin_gen, self.plugins) = self.server.plugin_set();
@@ -633,7 +639,9 @@ impl Conn {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         if let Some(perms) = &mut self.perms {
-            let now = std::time::Instant::now();
+            // The read batch's clock: allow_responses expiry needs no finer grain, and a
+            // clock read per message would cost as much as the cached permission check.
+            let now = self.batch_time;
             if perms.permissions().response().is_some() {
                 let replies = std::mem::take(&mut self.client.out.lock().new_replies);
                 for r in replies {
