@@ -325,3 +325,83 @@ async fn authorizer_plugin_sees_the_client_certificate() -> Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn tls_handshake_first_serves_clients_that_start_with_tls() -> Result<()> {
+    if is_nats_server() {
+        // handshake_first arrived in nats-server 2.10; the reference here is 2.9.10.
+        return Ok(());
+    }
+    let conf = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", handshake_first: true }}\n",
+        cert("server-cert.pem"),
+        cert("server-key.pem")
+    );
+    let server = TestServer::with_config(&conf)?;
+    let client = connect_with(
+        &server.url(),
+        ConnectOptions::new()
+            .add_root_certificates(ca())
+            .require_tls(true)
+            .tls_first(),
+    )
+    .await?;
+    let mut sub = client.subscribe("hs.first").await?;
+    sync(&client).await?;
+    client
+        .publish("hs.first", Bytes::from_static(b"tls first"))
+        .await?;
+    let msg = next_msg(&mut sub, "message over a TLS-first connection").await?;
+    anyhow::ensure!(msg.payload == "tls first");
+    Ok(())
+}
+
+#[test]
+fn bad_certificate_files_stop_the_server_with_a_clear_error() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("nope.pem").display().to_string();
+    let out = natrium_tests::run_bin(
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "--tls",
+            "--tlscert",
+            &missing,
+            "--tlskey",
+            &cert("server-key.pem"),
+        ],
+        dir.path(),
+        Duration::from_secs(10),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(!out.status.success(), "must not start: {stderr}");
+    anyhow::ensure!(
+        stderr.contains("nope.pem"),
+        "the error must name the file: {stderr}"
+    );
+
+    // A certificate that does not match its key.
+    let out = natrium_tests::run_bin(
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "--tls",
+            "--tlscert",
+            &cert("server-cert.pem"),
+            "--tlskey",
+            &cert("client-key.pem"),
+        ],
+        dir.path(),
+        Duration::from_secs(10),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(
+        !out.status.success(),
+        "mismatched key must not start: {stderr}"
+    );
+    Ok(())
+}
