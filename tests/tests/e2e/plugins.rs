@@ -1211,3 +1211,48 @@ async fn an_authorizer_decides_even_when_no_users_are_configured() -> Result<()>
     sync(&ok).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn sighup_swaps_plugins_without_dropping_connections() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let with_plugin = format!(
+        "plugin_cache_dir: {cache}\nplugins {{ redact: {{ path: {path}, role: transformer, subjects: [\"pii.>\"], deadline: \"{RELAXED_DEADLINE}\" }} }}\n",
+        cache = cache_dir(),
+        path = wasm("pii-redactor")?,
+    );
+    let server = TestServer::with_config(&with_plugin)?;
+    let client = connect(&server.url()).await?;
+    let mut sub = client.subscribe("pii.>").await?;
+    sync(&client).await?;
+    let input = r#"{"mail":"ann@example.com"}"#;
+    client.publish("pii.a", input.into()).await?;
+    let m = next_msg(&mut sub, "redacted before reload").await?;
+    ensure!(
+        m.payload != input,
+        "the plugin must redact before the reload"
+    );
+
+    // Reload without the plugin: the same connection now sees messages unchanged.
+    std::fs::write(
+        server.dir().join("server.conf"),
+        format!("plugin_cache_dir: {}\n", cache_dir()),
+    )?;
+    let pid = server.pid().context("server pid")?;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -HUP failed");
+    server
+        .wait_for_log("Reloaded server configuration", Duration::from_secs(10))
+        .await?;
+    client.publish("pii.b", input.into()).await?;
+    let m = next_msg(&mut sub, "unchanged after reload").await?;
+    ensure!(
+        m.payload == input,
+        "after the reload the message passes unchanged: {:?}",
+        m.payload
+    );
+    Ok(())
+}
