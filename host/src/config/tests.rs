@@ -663,10 +663,7 @@ fn unsupported_features_are_recorded() {
         .iter()
         .map(|s| s.split(' ').next().unwrap_or(""))
         .collect();
-    assert_eq!(
-        keys,
-        ["leafnodes", "websocket", "mqtt", "gateway"]
-    );
+    assert_eq!(keys, ["leafnodes", "websocket", "mqtt", "gateway"]);
     assert_eq!(o.unsupported[0], "leafnodes (t.conf:4)");
 }
 
