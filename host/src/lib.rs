@@ -6,6 +6,7 @@
 //! - `subject`: subject validation and the subscription index (sublist);
 //! - `config` / `cli`: nats-server's configuration-file format and flags → [`options::Options`];
 //! - `auth`: NKeys, NATS JWTs, creds files, permissions, passwords (pure building blocks);
+//! - `jetstream`: JetStream; so far only the stream storage layer, the API arrives with the JetStream issue;
 //! - `server`: sockets, connections, routing, outbound buffering, shutdown;
 //! - `monitor`: the HTTP monitoring endpoints;
 //! - `plugin`: the sandboxed WebAssembly plugin host (authorizers, mappers, transformers);
@@ -15,6 +16,7 @@ pub mod account;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod jetstream;
 pub mod logging;
 pub mod monitor;
 pub mod options;

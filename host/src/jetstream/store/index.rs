@@ -1,0 +1,144 @@
+//! The in-memory index shared by both stores: sequence → entry, and per subject the set of
+//! live sequences (its length is the subject's count, its maximum the subject's last sequence).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{StreamState, SubjectState};
+
+/// One live message in the index; `val` is the message itself (memory) or its location (file).
+pub(crate) struct Entry<T> {
+    pub subject: String,
+    pub size: u64,
+    pub val: T,
+}
+
+pub(crate) struct Index<T> {
+    entries: BTreeMap<u64, Entry<T>>,
+    subjects: HashMap<String, BTreeSet<u64>>,
+    bytes: u64,
+    /// Highest sequence ever assigned; kept across deletes and purges.
+    last_seq: u64,
+}
+
+impl<T> Default for Index<T> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            subjects: HashMap::new(),
+            bytes: 0,
+            last_seq: 0,
+        }
+    }
+}
+
+impl<T> Index<T> {
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Raises the last sequence (a purge marker or tombstone seen on recovery).
+    pub fn bump_last_seq(&mut self, seq: u64) {
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    pub fn insert(&mut self, seq: u64, subject: &str, size: u64, val: T) {
+        if let Some(old) = self.entries.insert(
+            seq,
+            Entry {
+                subject: subject.to_owned(),
+                size,
+                val,
+            },
+        ) {
+            // Only reachable on a malformed log that repeats a sequence: last one wins.
+            self.bytes -= old.size;
+            self.forget_subject(&old.subject, seq);
+        }
+        self.bytes += size;
+        self.subjects
+            .entry(subject.to_owned())
+            .or_default()
+            .insert(seq);
+        self.bump_last_seq(seq);
+    }
+
+    fn forget_subject(&mut self, subject: &str, seq: u64) {
+        if let Some(set) = self.subjects.get_mut(subject) {
+            set.remove(&seq);
+            if set.is_empty() {
+                self.subjects.remove(subject);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, seq: u64) -> Option<Entry<T>> {
+        let e = self.entries.remove(&seq)?;
+        self.bytes -= e.size;
+        self.forget_subject(&e.subject, seq);
+        Some(e)
+    }
+
+    /// Removes every entry with a sequence ≤ `floor`; returns how many.
+    pub fn remove_through(&mut self, floor: u64) -> u64 {
+        let seqs: Vec<u64> = self.entries.range(..=floor).map(|(s, _)| *s).collect();
+        for s in &seqs {
+            self.remove(*s);
+        }
+        self.bump_last_seq(floor);
+        seqs.len() as u64
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&T> {
+        self.entries.get(&seq).map(|e| &e.val)
+    }
+
+    pub fn first_seq(&self) -> Option<u64> {
+        self.entries.keys().next().copied()
+    }
+
+    pub fn last_for_subject(&self, subject: &str) -> Option<u64> {
+        self.subjects.get(subject)?.last().copied()
+    }
+
+    /// Live sequences whose subject matches `filter` (NATS wildcards), ascending.
+    pub fn matching(&self, filter: &str) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .subjects
+            .iter()
+            .filter(|(s, _)| crate::subject::matches(filter.as_bytes(), s.as_bytes()))
+            .flat_map(|(_, set)| set.iter().copied())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    pub fn state(&self) -> StreamState {
+        let msgs = self.entries.len() as u64;
+        match self.first_seq() {
+            Some(first) => StreamState {
+                msgs,
+                bytes: self.bytes,
+                first_seq: first,
+                last_seq: self.last_seq,
+                num_deleted: (self.last_seq - first + 1) - msgs,
+            },
+            None => StreamState {
+                msgs: 0,
+                bytes: 0,
+                first_seq: self.last_seq + 1,
+                last_seq: self.last_seq,
+                num_deleted: 0,
+            },
+        }
+    }
+
+    pub fn subject_state(&self, subject: &str) -> SubjectState {
+        match self.subjects.get(subject) {
+            Some(set) => SubjectState {
+                msgs: set.len() as u64,
+                last_seq: set.last().copied().unwrap_or(0),
+            },
+            None => SubjectState::default(),
+        }
+    }
+}
