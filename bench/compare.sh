@@ -34,6 +34,9 @@ BENCH="$TARGET_DIR/release/natrium-bench"
 TIMEOUT=60 # hard cap per benchmark invocation (seconds)
 
 die() { echo "compare.sh: ERROR: $*" >&2; exit 1; }
+SCRIPT=compare.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- scenarios
 # id | bench arguments | metrics ("json_key:direction:label", ";"-separated)
@@ -89,33 +92,9 @@ if awk -v l="$load1" 'BEGIN { exit !(l > 0.7) }'; then
 fi
 
 # ------------------------------------------------------------ server control
-SERVER_PID=""
 NEXT_PORT="$BASE_PORT"
 LOGDIR="$(mktemp -d /tmp/natrium-compare.XXXXXX)"
 
-stop_server() {
-  local pid="$SERVER_PID"
-  SERVER_PID=""
-  [[ -n "$pid" ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  return 0
-}
-BENCH_PID=""
-cleanup() {
-  if [[ -n "$BENCH_PID" ]]; then
-    kill -TERM "$BENCH_PID" 2>/dev/null
-    wait "$BENCH_PID" 2>/dev/null
-    BENCH_PID=""
-  fi
-  stop_server
-}
-trap cleanup EXIT
-trap 'echo "compare.sh: interrupted" >&2; exit 130' INT TERM
 
 # start_server NAME BIN LOG -> sets SERVER_PID and PORT
 start_server() {
@@ -144,14 +123,7 @@ start_server() {
   done
 }
 
-json_get() { # json_get KEY <<< json
-  sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1
-}
 
-median() { # values as arguments
-  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
-    if (NR == 0) exit; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
-}
 
 # --------------------------------------------------------------------- run
 declare -A VALUES # "scenario|key|A" -> space-separated values

@@ -53,6 +53,9 @@ JWT_SECRET="natrium-bench-hs256-secret-0123456789"
 TIMEOUT=90 # hard cap per natrium-bench invocation (seconds)
 
 die() { echo "plugins.sh: ERROR: $*" >&2; exit 1; }
+SCRIPT=plugins.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
 # -------------------------------------------------------------------- build
@@ -158,64 +161,9 @@ group_ids() {
 }
 for g in $GROUPS_; do group_ids "$g" >/dev/null || die "unknown group '$g'"; done
 
-# ------------------------------------------------------------ machine load
-# CPU use of everything on the machine over 1 s, in % of all CPUs (the benchmark is not
-# running when this is sampled, so it is other work).
-cpu_busy() {
-  local a1 a2 a3 a4 a5 a6 a7 a8 b1 b2 b3 b4 b5 b6 b7 b8
-  read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ </proc/stat
-  sleep 1
-  read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ </proc/stat
-  local idle=$(( (b4 + b5) - (a4 + a5) ))
-  local total=$(( (b1+b2+b3+b4+b5+b6+b7+b8) - (a1+a2+a3+a4+a5+a6+a7+a8) ))
-  (( total > 0 )) || { echo 0; return; }
-  echo $(( 100 * (total - idle) / total ))
-}
-# Waits (at most MAX_WAIT s) for a quiet machine; sets QUIET_NOTE to "busy% / load1".
-wait_quiet() {
-  local t0=$SECONDS busy
-  busy="$(cpu_busy)"
-  while (( busy >= MAX_BUSY && SECONDS - t0 < MAX_WAIT )); do
-    sleep 4
-    busy="$(cpu_busy)"
-  done
-  local load1; load1="$(cut -d' ' -f1 /proc/loadavg)"
-  QUIET_NOTE="$busy% $load1"
-  if (( busy >= MAX_BUSY )); then
-    QUIET_NOTE="$QUIET_NOTE(busy)"
-    echo "plugins.sh: warning: machine still ${busy}% busy after ${MAX_WAIT}s; measuring anyway" >&2
-  fi
-}
-
 # ------------------------------------------------------------ server control
-SERVER_PID=""
 NEXT_PORT="$BASE_PORT"
-stop_server() {
-  local pid="$SERVER_PID"
-  SERVER_PID=""
-  [[ -n "$pid" ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  return 0
-}
-BENCH_PID=""
-cleanup() {
-  if [[ -n "$BENCH_PID" ]]; then
-    kill -TERM "$BENCH_PID" 2>/dev/null
-    wait "$BENCH_PID" 2>/dev/null
-    BENCH_PID=""
-  fi
-  stop_server
-}
-trap cleanup EXIT
-trap 'echo "plugins.sh: interrupted" >&2; exit 130' INT TERM
 
-port_free() { ! "$BENCH" wait --url "127.0.0.1:$1" --timeout 0.1 >/dev/null 2>&1 &&
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_server CONF LOG -> SERVER_PID, PORT, MPORT
 start_server() {
@@ -245,11 +193,6 @@ start_server() {
   done
 }
 
-json_get() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
-    if (NR == 0) exit; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
-}
 # plugin_metric NAME METRIC-PREFIX -> sum of the samples for that plugin
 plugin_metric() {
   curl -s --max-time 5 "http://127.0.0.1:$MPORT/metrics" |

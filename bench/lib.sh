@@ -1,0 +1,72 @@
+# Shared by the benchmark scripts (compare.sh, plugins.sh, auth.sh): server and load-generator
+# process control, machine-load sampling and small statistics. Source it after setting SCRIPT
+# (the name used in messages); it installs the EXIT/INT/TERM traps.
+
+SERVER_PID=""
+BENCH_PID=""
+
+stop_server() {
+  local pid="$SERVER_PID"
+  SERVER_PID=""
+  [[ -n "$pid" ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+cleanup() {
+  if [[ -n "$BENCH_PID" ]]; then
+    kill -TERM "$BENCH_PID" 2>/dev/null
+    wait "$BENCH_PID" 2>/dev/null
+    BENCH_PID=""
+  fi
+  stop_server
+}
+trap cleanup EXIT
+trap 'echo "$SCRIPT: interrupted" >&2; exit 130' INT TERM
+
+# Nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# CPU use of everything on the machine over 1 s, in % of all CPUs (sampled between runs, so it
+# is other work).
+cpu_busy() {
+  local a1 a2 a3 a4 a5 a6 a7 a8 b1 b2 b3 b4 b5 b6 b7 b8
+  read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ </proc/stat
+  sleep 1
+  read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ </proc/stat
+  local idle=$(( (b4 + b5) - (a4 + a5) ))
+  local total=$(( (b1+b2+b3+b4+b5+b6+b7+b8) - (a1+a2+a3+a4+a5+a6+a7+a8) ))
+  (( total > 0 )) || { echo 0; return; }
+  echo $(( 100 * (total - idle) / total ))
+}
+
+# Waits (at most MAX_WAIT s) until other work uses under MAX_BUSY %; sets QUIET_NOTE to
+# "busy% load1".
+wait_quiet() {
+  local t0=$SECONDS busy
+  busy="$(cpu_busy)"
+  while (( busy >= MAX_BUSY && SECONDS - t0 < MAX_WAIT )); do
+    sleep 4
+    busy="$(cpu_busy)"
+  done
+  local load1; load1="$(cut -d' ' -f1 /proc/loadavg)"
+  QUIET_NOTE="$busy% $load1"
+  if (( busy >= MAX_BUSY )); then
+    QUIET_NOTE="$QUIET_NOTE(busy)"
+    echo "$SCRIPT: warning: machine still ${busy}% busy after ${MAX_WAIT}s; measuring anyway" >&2
+  fi
+}
+
+# json_get KEY <<< json: the first numeric value of KEY.
+json_get() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
+
+# median VALUE...
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
+    if (NR == 0) exit; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
+}
