@@ -81,9 +81,18 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
 
-    /// Accepted now; JetStream is a later issue.
+    /// `-js` / `jetstream {}`: streams persisted under `store_dir`.
     pub jetstream: bool,
     pub store_dir: Option<PathBuf>,
+    /// `jetstream { max_mem_store }`, bytes; `None` = unlimited.
+    pub js_max_memory: Option<i64>,
+    /// `jetstream { max_file_store }`, bytes; `None` = unlimited.
+    pub js_max_storage: Option<i64>,
+    /// `jetstream { sync_interval }`: `None` = the default (2 minutes); `Some(ZERO)` = always.
+    pub js_sync_interval: Option<Duration>,
+    pub js_domain: Option<String>,
+    /// Per-account `jetstream {}` limits from `accounts {}`.
+    pub js_account_limits: Vec<(String, crate::jetstream::AccountLimits)>,
 
     /// Accepted and reported; clustering is a later issue.
     pub cluster_name: Option<String>,
@@ -270,6 +279,11 @@ impl Default for Options {
             ports_file_dir: None,
             jetstream: false,
             store_dir: None,
+            js_max_memory: None,
+            js_max_storage: None,
+            js_sync_interval: None,
+            js_domain: None,
+            js_account_limits: Vec::new(),
             cluster_name: None,
             cluster_listen: None,
             routes: Vec::new(),

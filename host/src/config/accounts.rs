@@ -105,7 +105,12 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                     let list = mappings(&field.key, &field.value, &name)?;
                     opts.mappings.extend(list);
                 }
-                "jetstream" | "default_permissions" | "nkey" => {
+                "jetstream" => {
+                    if let Some(l) = account_jetstream(&field.key, &field.value)? {
+                        opts.js_account_limits.push((name.clone(), l));
+                    }
+                }
+                "default_permissions" | "nkey" => {
                     unsupported(opts, &format!("accounts.{name}.{}", field.key), field)
                 }
                 _ => return Err(unknown(field)),
@@ -113,6 +118,36 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
         }
     }
     Ok(())
+}
+
+/// An account's `jetstream`: `enabled`/`disabled`/a boolean, or a map of limits
+/// (`max_mem`/`max_memory`, `max_file`/`max_store`, `max_streams`, `max_consumers`).
+/// natrium enables JetStream for every account when it is on; the map sets its limits.
+fn account_jetstream(
+    key: &str,
+    v: &Value,
+) -> Result<Option<crate::jetstream::AccountLimits>, ConfigError> {
+    let Some(m) = v.as_map() else {
+        return Ok(None);
+    };
+    let mut l = crate::jetstream::AccountLimits::default();
+    for f in m {
+        let n = f.value.as_int().ok_or_else(|| {
+            invalid(
+                &format!("{key}.{}", f.key),
+                &f.value,
+                format!("expected an integer, got {}", f.value.kind.type_name()),
+            )
+        })?;
+        match f.key.to_ascii_lowercase().as_str() {
+            "max_mem" | "max_memory" | "max_memory_store" => l.max_memory = n,
+            "max_file" | "max_store" | "max_file_store" | "max_storage" => l.max_storage = n,
+            "max_streams" => l.max_streams = n,
+            "max_consumers" => l.max_consumers = n,
+            _ => {}
+        }
+    }
+    Ok(Some(l))
 }
 
 fn set_limits(opts: &mut Options, account: &str, l: AccountLimits) {

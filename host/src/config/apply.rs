@@ -82,13 +82,6 @@ const UNSUPPORTED_TLS: &[&str] = &[
 ];
 
 const UNSUPPORTED_JETSTREAM: &[&str] = &[
-    "domain",
-    "strict",
-    "max_memory_store",
-    "max_mem_store",
-    "max_mem",
-    "max_file_store",
-    "max_file",
     "key",
     "ek",
     "encryption_key",
@@ -102,7 +95,6 @@ const UNSUPPORTED_JETSTREAM: &[&str] = &[
     "max_buffered_msgs",
     "max_buffered_size",
     "request_queue_limit",
-    "sync_interval",
     "tpm",
     "compress_ok",
     "max_ack_pending",
@@ -588,6 +580,29 @@ fn jetstream(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
                 match key.as_str() {
                     "store_dir" | "storedir" => opts.store_dir = Some(path(&key, &sub.value)?),
                     "enabled" | "enable" => opts.jetstream = boolean(&key, &sub.value)?,
+                    "max_memory_store" | "max_mem_store" | "max_mem" => {
+                        opts.js_max_memory = Some(js_size(&key, &sub.value)?)
+                    }
+                    "max_file_store" | "max_file" => {
+                        opts.js_max_storage = Some(js_size(&key, &sub.value)?)
+                    }
+                    "domain" => opts.js_domain = Some(string(&key, &sub.value)?),
+                    // Single server: strict API checking is what natrium always does.
+                    "strict" => {
+                        boolean(&key, &sub.value)?;
+                    }
+                    "sync_interval" | "sync" => {
+                        opts.js_sync_interval = Some(match sub.value.as_str() {
+                            Some(s) if s.eq_ignore_ascii_case("always") => Duration::ZERO,
+                            _ => {
+                                let d = duration_str(&key, &sub.value)?;
+                                if d.is_zero() {
+                                    return Err(invalid(&key, &sub.value, "must be positive"));
+                                }
+                                d
+                            }
+                        })
+                    }
                     k if UNSUPPORTED_JETSTREAM.contains(&k) => {
                         unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
                     }
@@ -604,6 +619,12 @@ fn jetstream(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// A JetStream storage size: a number of bytes (size suffixes allowed); negative = unlimited.
+fn js_size(key: &str, v: &Value) -> Result<i64, ConfigError> {
+    let n = int(key, v)?;
+    Ok(if n < 0 { -1 } else { n })
 }
 
 fn cluster(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {

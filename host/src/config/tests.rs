@@ -616,14 +616,22 @@ fn jetstream_forms() {
     );
     assert!(o.jetstream);
     assert_eq!(o.store_dir.as_deref(), Some(Path::new("/data/js")));
+    assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
+    assert_eq!(o.js_max_memory, Some(1_000_000_000)); // "G" is decimal, "GB" binary
+    assert_eq!(o.js_max_storage, Some(10 << 30));
+    assert_eq!(o.js_domain.as_deref(), Some("hub"));
     assert_eq!(
-        o.unsupported,
-        vec![
-            "jetstream.max_mem (t.conf:3)".to_string(),
-            "jetstream.max_file_store (t.conf:4)".to_string(),
-            "jetstream.domain (t.conf:5)".to_string(),
-        ]
+        opts("jetstream { sync_interval: always }").js_sync_interval,
+        Some(std::time::Duration::ZERO)
     );
+    assert_eq!(
+        opts("jetstream { sync_interval: \"10s\" }").js_sync_interval,
+        Some(std::time::Duration::from_secs(10))
+    );
+    let o = opts("accounts { A { jetstream { max_mem: 1M, max_file: 2M, max_streams: 3 } } }");
+    let (name, l) = &o.js_account_limits[0];
+    assert_eq!(name, "A");
+    assert_eq!((l.max_memory, l.max_storage, l.max_streams), (1_000_000, 2_000_000, 3));
     let o = opts("jetstream { enabled: false, strict: true }\nstore_dir: /x");
     assert!(!o.jetstream);
     assert_eq!(o.store_dir.as_deref(), Some(Path::new("/x")));

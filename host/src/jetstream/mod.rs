@@ -1,6 +1,554 @@
 //! JetStream: persistent streams on top of core NATS.
 //!
-//! Only the storage layer exists so far ([`store`]); the `$JS.API` surface, streams and
-//! consumers arrive with the JetStream issue (#5), and nothing calls into this module yet.
+//! - [`store`]: the storage layer (memory and file stores behind one trait).
+//! - [`config`]: the stream configuration as clients send it, defaults and validation.
+//! - [`stream`]: one stream — the rules applied when a message is stored.
+//! - [`api`]: the `$JS.API.>` request handlers, answering in nats-server's JSON shapes.
+//! - [`errors`]: nats-server's JetStream error codes, in one table.
+//!
+//! This module owns the per-account stream registries ([`JsAccount`]) and the on-disk layout
+//! `<store_dir>/jetstream/<account>/streams/<stream>/{meta.json, msgs/}`. Messages reach a
+//! stream from the publish path (`server::conn`), which asks [`JsAccount::capture`] which stream
+//! (if any) a subject belongs to.
 
+pub mod api;
+pub mod config;
+pub mod errors;
 pub mod store;
+pub mod stream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+
+use config::{Storage, StreamConfig};
+use errors::ApiError;
+use store::{FileStore, FileStoreConfig, MemoryStore, StreamStore, SyncPolicy};
+use stream::{Stream, Usage};
+
+/// Server-wide JetStream settings (`-js`, `-sd`, `jetstream {}`).
+#[derive(Debug, Clone)]
+pub struct JsConfig {
+    /// The directory given by `store_dir` (streams live under `<store_dir>/jetstream`).
+    pub store_dir: PathBuf,
+    /// `max_mem_store`; -1 = unlimited.
+    pub max_memory: i64,
+    /// `max_file_store`; -1 = unlimited.
+    pub max_storage: i64,
+    pub sync: SyncPolicy,
+    pub domain: Option<String>,
+}
+
+/// Per-account limits (`jetstream { max_mem, max_file, max_streams }` of an account); -1 = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            max_memory: -1,
+            max_storage: -1,
+            max_streams: -1,
+            max_consumers: -1,
+        }
+    }
+}
+
+/// JetStream for the whole server.
+pub struct JetStream {
+    pub config: JsConfig,
+    root: PathBuf,
+    accounts: RwLock<HashMap<String, Arc<JsAccount>>>,
+    account_limits: HashMap<String, AccountLimits>,
+    usage: Arc<Usage>,
+}
+
+/// One account's streams.
+pub struct JsAccount {
+    pub name: String,
+    dir: PathBuf,
+    limits: AccountLimits,
+    server_limits: (i64, i64),
+    sync: SyncPolicy,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Stream subject filters, for [`capture`](Self::capture); rebuilt on every change.
+    filters: RwLock<Vec<(String, Arc<Stream>)>>,
+    count: AtomicUsize,
+    /// Bumped whenever the set of streams or their subjects change (connections cache captures).
+    generation: AtomicU64,
+    usage: Arc<Usage>,
+    server_usage: Arc<Usage>,
+    pub api_total: AtomicU64,
+    pub api_errors: AtomicU64,
+}
+
+/// Account directory names: the account name with path separators neutralized.
+fn dir_name(name: &str) -> String {
+    name.replace(['/', '\\'], "_")
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl JetStream {
+    /// Opens the store directory and recovers every file stream in it.
+    pub fn start(
+        config: JsConfig,
+        account_limits: HashMap<String, AccountLimits>,
+    ) -> anyhow::Result<Arc<JetStream>> {
+        let root = config.store_dir.join("jetstream");
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("creating the JetStream store {}", root.display()))?;
+        let js = Arc::new(JetStream {
+            config,
+            root,
+            accounts: RwLock::new(HashMap::new()),
+            account_limits,
+            usage: Arc::new(Usage::default()),
+        });
+        js.recover()?;
+        Ok(js)
+    }
+
+    fn recover(&self) -> anyhow::Result<()> {
+        let entries = std::fs::read_dir(&self.root)
+            .with_context(|| format!("reading {}", self.root.display()))?;
+        for entry in entries.flatten() {
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let account = self.account(&name);
+            let streams_dir = entry.path().join("streams");
+            let Ok(streams) = std::fs::read_dir(&streams_dir) else {
+                continue;
+            };
+            for s in streams.flatten() {
+                let dir = s.path();
+                if !dir.is_dir() {
+                    continue;
+                }
+                match account.recover_stream(&dir) {
+                    Ok(stream) => {
+                        let st = stream.state();
+                        tracing::info!(
+                            "  Restored {} messages for stream '{} > {}'",
+                            st.msgs,
+                            name,
+                            stream.name
+                        );
+                    }
+                    Err(e) => tracing::error!(
+                        "JetStream: could not restore the stream in {}: {e}",
+                        dir.display()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The account's registry, created on first use.
+    pub fn account(&self, name: &str) -> Arc<JsAccount> {
+        if let Some(a) = self.accounts.read().get(name) {
+            return a.clone();
+        }
+        let mut accounts = self.accounts.write();
+        accounts
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(JsAccount {
+                    name: name.to_owned(),
+                    dir: self.root.join(dir_name(name)).join("streams"),
+                    limits: self.account_limits.get(name).copied().unwrap_or_default(),
+                    server_limits: (self.config.max_memory, self.config.max_storage),
+                    sync: self.config.sync,
+                    streams: RwLock::new(BTreeMap::new()),
+                    filters: RwLock::new(Vec::new()),
+                    count: AtomicUsize::new(0),
+                    generation: AtomicU64::new(0),
+                    usage: Arc::new(Usage::default()),
+                    server_usage: self.usage.clone(),
+                    api_total: AtomicU64::new(0),
+                    api_errors: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    pub fn accounts(&self) -> Vec<Arc<JsAccount>> {
+        self.accounts.read().values().cloned().collect()
+    }
+
+    /// Periodic work: max_age expiry, the duplicate window, and fsync every `sync_interval`.
+    pub fn tick(&self, sync_due: bool) {
+        let now = now_ns();
+        for a in self.accounts() {
+            for s in a.streams() {
+                if let Err(e) = s.expire(now) {
+                    tracing::warn!(
+                        "JetStream: expiring stream '{} > {}': {}",
+                        a.name,
+                        s.name,
+                        e.description
+                    );
+                }
+                if sync_due {
+                    if let Err(e) = s.sync() {
+                        tracing::warn!(
+                            "JetStream: syncing stream '{} > {}': {}",
+                            a.name,
+                            s.name,
+                            e.description
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// fsyncs every stream (shutdown).
+    pub fn shutdown(&self) {
+        self.tick(true);
+    }
+
+    pub fn memory_used(&self) -> i64 {
+        self.usage.memory.load(Ordering::Relaxed)
+    }
+
+    pub fn storage_used(&self) -> i64 {
+        self.usage.storage.load(Ordering::Relaxed)
+    }
+
+    /// `/jsz`.
+    pub fn jsz(&self, server_id: &str, with_streams: bool) -> Value {
+        let accounts = self.accounts();
+        let mut streams = 0;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let (mut total, mut errors) = (0u64, 0u64);
+        let mut details = Vec::new();
+        for a in &accounts {
+            total += a.api_total.load(Ordering::Relaxed);
+            errors += a.api_errors.load(Ordering::Relaxed);
+            let list = a.streams();
+            streams += list.len();
+            let mut infos = Vec::new();
+            for s in &list {
+                let st = s.state();
+                messages += st.msgs;
+                bytes += st.bytes;
+                if with_streams {
+                    let mut info = s.info_json(None, false);
+                    info["name"] = json!(s.name);
+                    infos.push(info);
+                }
+            }
+            if with_streams && !list.is_empty() {
+                details.push(json!({
+                    "name": a.name,
+                    "id": a.name,
+                    "memory": a.usage.memory.load(Ordering::Relaxed),
+                    "storage": a.usage.storage.load(Ordering::Relaxed),
+                    "stream_detail": infos,
+                }));
+            }
+        }
+        let mut v = json!({
+            "server_id": server_id,
+            "now": crate::timefmt::rfc3339(SystemTime::now()),
+            "config": {
+                "max_memory": self.config.max_memory,
+                "max_storage": self.config.max_storage,
+                "store_dir": self.root.display().to_string(),
+                "sync_interval": match self.config.sync {
+                    SyncPolicy::Always => 0,
+                    SyncPolicy::Interval(d) => d.as_nanos() as u64,
+                },
+                "sync_always": self.config.sync == SyncPolicy::Always,
+            },
+            "memory": self.memory_used(),
+            "storage": self.storage_used(),
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": accounts.len(),
+            "ha_assets": 0,
+            "api": {"total": total, "errors": errors},
+            "streams": streams,
+            "consumers": 0,
+            "messages": messages,
+            "bytes": bytes,
+        });
+        if let Some(d) = &self.config.domain {
+            v["config"]["domain"] = json!(d);
+        }
+        if with_streams {
+            v["account_details"] = json!(details);
+        }
+        v
+    }
+}
+
+impl JsAccount {
+    pub fn has_streams(&self) -> bool {
+        self.count.load(Ordering::Relaxed) != 0
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The stream that stores messages published on `subject`, if any.
+    pub fn capture(&self, subject: &[u8]) -> Option<Arc<Stream>> {
+        self.filters
+            .read()
+            .iter()
+            .find(|(f, _)| crate::subject::matches(f.as_bytes(), subject))
+            .map(|(_, s)| s.clone())
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    pub fn limits(&self) -> AccountLimits {
+        self.limits
+    }
+
+    pub fn memory_used(&self) -> i64 {
+        self.usage.memory.load(Ordering::Relaxed)
+    }
+
+    pub fn storage_used(&self) -> i64 {
+        self.usage.storage.load(Ordering::Relaxed)
+    }
+
+    /// Whether `size` more bytes fit the account's and the server's limits.
+    pub fn room(&self, storage: Storage, size: u64) -> Result<(), ApiError> {
+        let size = size as i64;
+        let (account_max, server_max, used, server_used) = match storage {
+            Storage::Memory => (
+                self.limits.max_memory,
+                self.server_limits.0,
+                self.memory_used(),
+                self.server_usage.memory.load(Ordering::Relaxed),
+            ),
+            Storage::File => (
+                self.limits.max_storage,
+                self.server_limits.1,
+                self.storage_used(),
+                self.server_usage.storage.load(Ordering::Relaxed),
+            ),
+        };
+        let over = (account_max >= 0 && used + size > account_max)
+            || (server_max >= 0 && server_used + size > server_max);
+        if over {
+            return Err(match storage {
+                Storage::Memory => ApiError::memory_exceeded(),
+                Storage::File => ApiError::storage_exceeded(),
+            });
+        }
+        Ok(())
+    }
+
+    fn rebuild_filters(&self, streams: &BTreeMap<String, Arc<Stream>>) {
+        let mut filters = Vec::new();
+        for s in streams.values() {
+            for f in s.config().subjects {
+                filters.push((f, s.clone()));
+            }
+        }
+        *self.filters.write() = filters;
+        self.count.store(streams.len(), Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn open_store(
+        &self,
+        config: &StreamConfig,
+        dir: &Path,
+    ) -> Result<Box<dyn StreamStore + Send>, String> {
+        Ok(match config.storage {
+            Storage::Memory => Box::new(MemoryStore::new()),
+            Storage::File => {
+                let cfg = FileStoreConfig {
+                    sync: self.sync,
+                    ..FileStoreConfig::default()
+                };
+                Box::new(FileStore::open(dir.join("msgs"), cfg).map_err(|e| e.to_string())?)
+            }
+        })
+    }
+
+    fn recover_stream(&self, dir: &Path) -> Result<Arc<Stream>, String> {
+        let (config, created) = stream::read_meta(dir)?;
+        let config = config.normalize().map_err(|e| e.description)?;
+        let store = self.open_store(&config, dir)?;
+        let name = config.name.clone();
+        let s = Stream::new(
+            config,
+            store,
+            created,
+            Some(dir.to_path_buf()),
+            [self.usage.clone(), self.server_usage.clone()],
+        )
+        .map_err(|e| e.description)?;
+        let mut streams = self.streams.write();
+        streams.insert(name, s.clone());
+        self.rebuild_filters(&streams);
+        Ok(s)
+    }
+
+    fn check_overlap(
+        streams: &BTreeMap<String, Arc<Stream>>,
+        config: &StreamConfig,
+    ) -> Result<(), ApiError> {
+        for other in streams.values().filter(|s| s.name != config.name) {
+            let theirs = other.config().subjects;
+            for a in &config.subjects {
+                if theirs.iter().any(|b| config::subjects_overlap(a, b)) {
+                    return Err(ApiError::subjects_overlap());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `STREAM.CREATE`: a new stream, or the existing one when the config is identical.
+    pub fn create_stream(&self, config: StreamConfig) -> Result<(Arc<Stream>, bool), ApiError> {
+        let mut streams = self.streams.write();
+        if let Some(existing) = streams.get(&config.name) {
+            if existing.config() == config {
+                return Ok((existing.clone(), false));
+            }
+            return Err(ApiError::stream_name_exists());
+        }
+        Self::check_overlap(&streams, &config)?;
+        if self.limits.max_streams >= 0 && streams.len() as i64 >= self.limits.max_streams {
+            return Err(ApiError::max_streams());
+        }
+        if config.max_bytes > 0 {
+            self.room(config.storage, 0)?;
+        }
+        for src in config.sources.iter().chain(config.mirror.iter()) {
+            if !streams.contains_key(&src.name) {
+                return Err(ApiError::create_failed(format!(
+                    "source stream '{}' not found",
+                    src.name
+                )));
+            }
+        }
+        let created = SystemTime::now();
+        let (store, dir) = match config.storage {
+            Storage::Memory => (self.open_store(&config, Path::new("")), None),
+            Storage::File => {
+                let dir = self.dir.join(&config.name);
+                let made = std::fs::create_dir_all(&dir)
+                    .and_then(|()| stream::write_meta(&dir, &config, created));
+                if let Err(e) = made {
+                    return Err(ApiError::create_failed(format!(
+                        "creating the stream directory {}: {e}",
+                        dir.display()
+                    )));
+                }
+                (self.open_store(&config, &dir), Some(dir))
+            }
+        };
+        let store = store.map_err(ApiError::create_failed)?;
+        let s = Stream::new(
+            config,
+            store,
+            created,
+            dir,
+            [self.usage.clone(), self.server_usage.clone()],
+        )?;
+        streams.insert(s.name.clone(), s.clone());
+        self.rebuild_filters(&streams);
+        tracing::debug!("JetStream: created stream '{} > {}'", self.name, s.name);
+        Ok((s, true))
+    }
+
+    /// `STREAM.UPDATE`.
+    pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
+        let streams = self.streams.write();
+        let Some(s) = streams.get(&config.name).cloned() else {
+            return Err(ApiError::stream_not_found());
+        };
+        let old = s.config();
+        let refuse = |why: &str| Err(ApiError::update_failed(why));
+        if old.storage != config.storage {
+            return refuse("stream configuration update can not change storage type");
+        }
+        if old.retention != config.retention {
+            return refuse("stream configuration update can not change retention policy");
+        }
+        if old.mirror != config.mirror {
+            return Err(ApiError::mirror_not_updatable());
+        }
+        if old.sealed && !config.sealed {
+            return refuse("stream configuration update can not unseal a sealed stream");
+        }
+        if old.deny_delete && !config.deny_delete {
+            return refuse("stream configuration update can not cancel deny message deletes");
+        }
+        if old.deny_purge && !config.deny_purge {
+            return refuse("stream configuration update can not cancel deny purge");
+        }
+        Self::check_overlap(&streams, &config)?;
+        if let Some(dir) = &s.dir {
+            stream::write_meta(dir, &config, s.created).map_err(|e| {
+                ApiError::update_failed(format!("writing the stream metadata: {e}"))
+            })?;
+        }
+        s.update(config)?;
+        self.rebuild_filters(&streams);
+        Ok(s)
+    }
+
+    /// `STREAM.DELETE`: forgets the stream and removes its directory.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let mut streams = self.streams.write();
+        let Some(s) = streams.remove(name) else {
+            return Err(ApiError::stream_not_found());
+        };
+        self.rebuild_filters(&streams);
+        drop(streams);
+        s.release();
+        if let Some(dir) = &s.dir {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| ApiError::delete_failed(format!("removing {}: {e}", dir.display())))?;
+        }
+        tracing::debug!("JetStream: deleted stream '{} > {}'", self.name, name);
+        Ok(())
+    }
+}
+
+/// A `sync_interval` value: how often the ticker fsyncs.
+pub fn sync_period(policy: SyncPolicy) -> Option<Duration> {
+    match policy {
+        SyncPolicy::Always => None,
+        SyncPolicy::Interval(d) => Some(d),
+    }
+}
+
+/// A message time stamp as nats-server renders it (RFC 3339, nanoseconds, UTC).
+pub fn stream_time(ns: i64) -> String {
+    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64))
+}

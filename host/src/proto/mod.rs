@@ -78,6 +78,7 @@
 mod connect;
 pub mod encode;
 pub mod errors;
+pub mod headers;
 mod parser;
 
 pub use connect::{ConnectError, ConnectOptions};

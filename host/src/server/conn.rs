@@ -14,6 +14,7 @@ use crate::account::{Account, AuthError, AuthOutcome, Credentials};
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, ResponsePermission, SubjectPermission,
 };
+use crate::jetstream::{api, stream::Stream, JsAccount};
 use crate::options::Options;
 use crate::plugin::{ConnectRequest, Decision};
 use crate::proto::{self, errors, ClientOp, Parsed};
@@ -138,6 +139,11 @@ struct Conn {
     /// Per-connection match cache (L1), valid while the sublist generation is unchanged.
     cache: FxHashMap<Box<[u8]>, Arc<SubResult<Subscription>>>,
     cache_gen: u64,
+    /// This account's JetStream streams, when JetStream is on.
+    js: Option<Arc<JsAccount>>,
+    /// Per subject: the stream that stores it, valid while `js_gen` is the account's generation.
+    js_hits: FxHashMap<Box<[u8]>, Option<Arc<Stream>>>,
+    js_gen: u64,
     batch: Batch,
 }
 
@@ -250,6 +256,12 @@ impl Conn {
                 rng: seed | 1,
                 ..Batch::default()
             },
+            js: server
+                .jetstream
+                .as_ref()
+                .map(|j| j.account(&server.accounts.global().name)),
+            js_hits: FxHashMap::default(),
+            js_gen: u64::MAX,
             account: server.accounts.global().clone(),
             perms: None,
             nonce,
@@ -669,6 +681,9 @@ impl Conn {
         ) {
             return self.ok();
         }
+        if subject.starts_with(api::PREFIX.as_bytes()) && self.js_api(subject, reply, payload) {
+            return self.ok();
+        }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
         if self.pedantic && !subject::is_valid_literal_subject(subject) {
             self.send_err(errors::INVALID_PUBLISH_SUBJECT);
@@ -714,7 +729,8 @@ impl Conn {
         }
     }
 
-    /// Delivers a message to every matching subscription (one member per queue group).
+    /// Delivers a message to every matching subscription (one member per queue group) and
+    /// to the stream that captures its subject; tells a requester when nobody got it.
     fn route(
         &mut self,
         subject: &[u8],
@@ -722,6 +738,111 @@ impl Conn {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
+        let mut delivered = self.route_core(subject, reply, headers, payload);
+        if self.js.as_ref().is_some_and(|j| j.has_streams())
+            && self.js_store(subject, reply, headers, payload)
+        {
+            delivered += 1;
+        }
+        if delivered == 0 && self.no_responders {
+            if let Some(reply) = reply {
+                self.send_no_responders(reply);
+            }
+        }
+    }
+
+    /// Answers a `$JS.API` request; false when JetStream is off or the subject is not an API
+    /// this server serves (the message then routes like any other).
+    fn js_api(&mut self, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) -> bool {
+        let (Some(js), Some(acc)) = (self.server.jetstream.clone(), self.js.clone()) else {
+            return false;
+        };
+        let Ok(subject) = std::str::from_utf8(subject) else {
+            return false;
+        };
+        let Some(r) = api::handle(&js, &acc, subject, payload) else {
+            return false;
+        };
+        if let Some(reply) = reply {
+            self.route_core(reply, None, r.headers.as_deref(), &r.payload);
+        }
+        true
+    }
+
+    /// Stores the message in the stream that captures `subject`, if any, and sends the
+    /// PubAck (or the error) to `reply`. Returns whether a stream took the message.
+    fn js_store(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let Some(acc) = self.js.clone() else {
+            return false;
+        };
+        let gen = acc.generation();
+        if gen != self.js_gen {
+            self.js_hits.clear();
+            self.js_gen = gen;
+        }
+        let stream = match self.js_hits.get(subject) {
+            Some(s) => s.clone(),
+            None => {
+                if self.js_hits.len() >= CACHE_MAX {
+                    self.js_hits.clear();
+                }
+                let s = acc.capture(subject);
+                self.js_hits.insert(subject.into(), s.clone());
+                s
+            }
+        };
+        let Some(stream) = stream else {
+            return false;
+        };
+        let Ok(subj) = std::str::from_utf8(subject) else {
+            return false;
+        };
+        let result = stream.ingest(subj, headers, payload, &|storage, size| {
+            acc.room(storage, size)
+        });
+        let domain = self
+            .server
+            .jetstream
+            .as_ref()
+            .and_then(|j| j.config.domain.clone());
+        let domain = domain.as_deref();
+        let ack = match result {
+            Ok((ack, republished)) => {
+                if let Some(r) = republished {
+                    self.route_core(r.subject.as_bytes(), None, Some(&r.headers), &r.payload);
+                }
+                pub_ack(&stream.name, domain, Ok(ack))
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "{} - JetStream publish to '{}' refused: {}",
+                    client_label(&self.client),
+                    stream.name,
+                    e.description
+                );
+                pub_ack(&stream.name, domain, Err(e))
+            }
+        };
+        if let Some(reply) = reply.filter(|_| !stream.no_ack()) {
+            self.route_core(reply, None, None, &ack);
+        }
+        true
+    }
+
+    /// Delivers to subscriptions only (also in linked accounts); returns how many got it.
+    fn route_core(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> usize {
         let gen = self.account.sublist.genid();
         if gen != self.cache_gen {
             self.cache.clear();
@@ -742,11 +863,7 @@ impl Conn {
         if self.account.is_linked() || subject.starts_with(RESPONSE_PREFIX) {
             delivered += self.route_across(subject, reply, headers, payload);
         }
-        if delivered == 0 && self.no_responders {
-            if let Some(reply) = reply {
-                self.send_no_responders(reply);
-            }
-        }
+        delivered
     }
 
     /// Delivers to every plain subscription and one member of each queue group of `result`.
@@ -941,6 +1058,9 @@ impl Conn {
             self.cache.clear();
             self.plugin_hits.clear();
             self.cache_gen = u64::MAX;
+            self.js = self.server.jetstream.as_ref().map(|j| j.account(name));
+            self.js_hits.clear();
+            self.js_gen = u64::MAX;
         }
     }
 
@@ -1100,4 +1220,33 @@ fn close_reason_for(e: &proto::ProtoError) -> CloseReason {
         Some(errors::MAX_CONTROL_LINE) => CloseReason::MaxControlLineExceeded,
         _ => CloseReason::ProtocolViolation,
     }
+}
+
+/// The PubAck JSON: `{"stream","seq"[,"domain"][,"duplicate"]}` or `{"error",..,"stream","seq":0}`.
+fn pub_ack(
+    stream: &str,
+    domain: Option<&str>,
+    result: Result<crate::jetstream::stream::PubAck, crate::jetstream::errors::ApiError>,
+) -> Vec<u8> {
+    use std::fmt::Write;
+    // Stream names and domains are validated tokens (no quotes or control characters).
+    let mut s = String::with_capacity(64);
+    match result {
+        Ok(ack) => {
+            let _ = write!(s, "{{\"stream\":\"{stream}\",");
+            if let Some(d) = domain {
+                let _ = write!(s, "\"domain\":\"{d}\",");
+            }
+            let _ = write!(s, "\"seq\":{}", ack.seq);
+            if ack.duplicate {
+                s.push_str(",\"duplicate\":true");
+            }
+            s.push('}');
+        }
+        Err(e) => {
+            let v = serde_json::json!({"error": e.to_json(), "stream": stream, "seq": 0});
+            s = v.to_string();
+        }
+    }
+    s.into_bytes()
 }

@@ -82,6 +82,8 @@ pub struct Server {
     http_addr: Mutex<Option<SocketAddr>>,
     /// Files written at start (pid, ports) and removed at shutdown.
     written_files: Mutex<Vec<PathBuf>>,
+    /// JetStream, when enabled (`-js`, `jetstream {}`).
+    pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
 }
 
 impl Server {
@@ -116,9 +118,15 @@ impl Server {
         } else {
             opts.server_name.clone()
         };
+        let jetstream = if opts.jetstream {
+            Some(start_jetstream(&opts)?)
+        } else {
+            None
+        };
         let (shutdown, _) = watch::channel(false);
         let (stop_accepting, _) = watch::channel(false);
         Ok(Arc::new(Server {
+            jetstream,
             opts: RwLock::new(Arc::new(opts)),
             id,
             name,
@@ -293,11 +301,24 @@ impl Server {
         for key in &opts.unsupported {
             tracing::warn!("Configuration key not supported yet, ignored: {key}");
         }
-        if opts.jetstream {
-            tracing::warn!("JetStream is not available yet in natrium; continuing without it");
-            if let Some(dir) = &opts.store_dir {
-                tracing::info!("Store Directory: \"{}\"", dir.display());
+        if let Some(js) = &self.jetstream {
+            let limit = |n: i64| {
+                if n < 0 {
+                    "unlimited".to_string()
+                } else {
+                    format!("{n} B")
+                }
+            };
+            tracing::info!("Starting JetStream");
+            tracing::info!("---------------- JETSTREAM ----------------");
+            tracing::info!("  Max Memory:      {}", limit(js.config.max_memory));
+            tracing::info!("  Max Storage:     {}", limit(js.config.max_storage));
+            tracing::info!("  Store Directory: \"{}\"", js.config.store_dir.display());
+            if let Some(d) = &js.config.domain {
+                tracing::info!("  Domain:          {d}");
             }
+            tracing::info!("-------------------------------------------");
+            tokio::spawn(jetstream_loop(js.clone(), self.shutdown.subscribe()));
         }
         if opts.cluster_name.is_some() || opts.cluster_listen.is_some() || !opts.routes.is_empty() {
             tracing::warn!("Clustering is not available yet in natrium; cluster options ignored");
@@ -361,6 +382,9 @@ impl Server {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while self.num_clients() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(js) = &self.jetstream {
+            js.shutdown();
         }
         self.remove_files();
         tracing::info!("Server Exiting..");
@@ -666,5 +690,48 @@ fn display_addr(host: &str, addr: SocketAddr) -> String {
         format!("[{host}]:{}", addr.port())
     } else {
         format!("{host}:{}", addr.port())
+    }
+}
+
+/// Opens the JetStream store from the options (`store_dir`, default `<tmp>/nats`).
+fn start_jetstream(opts: &Options) -> anyhow::Result<Arc<crate::jetstream::JetStream>> {
+    use crate::jetstream::{store::SyncPolicy, JetStream, JsConfig};
+    let store_dir = opts
+        .store_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("nats"));
+    let sync = match opts.js_sync_interval {
+        Some(d) if d.is_zero() => SyncPolicy::Always,
+        Some(d) => SyncPolicy::Interval(d),
+        None => SyncPolicy::Interval(Duration::from_secs(120)),
+    };
+    let config = JsConfig {
+        store_dir,
+        max_memory: opts.js_max_memory.unwrap_or(-1),
+        max_storage: opts.js_max_storage.unwrap_or(-1),
+        sync,
+        domain: opts.js_domain.clone(),
+    };
+    let limits = opts.js_account_limits.iter().cloned().collect();
+    JetStream::start(config, limits).context("starting JetStream")
+}
+
+/// Once a second: max_age expiry and the duplicate window; fsync every `sync_interval`.
+async fn jetstream_loop(js: Arc<crate::jetstream::JetStream>, mut shutdown: watch::Receiver<bool>) {
+    let period = crate::jetstream::sync_period(js.config.sync);
+    let mut last_sync = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let due = period.is_some_and(|p| last_sync.elapsed() >= p);
+        if due {
+            last_sync = tokio::time::Instant::now();
+        }
+        let js = js.clone();
+        // Expiry and fsync do file I/O: keep them off the reactor threads.
+        let _ = tokio::task::spawn_blocking(move || js.tick(due)).await;
     }
 }

@@ -536,6 +536,33 @@ impl StreamStore for FileStore {
         self.index.subject_state(subject)
     }
 
+    fn matching(&self, filter: &str) -> Vec<u64> {
+        self.index.matching(filter)
+    }
+
+    fn next_matching(&self, from: u64, filter: &str) -> Option<u64> {
+        self.index.next_matching(from, filter)
+    }
+
+    fn first_for_subject(&self, subject: &str) -> Option<u64> {
+        self.index.first_for_subject(subject)
+    }
+
+    fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
+        self.index.subject_counts(filter)
+    }
+
+    fn deleted(&self) -> Vec<u64> {
+        self.index.deleted()
+    }
+
+    fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
+        if seq <= 1 {
+            return Ok(0);
+        }
+        self.purge_through(seq - 1)
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         let seg = self.active();
         seg.file.sync_data().map_err(io_err(&seg.path))?;

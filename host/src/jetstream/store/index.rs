@@ -100,6 +100,41 @@ impl<T> Index<T> {
         self.subjects.get(subject)?.last().copied()
     }
 
+    pub fn first_for_subject(&self, subject: &str) -> Option<u64> {
+        self.subjects.get(subject)?.first().copied()
+    }
+
+    /// Live messages per subject for the subjects matching `filter`.
+    pub fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
+        self.subjects
+            .iter()
+            .filter(|(s, _)| crate::subject::matches(filter.as_bytes(), s.as_bytes()))
+            .map(|(s, set)| (s.clone(), set.len() as u64))
+            .collect()
+    }
+
+    /// Sequences between the first live one and the last assigned that are gone.
+    pub fn deleted(&self) -> Vec<u64> {
+        let Some(first) = self.first_seq() else {
+            return Vec::new();
+        };
+        (first..=self.last_seq)
+            .filter(|s| !self.entries.contains_key(s))
+            .collect()
+    }
+
+    /// The first live sequence ≥ `from` whose subject matches `filter`.
+    pub fn next_matching(&self, from: u64, filter: &str) -> Option<u64> {
+        let literal = !filter.contains(['*', '>']);
+        if literal {
+            return self.subjects.get(filter)?.range(from..).next().copied();
+        }
+        self.entries
+            .range(from..)
+            .find(|(_, e)| crate::subject::matches(filter.as_bytes(), e.subject.as_bytes()))
+            .map(|(s, _)| *s)
+    }
+
     /// Live sequences whose subject matches `filter` (NATS wildcards), ascending.
     pub fn matching(&self, filter: &str) -> Vec<u64> {
         let mut out: Vec<u64> = self

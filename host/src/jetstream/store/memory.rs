@@ -77,6 +77,30 @@ impl StreamStore for MemoryStore {
         Ok(())
     }
 
+    fn matching(&self, filter: &str) -> Vec<u64> {
+        self.index.matching(filter)
+    }
+
+    fn next_matching(&self, from: u64, filter: &str) -> Option<u64> {
+        self.index.next_matching(from, filter)
+    }
+
+    fn first_for_subject(&self, subject: &str) -> Option<u64> {
+        self.index.first_for_subject(subject)
+    }
+
+    fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
+        self.index.subject_counts(filter)
+    }
+
+    fn deleted(&self) -> Vec<u64> {
+        self.index.deleted()
+    }
+
+    fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
+        Ok(self.index.remove_through(seq.saturating_sub(1)))
+    }
+
     fn remove_first(&mut self) -> Result<Option<u64>, StoreError> {
         let Some(first) = self.index.first_seq() else {
             return Ok(None);

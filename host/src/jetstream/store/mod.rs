@@ -140,6 +140,25 @@ pub trait StreamStore {
     /// Totals for exactly `subject`.
     fn subject_state(&self, subject: &str) -> SubjectState;
 
+    /// Live sequences whose subject matches `filter` (wildcards allowed), ascending.
+    fn matching(&self, filter: &str) -> Vec<u64>;
+
+    /// The first live sequence ≥ `from` on a subject matching `filter`.
+    fn next_matching(&self, from: u64, filter: &str) -> Option<u64>;
+
+    /// The oldest live sequence on exactly `subject`.
+    fn first_for_subject(&self, subject: &str) -> Option<u64>;
+
+    /// Live message counts per subject matching `filter`.
+    fn subject_counts(&self, filter: &str) -> Vec<(String, u64)>;
+
+    /// Interior sequences that are gone (for `deleted_details`).
+    fn deleted(&self) -> Vec<u64>;
+
+    /// Removes every message below `seq` (a purge up to a sequence).
+    /// Returns how many went.
+    fn compact(&mut self, seq: u64) -> Result<u64, StoreError>;
+
     /// Flushes written records to stable storage (fsync); a no-op for memory.
     fn sync(&mut self) -> Result<(), StoreError>;
 

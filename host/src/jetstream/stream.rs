@@ -1,0 +1,665 @@
+//! One stream: its configuration, its store, and the rules applied when a message is stored
+//! (duplicate window, expected-* headers, rollups, limits and discard policy).
+//!
+//! A stream serializes everything behind one mutex: publishers from many connections append
+//! in turn, and API requests see a consistent store.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+
+use super::config::{Discard, Storage, StreamConfig};
+use super::errors::ApiError;
+use super::store::{msg_size, StoredMsg, StreamStore};
+use crate::proto::headers::header_value;
+use crate::subject::mapping::Mapping;
+
+pub const MSG_ID: &str = "Nats-Msg-Id";
+pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+pub const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
+pub const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+pub const ROLLUP: &str = "Nats-Rollup";
+
+/// How far back the duplicate window is rebuilt after a restart, at most.
+const DEDUPE_REBUILD_MAX: u64 = 100_000;
+/// nats-server's limit on a stored message's header block.
+const MAX_HEADER: usize = 64 * 1024;
+
+/// Bytes stored, shared by a stream with its account and the server for limit checks.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub memory: AtomicI64,
+    pub storage: AtomicI64,
+}
+
+impl Usage {
+    fn of(&self, storage: Storage) -> &AtomicI64 {
+        match storage {
+            Storage::Memory => &self.memory,
+            Storage::File => &self.storage,
+        }
+    }
+}
+
+/// What a stored (or deduplicated) publish is acknowledged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PubAck {
+    pub seq: u64,
+    pub duplicate: bool,
+}
+
+/// A copy to publish after storing (`republish`).
+pub struct Republished {
+    pub subject: String,
+    pub headers: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// Messages published with `Nats-Msg-Id` inside the duplicate window.
+#[derive(Default)]
+struct Dedupe {
+    ids: HashMap<String, u64>,
+    order: VecDeque<(i64, String)>,
+}
+
+impl Dedupe {
+    fn expire(&mut self, cutoff_ns: i64) {
+        while let Some((ts, _)) = self.order.front() {
+            if *ts >= cutoff_ns {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+
+    fn record(&mut self, id: &str, seq: u64, ts: i64) {
+        self.ids.insert(id.to_owned(), seq);
+        self.order.push_back((ts, id.to_owned()));
+    }
+}
+
+struct Inner {
+    config: StreamConfig,
+    store: Box<dyn StreamStore + Send>,
+    dedupe: Dedupe,
+    last_msg_id: String,
+    last_ts: i64,
+    transform: Option<Mapping>,
+    republish: Option<Mapping>,
+}
+
+pub struct Stream {
+    pub name: String,
+    pub created: SystemTime,
+    /// `None` for memory streams.
+    pub dir: Option<PathBuf>,
+    inner: Mutex<Inner>,
+    usage: [Arc<Usage>; 2],
+    /// `no_ack`, readable without the lock on every publish.
+    no_ack: AtomicBool,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn mapping(src: &str, dest: &str) -> Result<Mapping, ApiError> {
+    let src = if src.is_empty() { ">" } else { src };
+    Mapping::new(src, &[(dest.to_owned(), 100)])
+        .map_err(|e| ApiError::invalid_config(format!("invalid subject transform: {e}")))
+}
+
+fn mappings(cfg: &StreamConfig) -> Result<(Option<Mapping>, Option<Mapping>), ApiError> {
+    let t = match &cfg.subject_transform {
+        Some(t) => Some(mapping(&t.src, &t.dest)?),
+        None => None,
+    };
+    let r = match &cfg.republish {
+        Some(r) => Some(mapping(&r.src, &r.dest)?),
+        None => None,
+    };
+    Ok((t, r))
+}
+
+fn ts_string(ns: i64) -> String {
+    if ns <= 0 {
+        return "0001-01-01T00:00:00Z".to_string();
+    }
+    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_nanos(ns as u64))
+}
+
+impl Stream {
+    /// Wraps an opened store; rebuilds the duplicate window from the newest messages.
+    pub fn new(
+        config: StreamConfig,
+        store: Box<dyn StreamStore + Send>,
+        created: SystemTime,
+        dir: Option<PathBuf>,
+        usage: [Arc<Usage>; 2],
+    ) -> Result<Arc<Stream>, ApiError> {
+        let (transform, republish) = mappings(&config)?;
+        let mut inner = Inner {
+            config,
+            store,
+            dedupe: Dedupe::default(),
+            last_msg_id: String::new(),
+            last_ts: 0,
+            transform,
+            republish,
+        };
+        inner.recover_dedupe();
+        let (storage, bytes) = (inner.config.storage, inner.store.state().bytes as i64);
+        let stream = Arc::new(Stream {
+            name: inner.config.name.clone(),
+            created,
+            dir,
+            usage,
+            no_ack: AtomicBool::new(inner.config.no_ack),
+            inner: Mutex::new(inner),
+        });
+        stream.account_bytes_for(storage, bytes);
+        Ok(stream)
+    }
+
+    pub fn no_ack(&self) -> bool {
+        self.no_ack.load(Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> StreamConfig {
+        self.inner.lock().config.clone()
+    }
+
+    pub fn storage(&self) -> Storage {
+        self.inner.lock().config.storage
+    }
+
+    pub fn state(&self) -> super::store::StreamState {
+        self.inner.lock().store.state()
+    }
+
+    fn account_bytes_for(&self, storage: Storage, delta: i64) {
+        for u in &self.usage {
+            u.of(storage).fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` on the locked stream and charges the change in stored bytes to the account.
+    fn mutate<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut inner = self.inner.lock();
+        let before = inner.store.state().bytes as i64;
+        let out = f(&mut inner);
+        let delta = inner.store.state().bytes as i64 - before;
+        let storage = inner.config.storage;
+        drop(inner);
+        if delta != 0 {
+            self.account_bytes_for(storage, delta);
+        }
+        out
+    }
+
+    /// Stores a published message, or explains why not.
+    pub fn ingest(
+        &self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
+    ) -> Result<(PubAck, Option<Republished>), ApiError> {
+        self.mutate(|inner| inner.ingest(subject, headers, payload, room))
+    }
+
+    /// Applies max_age and expires the duplicate window; called periodically.
+    pub fn expire(&self, now: i64) -> Result<(), ApiError> {
+        self.mutate(|inner| {
+            inner.dedupe.expire(now - inner.config.duplicate_window);
+            if inner.config.max_age > 0 {
+                inner.store.remove_older_than(now - inner.config.max_age)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn sync(&self) -> Result<(), ApiError> {
+        Ok(self.inner.lock().store.sync()?)
+    }
+
+    /// Replaces the configuration (already validated against the current one).
+    pub fn update(&self, config: StreamConfig) -> Result<(), ApiError> {
+        let (transform, republish) = mappings(&config)?;
+        self.no_ack.store(config.no_ack, Ordering::Relaxed);
+        self.mutate(|inner| {
+            inner.config = config;
+            inner.transform = transform;
+            inner.republish = republish;
+            inner.enforce_limits(None)
+        })
+    }
+
+    pub fn get(&self, seq: u64) -> Result<Option<StoredMsg>, ApiError> {
+        Ok(self.inner.lock().store.get(seq)?)
+    }
+
+    pub fn last_for_subject(&self, subject: &str) -> Result<Option<StoredMsg>, ApiError> {
+        let inner = self.inner.lock();
+        if subject.contains(['*', '>']) {
+            let Some(seq) = inner.store.matching(subject).last().copied() else {
+                return Ok(None);
+            };
+            return Ok(inner.store.get(seq)?);
+        }
+        Ok(inner.store.last_for_subject(subject)?)
+    }
+
+    pub fn next_for_subject(&self, from: u64, filter: &str) -> Result<Option<StoredMsg>, ApiError> {
+        let inner = self.inner.lock();
+        let filter = if filter.is_empty() { ">" } else { filter };
+        match inner.store.next_matching(from.max(1), filter) {
+            Some(seq) => Ok(inner.store.get(seq)?),
+            None => Ok(None),
+        }
+    }
+
+    /// A user delete (`STREAM.MSG.DELETE`).
+    pub fn delete_msg(&self, seq: u64) -> Result<bool, ApiError> {
+        self.mutate(|inner| {
+            if inner.config.sealed {
+                return Err(ApiError::sealed());
+            }
+            if inner.config.deny_delete {
+                return Err(ApiError::msg_delete_failed("message delete not permitted"));
+            }
+            Ok(inner.store.delete(seq)?)
+        })
+    }
+
+    /// `STREAM.PURGE`: everything, or what matches `filter`, below `seq`, or all but the newest `keep`.
+    pub fn purge(&self, filter: Option<&str>, seq: u64, keep: u64) -> Result<u64, ApiError> {
+        self.mutate(|inner| {
+            if inner.config.sealed {
+                return Err(ApiError::sealed());
+            }
+            if inner.config.deny_purge {
+                return Err(ApiError::purge_failed("stream purge not permitted"));
+            }
+            if seq > 0 && keep > 0 {
+                return Err(ApiError::bad_request());
+            }
+            let store = &mut inner.store;
+            let whole = filter.is_none_or(|f| f == ">" || f.is_empty());
+            if whole && seq == 0 && keep == 0 {
+                return Ok(store.purge()?);
+            }
+            if whole && seq > 0 {
+                return Ok(store.compact(seq)?);
+            }
+            let filter = filter.filter(|f| !f.is_empty()).unwrap_or(">");
+            if seq == 0 && keep == 0 {
+                return Ok(store.purge_subject(filter)?);
+            }
+            let seqs = store.matching(filter);
+            let doomed: &[u64] = if seq > 0 {
+                let end = seqs.partition_point(|&s| s < seq);
+                &seqs[..end]
+            } else {
+                &seqs[..seqs.len().saturating_sub(keep as usize)]
+            };
+            let mut n = 0;
+            for &s in doomed {
+                if store.delete(s)? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// The `state` object of StreamInfo.
+    pub fn state_json(&self, subjects_filter: Option<&str>, deleted_details: bool) -> Value {
+        let inner = self.inner.lock();
+        let st = inner.store.state();
+        let first_ts = if st.msgs > 0 {
+            inner
+                .store
+                .get(st.first_seq)
+                .ok()
+                .flatten()
+                .map_or(0, |m| m.timestamp_ns)
+        } else {
+            0
+        };
+        let last_ts = if st.last_seq > 0 { inner.last_ts } else { 0 };
+        let counts = inner.store.subject_counts(">");
+        let mut state = json!({
+            "messages": st.msgs,
+            "bytes": st.bytes,
+            "first_seq": st.first_seq,
+            "first_ts": ts_string(first_ts),
+            "last_seq": st.last_seq,
+            "last_ts": ts_string(last_ts),
+            "num_subjects": counts.len(),
+            "consumer_count": 0,
+        });
+        if st.num_deleted > 0 {
+            state["num_deleted"] = json!(st.num_deleted);
+            if deleted_details {
+                state["deleted"] = json!(inner.store.deleted());
+            }
+        }
+        if let Some(f) = subjects_filter.filter(|f| !f.is_empty()) {
+            let m: Map<String, Value> = inner
+                .store
+                .subject_counts(f)
+                .into_iter()
+                .map(|(s, n)| (s, json!(n)))
+                .collect();
+            if !m.is_empty() {
+                state["subjects"] = Value::Object(m);
+            }
+        }
+        state
+    }
+
+    /// The StreamInfo object (without `type`).
+    pub fn info_json(&self, subjects_filter: Option<&str>, deleted_details: bool) -> Value {
+        let config = serde_json::to_value(self.config()).unwrap_or(Value::Null);
+        json!({
+            "config": config,
+            "created": crate::timefmt::rfc3339(self.created),
+            "state": self.state_json(subjects_filter, deleted_details),
+            "ts": crate::timefmt::rfc3339(SystemTime::now()),
+        })
+    }
+
+    /// Forgets this stream's bytes in the account's usage (it is being deleted).
+    pub fn release(&self) {
+        let (storage, bytes) = {
+            let i = self.inner.lock();
+            (i.config.storage, i.store.state().bytes as i64)
+        };
+        self.account_bytes_for(storage, -bytes);
+    }
+}
+
+impl Inner {
+    fn recover_dedupe(&mut self) {
+        let st = self.store.state();
+        if st.last_seq == 0 {
+            return;
+        }
+        if let Ok(Some(m)) = self.store.get(st.last_seq) {
+            self.last_ts = m.timestamp_ns;
+        }
+        let cutoff = now_ns() - self.config.duplicate_window;
+        let mut found = Vec::new();
+        let low = st
+            .first_seq
+            .max(st.last_seq.saturating_sub(DEDUPE_REBUILD_MAX));
+        let mut seq = st.last_seq;
+        while seq >= low && seq > 0 {
+            if let Ok(Some(m)) = self.store.get(seq) {
+                if m.timestamp_ns < cutoff {
+                    break;
+                }
+                if let Some(id) = header_value(&m.headers, MSG_ID) {
+                    let id = String::from_utf8_lossy(id).into_owned();
+                    if self.last_msg_id.is_empty() {
+                        self.last_msg_id = id.clone();
+                    }
+                    found.push((id, m.seq, m.timestamp_ns));
+                }
+            }
+            seq -= 1;
+        }
+        for (id, seq, ts) in found.into_iter().rev() {
+            self.dedupe.record(&id, seq, ts);
+        }
+    }
+
+    fn ingest(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
+    ) -> Result<(PubAck, Option<Republished>), ApiError> {
+        let cfg = &self.config;
+        if cfg.sealed {
+            return Err(ApiError::sealed());
+        }
+        let hdrs = headers.unwrap_or_default();
+        let now = now_ns();
+        let mut msg_id = None;
+        let mut rollup = None;
+        if !hdrs.is_empty() {
+            if let Some(id) = header_value(hdrs, MSG_ID).filter(|v| !v.is_empty()) {
+                let id = String::from_utf8_lossy(id).into_owned();
+                self.dedupe.expire(now - cfg.duplicate_window);
+                if let Some(&seq) = self.dedupe.ids.get(&id) {
+                    return Ok((
+                        PubAck {
+                            seq,
+                            duplicate: true,
+                        },
+                        None,
+                    ));
+                }
+                msg_id = Some(id);
+            }
+            if let Some(s) = header_value(hdrs, EXPECTED_STREAM) {
+                if s != cfg.name.as_bytes() {
+                    return Err(ApiError::expected_stream());
+                }
+            }
+            if let Some(v) = header_value(hdrs, EXPECTED_LAST_SEQ) {
+                let last = self.store.state().last_seq;
+                if parse_u64(v) != Some(last) {
+                    return Err(ApiError::wrong_last_seq(last));
+                }
+            }
+            if let Some(v) = header_value(hdrs, EXPECTED_LAST_SUBJ_SEQ) {
+                let last = self.store.subject_state(subject).last_seq;
+                if parse_u64(v) != Some(last) {
+                    return Err(ApiError::wrong_last_seq(last));
+                }
+            }
+            if let Some(v) = header_value(hdrs, EXPECTED_LAST_MSG_ID) {
+                if v != self.last_msg_id.as_bytes() {
+                    return Err(ApiError::wrong_last_msg_id(&self.last_msg_id));
+                }
+            }
+            if let Some(v) = header_value(hdrs, ROLLUP) {
+                if !cfg.allow_rollup_hdrs || cfg.deny_purge {
+                    return Err(ApiError::rollup_failed("rollup not permitted"));
+                }
+                rollup = match v {
+                    b"sub" => Some(false),
+                    b"all" => Some(true),
+                    other => {
+                        return Err(ApiError::rollup_failed(format!(
+                            "rollup value invalid: {}",
+                            String::from_utf8_lossy(other)
+                        )))
+                    }
+                }
+            }
+        }
+        if hdrs.len() > MAX_HEADER {
+            return Err(ApiError::header_too_big());
+        }
+        if cfg.max_msg_size >= 0 && (hdrs.len() + payload.len()) as i64 > cfg.max_msg_size {
+            return Err(ApiError::message_too_big());
+        }
+        let stored_subject = match &self.transform {
+            Some(t) => t
+                .apply(subject.as_bytes(), 0)
+                .and_then(|s| String::from_utf8(s).ok())
+                .unwrap_or_else(|| subject.to_owned()),
+            None => subject.to_owned(),
+        };
+        let subject = stored_subject.as_str();
+        let size = msg_size(subject, hdrs, payload);
+        if cfg.discard == Discard::New && rollup.is_none() {
+            let st = self.store.state();
+            if cfg.max_msgs > 0 && st.msgs >= cfg.max_msgs as u64 {
+                return Err(ApiError::store_failed("maximum messages exceeded"));
+            }
+            if cfg.max_bytes > 0 && st.bytes + size > cfg.max_bytes as u64 {
+                return Err(ApiError::store_failed("maximum bytes exceeded"));
+            }
+            if cfg.discard_new_per_subject
+                && cfg.max_msgs_per_subject > 0
+                && self.store.subject_state(subject).msgs >= cfg.max_msgs_per_subject as u64
+            {
+                return Err(ApiError::store_failed(
+                    "maximum messages per subject exceeded",
+                ));
+            }
+        }
+        room(cfg.storage, size)?;
+        match rollup {
+            Some(true) => {
+                self.store.purge()?;
+            }
+            Some(false) => {
+                self.store.purge_subject(subject)?;
+            }
+            None => {}
+        }
+        let seq = self.store.append(subject, hdrs, payload, now)?;
+        self.last_ts = now;
+        if let Some(id) = msg_id {
+            self.dedupe.record(&id, seq, now);
+            self.last_msg_id = id;
+        }
+        self.enforce_limits(Some(subject))?;
+        let republished = self.republish.as_ref().and_then(|m| {
+            let dest = m.apply(subject.as_bytes(), 0)?;
+            let dest = String::from_utf8(dest).ok()?;
+            let headers_only = self
+                .config
+                .republish
+                .as_ref()
+                .is_some_and(|r| r.headers_only);
+            let mut block = crate::proto::headers::HeaderBlock::extend(hdrs)
+                .add("Nats-Stream", &self.config.name)
+                .add("Nats-Subject", subject)
+                .add("Nats-Sequence", &seq.to_string())
+                .add("Nats-Last-Sequence", &(seq - 1).to_string());
+            if headers_only {
+                block = block.add("Nats-Msg-Size", &payload.len().to_string());
+            }
+            Some(Republished {
+                subject: dest,
+                headers: block.finish(),
+                payload: if headers_only {
+                    Vec::new()
+                } else {
+                    payload.to_vec()
+                },
+            })
+        });
+        Ok((
+            PubAck {
+                seq,
+                duplicate: false,
+            },
+            republished,
+        ))
+    }
+
+    /// Discard-old limits after an append (`subject` = the new message's) or an update.
+    fn enforce_limits(&mut self, subject: Option<&str>) -> Result<(), ApiError> {
+        let (per_subject, max_msgs, max_bytes) = (
+            self.config.max_msgs_per_subject,
+            self.config.max_msgs,
+            self.config.max_bytes,
+        );
+        if per_subject > 0 {
+            let max = per_subject as u64;
+            let subjects: Vec<String> = match subject {
+                Some(s) => vec![s.to_owned()],
+                None => self
+                    .store
+                    .subject_counts(">")
+                    .into_iter()
+                    .filter(|(_, n)| *n > max)
+                    .map(|(s, _)| s)
+                    .collect(),
+            };
+            for s in subjects {
+                while self.store.subject_state(&s).msgs > max {
+                    let Some(first) = self.store.first_for_subject(&s) else {
+                        break;
+                    };
+                    self.remove(first)?;
+                }
+            }
+        }
+        if max_msgs > 0 {
+            self.store.truncate_to_max_msgs(max_msgs as u64)?;
+        }
+        if max_bytes > 0 {
+            while self.store.state().bytes > max_bytes as u64 {
+                if self.store.remove_first()?.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A limit removal: the oldest message goes as a purge; an interior one as a delete.
+    fn remove(&mut self, seq: u64) -> Result<(), ApiError> {
+        if self.store.state().first_seq == seq {
+            self.store.remove_first()?;
+        } else {
+            self.store.delete(seq)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// Writes `meta.json` (config + creation time) atomically: temp file, fsync, rename.
+pub fn write_meta(dir: &Path, config: &StreamConfig, created: SystemTime) -> std::io::Result<()> {
+    let meta = json!({
+        "config": config,
+        "created": crate::timefmt::rfc3339(created),
+        "created_ns": created.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    });
+    let tmp = dir.join("meta.json.tmp");
+    let body = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("meta.json"))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads `meta.json` back.
+pub fn read_meta(dir: &Path) -> Result<(StreamConfig, SystemTime), String> {
+    let path = dir.join("meta.json");
+    let body = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    let config: StreamConfig = serde_json::from_value(v["config"].clone())
+        .map_err(|e| format!("stream config in {}: {e}", path.display()))?;
+    let created = UNIX_EPOCH + Duration::from_nanos(v["created_ns"].as_u64().unwrap_or(0));
+    Ok((config, created))
+}
