@@ -1,6 +1,6 @@
-# Shared by the benchmark scripts (compare.sh, plugins.sh, auth.sh): server and load-generator
-# process control, machine-load sampling and small statistics. Source it after setting SCRIPT
-# (the name used in messages); it installs the EXIT/INT/TERM traps.
+# Shared by the benchmark scripts (compare.sh, plugins.sh, auth.sh, jetstream.sh): server and
+# load-generator process control, machine-load sampling and small statistics. Source it after
+# setting SCRIPT (the name used in messages); it installs the EXIT/INT/TERM traps.
 
 SERVER_PID=""
 BENCH_PID=""

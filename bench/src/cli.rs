@@ -25,12 +25,18 @@ SCENARIOS:
   gen-operator DIR
            write NKey/operator-mode keys, JWTs, .creds and server configs for
            bench/auth.sh into DIR (see src/genauth.rs)
+  js-pub   JetStream publish to a fresh file-backed --stream bound to --subject:
+           --msgs PubAcked messages of --size bytes, after --warmup ones;
+           --mode sync (one in flight: msgs/s, ack latency) or async
+           (--inflight in flight: msgs/s); every ack and the final stream
+           info are verified
   wait     wait until a server answers CONNECT/PING (for scripts)
 
 OPTIONS:
   --url HOST:PORT      server address, must be loopback [127.0.0.1:4222]
   --msgs N             messages (reqrep: measured requests)
-                       [pub/pubsub/queue 1000000, reqrep 20000]
+                       [pub/pubsub/queue 1000000, reqrep 20000,
+                       js-pub sync 5000, js-pub async 50000]
   --size BYTES         payload size; >= 8 enables sequence checks [128]
   --payload KIND       binary: sequence in bytes 0..8, then a..z [binary]
                        pii: JSON with the sequence in a seq field; every odd
@@ -45,6 +51,7 @@ OPTIONS:
   --subject S          subject [bench.<scenario>]
   --window BYTES       pacing window, 0 = unpaced (see publisher.rs) [8388608]
   --warmup N           reqrep: unmeasured warm-up round trips [1000];
+                       js-pub: unmeasured messages first, one in flight [100];
                        connect: unmeasured connections first [100]
   --conns N            idle: connections to open [10000]; connect: measured
                        connections [2000]
@@ -59,7 +66,11 @@ OPTIONS:
                        with jwt + sig
   --user-jwt JWT --user-seed SEED
                        connect: the same, without a file
-  (pub, pubsub, queue: --user/--pass are sent by every connection)
+  (pub, pubsub, queue, js-pub: --user/--pass are sent by every connection)
+  --mode M             js-pub: sync or async [async]
+  --inflight N         js-pub async: unacknowledged messages at most [256]
+  --stream NAME        js-pub: stream name (deleted and re-created) [BENCH]
+  --storage S          js-pub: file or memory [file]
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
   --timeout SECS       hard wall-clock cap for the whole run [60]
@@ -74,6 +85,23 @@ pub enum Scenario {
     Idle,
     Connect,
     Wait,
+    JsPub,
+}
+
+/// `js-pub`: one message in flight, or a window of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsMode {
+    Sync,
+    Async,
+}
+
+impl JsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Async => "async",
+        }
+    }
 }
 
 impl Scenario {
@@ -86,6 +114,7 @@ impl Scenario {
             Self::Idle => "idle",
             Self::Connect => "connect",
             Self::Wait => "wait",
+            Self::JsPub => "js-pub",
         }
     }
 }
@@ -116,6 +145,10 @@ pub struct Args {
     pub creds: Option<String>,
     pub user_jwt: Option<String>,
     pub user_seed: Option<String>,
+    pub mode: JsMode,
+    pub inflight: u64,
+    pub stream: String,
+    pub storage: String,
 }
 
 impl Args {
@@ -179,6 +212,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         "idle" => Scenario::Idle,
         "connect" => Scenario::Connect,
         "wait" => Scenario::Wait,
+        "js-pub" | "jspub" => Scenario::JsPub,
         other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
     };
     let mut a = Args {
@@ -194,7 +228,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         subs: if scenario == Scenario::Queue { 4 } else { 1 },
         subject: format!("bench.{}", scenario.name()),
         window: 8 << 20,
-        warmup: if scenario == Scenario::Connect {
+        warmup: if matches!(scenario, Scenario::Connect | Scenario::JsPub) {
             100
         } else {
             1000
@@ -218,7 +252,12 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         creds: None,
         user_jwt: None,
         user_seed: None,
+        mode: JsMode::Async,
+        inflight: 256,
+        stream: "BENCH".into(),
+        storage: "file".into(),
     };
+    let mut msgs_given = false;
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             return Ok(None);
@@ -228,7 +267,10 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             .ok_or_else(|| anyhow!("flag {flag} needs a value"))?;
         match flag.as_str() {
             "--url" | "-s" => a.url = v.clone(),
-            "--msgs" => a.msgs = num(flag, v)?,
+            "--msgs" => {
+                a.msgs = num(flag, v)?;
+                msgs_given = true;
+            }
             "--size" => a.size = num(flag, v)?,
             "--pubs" => a.pubs = num(flag, v)?,
             "--subs" => a.subs = num(flag, v)?,
@@ -262,11 +304,41 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--creds" => a.creds = Some(v.clone()),
             "--user-jwt" => a.user_jwt = Some(v.clone()),
             "--user-seed" => a.user_seed = Some(v.clone()),
+            "--mode" => {
+                a.mode = match v.as_str() {
+                    "sync" => JsMode::Sync,
+                    "async" => JsMode::Async,
+                    other => bail!("--mode must be sync or async, not {other:?}"),
+                }
+            }
+            "--inflight" => a.inflight = num(flag, v)?,
+            "--stream" => a.stream = v.clone(),
+            "--storage" => {
+                if v != "file" && v != "memory" {
+                    bail!("--storage must be file or memory, not {v:?}");
+                }
+                a.storage = v.clone();
+            }
             other => bail!("unknown flag {other:?}\n\n{USAGE}"),
         }
     }
+    if scenario == Scenario::JsPub && !msgs_given {
+        a.msgs = match a.mode {
+            JsMode::Sync => 5_000,
+            JsMode::Async => 50_000,
+        };
+    }
     if a.msgs == 0 {
         bail!("--msgs must be > 0");
+    }
+    if a.inflight == 0 {
+        bail!("--inflight must be > 0");
+    }
+    if a.stream.is_empty()
+        || a.stream
+            .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+    {
+        bail!("--stream must be a non-empty name without '.', '*', '>' or whitespace");
     }
     if a.pubs == 0 || a.subs == 0 {
         bail!("--pubs and --subs must be > 0");

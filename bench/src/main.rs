@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Scenario::Idle => scenarios::idle::run(&args, addr),
         Scenario::Connect => scenarios::connect::run(&args, addr),
         Scenario::Wait => scenarios::wait::run(&args, addr),
+        Scenario::JsPub => scenarios::jspub::run(&args, addr),
     });
     match result {
         Ok(report) => {

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod idle;
+pub mod jspub;
 pub mod publish;
 pub mod pubsub;
 pub mod queue;
