@@ -33,7 +33,7 @@ pub fn server_info(server: &Server) -> Value {
         "id": server.id,
         "ver": crate::server::PROTOCOL_VERSION,
         "seq": SEQ.fetch_add(1, Ordering::Relaxed) + 1,
-        "jetstream": false,
+        "jetstream": server.jetstream.is_some(),
         "time": crate::timefmt::rfc3339(SystemTime::now()),
     })
 }

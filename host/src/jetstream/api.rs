@@ -67,7 +67,10 @@ fn parse<'a, T: Deserialize<'a> + Default>(payload: &'a [u8]) -> Result<T, ApiEr
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(payload).map_err(ApiError::invalid_json)
+    // async-nats sends `null` for "no options".
+    serde_json::from_slice::<Option<T>>(payload)
+        .map(Option::unwrap_or_default)
+        .map_err(ApiError::invalid_json)
 }
 
 fn stream_of(acc: &JsAccount, name: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
@@ -132,6 +135,8 @@ fn account_info(js: &JetStream, acc: &JsAccount) -> Value {
         "storage": acc.storage_used(),
         "streams": acc.streams().len(),
         "consumers": 0,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
         "limits": {
             "max_memory": l.max_memory,
             "max_storage": l.max_storage,
@@ -316,7 +321,8 @@ fn msg_delete(acc: &JsAccount, name: &str, payload: &[u8]) -> Result<Value, ApiE
     if s.delete_msg(req.seq)? {
         Ok(json!({"success": true}))
     } else {
-        Err(ApiError::sequence_not_found(req.seq))
+        // nats-server's answer for a sequence that is not (or no longer) there.
+        Err(ApiError::msg_delete_failed("no message found"))
     }
 }
 

@@ -30,7 +30,10 @@ use serde_json::{json, Value};
 use config::{Storage, StreamConfig};
 use errors::ApiError;
 use store::{FileStore, FileStoreConfig, MemoryStore, StreamStore, SyncPolicy};
-use stream::{Stream, Usage};
+use stream::{Origin, PubAck, Republished, Stream, Usage};
+
+/// How many mirror/source hops a message is copied along, at most.
+const MAX_SOURCE_DEPTH: u32 = 8;
 
 /// Server-wide JetStream settings (`-js`, `-sd`, `jetstream {}`).
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ pub struct JsAccount {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Stream subject filters, for [`capture`](Self::capture); rebuilt on every change.
     filters: RwLock<Vec<(String, Arc<Stream>)>>,
+    /// Per stream name: the streams that mirror or source it, with their filter.
+    copies: RwLock<HashMap<String, Vec<(Arc<Stream>, String)>>>,
     count: AtomicUsize,
     /// Bumped whenever the set of streams or their subjects change (connections cache captures).
     generation: AtomicU64,
@@ -179,6 +184,7 @@ impl JetStream {
                     sync: self.config.sync,
                     streams: RwLock::new(BTreeMap::new()),
                     filters: RwLock::new(Vec::new()),
+                    copies: RwLock::new(HashMap::new()),
                     count: AtomicUsize::new(0),
                     generation: AtomicU64::new(0),
                     usage: Arc::new(Usage::default()),
@@ -311,6 +317,88 @@ impl JsAccount {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Stores a message in `stream` and copies it to the streams that mirror or source it.
+    pub fn store(
+        &self,
+        stream: &Stream,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        origin: Origin,
+    ) -> Result<(PubAck, Option<Republished>), ApiError> {
+        self.store_at(stream, subject, headers, payload, origin, 0)
+    }
+
+    /// `depth` bounds chains of sources (and breaks cycles made by updates).
+    fn store_at(
+        &self,
+        stream: &Stream,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        origin: Origin,
+        depth: u32,
+    ) -> Result<(PubAck, Option<Republished>), ApiError> {
+        let room = |storage, size| self.room(storage, size);
+        let stored = stream.ingest(subject, headers, payload, origin, &room)?;
+        if stored.0.duplicate || depth >= MAX_SOURCE_DEPTH {
+            return Ok(stored);
+        }
+        let targets = self.copies.read().get(&stream.name).cloned();
+        for (target, filter) in targets.unwrap_or_default() {
+            if crate::subject::matches(filter.as_bytes(), subject.as_bytes()) {
+                // Copies follow the limits of their own stream; a refusal there is logged, the
+                // origin's PubAck stands.
+                let copied =
+                    self.store_at(&target, subject, headers, payload, Origin::Source, depth + 1);
+                if let Err(e) = copied {
+                    tracing::warn!(
+                        "JetStream: copying '{} > {}' seq {} to '{}': {}",
+                        self.name,
+                        stream.name,
+                        stored.0.seq,
+                        target.name,
+                        e.description
+                    );
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Copies what a new mirror or source stream should start with from its origins.
+    fn backfill(&self, streams: &BTreeMap<String, Arc<Stream>>, target: &Stream) {
+        let cfg = target.config();
+        for src in cfg.mirror.iter().chain(cfg.sources.iter()) {
+            let Some(origin) = streams.get(&src.name) else {
+                continue;
+            };
+            let filter = if src.filter_subject.is_empty() {
+                ">"
+            } else {
+                src.filter_subject.as_str()
+            };
+            let mut seq = src.opt_start_seq.max(1);
+            while let Ok(Some(m)) = origin.next_for_subject(seq, filter) {
+                let hdrs = (!m.headers.is_empty()).then_some(m.headers.as_slice());
+                let room = |storage, size| self.room(storage, size);
+                if let Err(e) =
+                    target.ingest(&m.subject, hdrs, &m.payload, Origin::Source, &room)
+                {
+                    tracing::warn!(
+                        "JetStream: backfilling '{}' from '{}' at seq {}: {}",
+                        target.name,
+                        origin.name,
+                        m.seq,
+                        e.description
+                    );
+                    break;
+                }
+                seq = m.seq + 1;
+            }
+        }
+    }
+
     /// The stream that stores messages published on `subject`, if any.
     pub fn capture(&self, subject: &[u8]) -> Option<Arc<Stream>> {
         self.filters
@@ -370,12 +458,26 @@ impl JsAccount {
 
     fn rebuild_filters(&self, streams: &BTreeMap<String, Arc<Stream>>) {
         let mut filters = Vec::new();
+        let mut copies: HashMap<String, Vec<(Arc<Stream>, String)>> = HashMap::new();
         for s in streams.values() {
-            for f in s.config().subjects {
+            let cfg = s.config();
+            for f in cfg.subjects {
                 filters.push((f, s.clone()));
+            }
+            for src in cfg.mirror.iter().chain(cfg.sources.iter()) {
+                let filter = if src.filter_subject.is_empty() {
+                    ">".to_string()
+                } else {
+                    src.filter_subject.clone()
+                };
+                copies
+                    .entry(src.name.clone())
+                    .or_default()
+                    .push((s.clone(), filter));
             }
         }
         *self.filters.write() = filters;
+        *self.copies.write() = copies;
         self.count.store(streams.len(), Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -479,6 +581,7 @@ impl JsAccount {
             dir,
             [self.usage.clone(), self.server_usage.clone()],
         )?;
+        self.backfill(&streams, &s);
         streams.insert(s.name.clone(), s.clone());
         self.rebuild_filters(&streams);
         tracing::debug!("JetStream: created stream '{} > {}'", self.name, s.name);

@@ -47,6 +47,15 @@ impl Usage {
     }
 }
 
+/// Where a message being stored comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Published by a client: every header rule applies.
+    Client,
+    /// Copied from a stream this one mirrors or sources.
+    Source,
+}
+
 /// What a stored (or deduplicated) publish is acknowledged with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PubAck {
@@ -213,9 +222,10 @@ impl Stream {
         subject: &str,
         headers: Option<&[u8]>,
         payload: &[u8],
+        origin: Origin,
         room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
     ) -> Result<(PubAck, Option<Republished>), ApiError> {
-        self.mutate(|inner| inner.ingest(subject, headers, payload, room))
+        self.mutate(|inner| inner.ingest(subject, headers, payload, origin, room))
     }
 
     /// Applies max_age and expires the duplicate window; called periodically.
@@ -430,6 +440,7 @@ impl Inner {
         subject: &str,
         headers: Option<&[u8]>,
         payload: &[u8],
+        origin: Origin,
         room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
     ) -> Result<(PubAck, Option<Republished>), ApiError> {
         let cfg = &self.config;
@@ -455,6 +466,9 @@ impl Inner {
                 }
                 msg_id = Some(id);
             }
+        }
+        // A message copied from a source stream was checked against its expectations there.
+        if !hdrs.is_empty() && origin == Origin::Client {
             if let Some(s) = header_value(hdrs, EXPECTED_STREAM) {
                 if s != cfg.name.as_bytes() {
                     return Err(ApiError::expected_stream());

@@ -23,6 +23,7 @@ pub fn route(server: &Server, stats: &ReqStats, req: &Request) -> Response {
         "/subscriptionsz",
         "/healthz",
         "/metrics",
+        "/jsz",
     ];
     if known.contains(&req.path.as_str()) {
         let key = if req.path.is_empty() {
@@ -43,6 +44,7 @@ pub fn route(server: &Server, stats: &ReqStats, req: &Request) -> Response {
         "/connz" => Response::json(200, &connz(server, req)),
         "/subsz" | "/subscriptionsz" => Response::json(200, &subsz(server, req)),
         "/healthz" => Response::json(200, &json!({"status": "ok"})),
+        "/jsz" => Response::json(200, &jsz(server, req)),
         "/metrics" => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4",
@@ -55,8 +57,22 @@ pub fn route(server: &Server, stats: &ReqStats, req: &Request) -> Response {
 fn index() -> Value {
     json!({
         "varz": "/varz", "connz": "/connz", "subsz": "/subsz", "healthz": "/healthz",
-        "metrics": "/metrics"
+        "metrics": "/metrics", "jsz": "/jsz"
     })
+}
+
+/// `/jsz`: JetStream configuration and usage; `?streams=true` (or `accounts=true`) adds
+/// per-account stream details.
+fn jsz(server: &Server, req: &Request) -> Value {
+    let Some(js) = &server.jetstream else {
+        return json!({
+            "server_id": server.id,
+            "now": timefmt::rfc3339(SystemTime::now()),
+            "disabled": true,
+        });
+    };
+    let on = |k: &str| req.query.get(k).is_some_and(|v| v == "true" || v == "1");
+    js.jsz(&server.id, on("streams") || on("accounts") || on("consumers"))
 }
 
 /// Resident memory of this process in bytes, from /proc.
@@ -125,7 +141,18 @@ fn varz(server: &Server) -> Value {
         "leaf": {},
         "mqtt": {},
         "websocket": {},
-        "jetstream": {},
+        "jetstream": server.jetstream.as_ref().map_or(json!({}), |js| {
+            let z = js.jsz(&server.id, false);
+            json!({
+                "config": z["config"],
+                "stats": {
+                    "memory": z["memory"],
+                    "storage": z["storage"],
+                    "accounts": z["accounts"],
+                    "api": z["api"],
+                },
+            })
+        }),
         "tls_timeout": o.tls.as_ref().map_or(0.0, |t| t.timeout.as_secs_f64()),
         "write_deadline": o.write_deadline.as_nanos() as u64,
         "start": timefmt::rfc3339(server.start),

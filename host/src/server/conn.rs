@@ -14,7 +14,8 @@ use crate::account::{Account, AuthError, AuthOutcome, Credentials};
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, ResponsePermission, SubjectPermission,
 };
-use crate::jetstream::{api, stream::Stream, JsAccount};
+use crate::jetstream::stream::{Origin, Stream};
+use crate::jetstream::{api, JsAccount};
 use crate::options::Options;
 use crate::plugin::{ConnectRequest, Decision};
 use crate::proto::{self, errors, ClientOp, Parsed};
@@ -803,9 +804,7 @@ impl Conn {
         let Ok(subj) = std::str::from_utf8(subject) else {
             return false;
         };
-        let result = stream.ingest(subj, headers, payload, &|storage, size| {
-            acc.room(storage, size)
-        });
+        let result = acc.store(&stream, subj, headers, payload, Origin::Client);
         let domain = self
             .server
             .jetstream

@@ -45,6 +45,9 @@ fn base(server: &Server, opts: &Options) -> Map<String, Value> {
     m.insert("host".into(), json!(opts.host));
     m.insert("port".into(), json!(port));
     m.insert("headers".into(), json!(true));
+    if server.jetstream.is_some() {
+        m.insert("jetstream".into(), json!(true));
+    }
     if server.auth_required(opts) {
         m.insert("auth_required".into(), json!(true));
     }

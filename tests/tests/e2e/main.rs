@@ -13,6 +13,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod differential;
+mod jetstream;
 mod lifecycle;
 mod limits;
 mod mappings;

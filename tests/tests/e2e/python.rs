@@ -1,5 +1,6 @@
 //! Compatibility with the official Python client (nats-py), driven by
-//! tests/py/test_compat.py.
+//! tests/py/test_compat.py (core NATS) and tests/py/test_jetstream.py (the JetStream
+//! stream API).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -31,9 +32,11 @@ fn python_ready() -> Result<()> {
 }
 
 fn run_script(args: &[&str]) -> Result<std::process::Output> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("py")
-        .join("test_compat.py");
+    run_named_script("test_compat.py", args)
+}
+
+fn run_named_script(name: &str, args: &[&str]) -> Result<std::process::Output> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(name);
     let mut child = Command::new("python3")
         .arg(&script)
         .args(args)
@@ -51,7 +54,7 @@ fn run_script(args: &[&str]) -> Result<std::process::Output> {
             let _ = child.kill();
             let out = child.wait_with_output()?;
             bail!(
-                "python compat script timed out; stdout:\n{}\nstderr:\n{}",
+                "python script {name} timed out; stdout:\n{}\nstderr:\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -105,6 +108,46 @@ fn nats_py_client_compat() -> Result<()> {
     let out = run_script(&[&server.url(), "--user", "py", "--password", "wrong"])?;
     if out.status.success() {
         bail!("nats-py connected with a wrong password");
+    }
+    Ok(())
+}
+
+/// nats-py's JetStream stream API against a `-js -sd <dir>` server: add_stream, publish with
+/// acks, de-duplication by `Nats-Msg-Id`, get_msg, delete_msg, purge_stream, stream_info,
+/// delete_stream and the API errors it maps to exceptions.
+#[test]
+fn nats_py_jetstream_compat() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_PY=1, skipping the nats-py JetStream test");
+        return Ok(());
+    }
+    python_ready()?;
+    let store = tempfile::tempdir().context("creating the JetStream store dir")?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    let out = run_named_script("test_jetstream.py", &[&server.url()])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "nats-py JetStream script failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+            out.status,
+            server.logs()
+        );
+    }
+    // Guard against a script that silently ran nothing.
+    for check in [
+        "stream_lifecycle",
+        "publish_with_ack",
+        "dedupe",
+        "get_and_delete",
+        "purge",
+        "errors",
+        "delete_stream",
+    ] {
+        if !stdout.contains(&format!("ok   {check}")) {
+            bail!("check {check} did not report ok:\n{stdout}\n{stderr}");
+        }
     }
     Ok(())
 }
