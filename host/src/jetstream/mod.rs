@@ -32,6 +32,10 @@ use errors::ApiError;
 use store::{FileStore, FileStoreConfig, MemoryStore, StreamStore, SyncPolicy};
 use stream::{Origin, PubAck, Republished, Stream, Usage};
 
+/// File streams buffer a read batch's records and write them with one write(2) before the
+/// batch's PubAcks go out (`Stream::flush`); past this many bytes they are written at once.
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// How many mirror/source hops a message is copied along, at most.
 const MAX_SOURCE_DEPTH: u32 = 8;
 
@@ -349,8 +353,16 @@ impl JsAccount {
             if crate::subject::matches(filter.as_bytes(), subject.as_bytes()) {
                 // Copies follow the limits of their own stream; a refusal there is logged, the
                 // origin's PubAck stands.
-                let copied =
-                    self.store_at(&target, subject, headers, payload, Origin::Source, depth + 1);
+                let copied = self
+                    .store_at(
+                        &target,
+                        subject,
+                        headers,
+                        payload,
+                        Origin::Source,
+                        depth + 1,
+                    )
+                    .and_then(|r| target.flush().map(|()| r));
                 if let Err(e) = copied {
                     tracing::warn!(
                         "JetStream: copying '{} > {}' seq {} to '{}': {}",
@@ -382,9 +394,7 @@ impl JsAccount {
             while let Ok(Some(m)) = origin.next_for_subject(seq, filter) {
                 let hdrs = (!m.headers.is_empty()).then_some(m.headers.as_slice());
                 let room = |storage, size| self.room(storage, size);
-                if let Err(e) =
-                    target.ingest(&m.subject, hdrs, &m.payload, Origin::Source, &room)
-                {
+                if let Err(e) = target.ingest(&m.subject, hdrs, &m.payload, Origin::Source, &room) {
                     tracing::warn!(
                         "JetStream: backfilling '{}' from '{}' at seq {}: {}",
                         target.name,
@@ -396,6 +406,13 @@ impl JsAccount {
                 }
                 seq = m.seq + 1;
             }
+        }
+        if let Err(e) = target.flush() {
+            tracing::error!(
+                "JetStream: writing stream '{}': {}",
+                target.name,
+                e.description
+            );
         }
     }
 
@@ -492,6 +509,7 @@ impl JsAccount {
             Storage::File => {
                 let cfg = FileStoreConfig {
                     sync: self.sync,
+                    write_buffer: WRITE_BUFFER,
                     ..FileStoreConfig::default()
                 };
                 Box::new(FileStore::open(dir.join("msgs"), cfg).map_err(|e| e.to_string())?)

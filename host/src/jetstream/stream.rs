@@ -202,8 +202,18 @@ impl Stream {
         }
     }
 
-    /// Runs `f` on the locked stream and charges the change in stored bytes to the account.
-    fn mutate<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+    /// Runs `f` on the locked stream, writes what it changed, and charges the change in
+    /// stored bytes to the account.
+    fn mutate<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        self.mutate_buffered(|inner| {
+            let out = f(inner);
+            inner.store.flush()?;
+            out
+        })
+    }
+
+    /// [`mutate`](Self::mutate) that may leave records buffered until [`flush`](Self::flush).
+    fn mutate_buffered<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         let mut inner = self.inner.lock();
         let before = inner.store.state().bytes as i64;
         let out = f(&mut inner);
@@ -225,7 +235,12 @@ impl Stream {
         origin: Origin,
         room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
     ) -> Result<(PubAck, Option<Republished>), ApiError> {
-        self.mutate(|inner| inner.ingest(subject, headers, payload, origin, room))
+        self.mutate_buffered(|inner| inner.ingest(subject, headers, payload, origin, room))
+    }
+
+    /// Writes buffered records: call before acknowledging what [`ingest`](Self::ingest) stored.
+    pub fn flush(&self) -> Result<(), ApiError> {
+        Ok(self.inner.lock().store.flush()?)
     }
 
     /// Applies max_age and expires the duplicate window; called periodically.

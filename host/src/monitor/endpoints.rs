@@ -72,7 +72,10 @@ fn jsz(server: &Server, req: &Request) -> Value {
         });
     };
     let on = |k: &str| req.query.get(k).is_some_and(|v| v == "true" || v == "1");
-    js.jsz(&server.id, on("streams") || on("accounts") || on("consumers"))
+    js.jsz(
+        &server.id,
+        on("streams") || on("accounts") || on("consumers"),
+    )
 }
 
 /// Resident memory of this process in bytes, from /proc.

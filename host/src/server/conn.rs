@@ -156,6 +156,10 @@ struct Batch {
     /// Subscriptions that reached their auto-unsubscribe maximum.
     expired: Vec<Arc<Subscription>>,
     slow: Vec<Arc<Client>>,
+    /// Streams written in this batch: flushed (one write each) before its PubAcks go out.
+    js_dirty: Vec<Arc<Stream>>,
+    /// PubAcks held until that flush: (index in `js_dirty`, reply subject, ack).
+    js_acks: Vec<(usize, Box<[u8]>, Vec<u8>)>,
     in_msgs: u64,
     in_bytes: u64,
     out_msgs: u64,
@@ -828,10 +832,40 @@ impl Conn {
                 pub_ack(&stream.name, domain, Err(e))
             }
         };
+        let dirty = &mut self.batch.js_dirty;
+        let at = match dirty.iter().rposition(|s| Arc::ptr_eq(s, &stream)) {
+            Some(i) => i,
+            None => {
+                dirty.push(stream.clone());
+                dirty.len() - 1
+            }
+        };
         if let Some(reply) = reply.filter(|_| !stream.no_ack()) {
-            self.route_core(reply, None, None, &ack);
+            self.batch.js_acks.push((at, reply.into(), ack));
         }
         true
+    }
+
+    /// Group commit: writes every stream this batch stored into, then sends the PubAcks
+    /// (an error instead, for a stream whose write failed).
+    fn settle_js(&mut self) {
+        let dirty = std::mem::take(&mut self.batch.js_dirty);
+        let failed: Vec<Option<String>> = dirty
+            .iter()
+            .map(|s| match s.flush() {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!("JetStream: writing stream '{}': {}", s.name, e.description);
+                    Some(pub_ack_error(&s.name, e))
+                }
+            })
+            .collect();
+        for (at, reply, ack) in std::mem::take(&mut self.batch.js_acks) {
+            match failed.get(at).and_then(Option::as_ref) {
+                Some(err) => self.route_core(&reply, None, None, err.as_bytes()),
+                None => self.route_core(&reply, None, None, &ack),
+            };
+        }
     }
 
     /// Delivers to subscriptions only (also in linked accounts); returns how many got it.
@@ -1083,6 +1117,9 @@ impl Conn {
 
     /// Settles a read batch: wake writers, expire subscriptions, publish counters.
     fn end_batch(&mut self) {
+        if !self.batch.js_dirty.is_empty() {
+            self.settle_js();
+        }
         for c in self.batch.flush.drain(..) {
             c.wake_writer.notify_one();
         }
@@ -1242,10 +1279,11 @@ fn pub_ack(
             }
             s.push('}');
         }
-        Err(e) => {
-            let v = serde_json::json!({"error": e.to_json(), "stream": stream, "seq": 0});
-            s = v.to_string();
-        }
+        Err(e) => s = pub_ack_error(stream, e),
     }
     s.into_bytes()
+}
+
+fn pub_ack_error(stream: &str, e: crate::jetstream::errors::ApiError) -> String {
+    serde_json::json!({"error": e.to_json(), "stream": stream, "seq": 0}).to_string()
 }

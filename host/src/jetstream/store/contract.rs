@@ -172,6 +172,18 @@ macro_rules! contract_tests {
                 super::$name(&mut super::FileStore::open(dir.path().join("s"), cfg).unwrap());
             })*
         }
+        mod file_buffered {
+            $(#[test] fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                // Records stay in memory between flushes; reads must still see them.
+                let cfg = super::FileStoreConfig {
+                    segment_size: 128,
+                    write_buffer: 300,
+                    ..Default::default()
+                };
+                super::$name(&mut super::FileStore::open(dir.path().join("s"), cfg).unwrap());
+            })*
+        }
     };
 }
 

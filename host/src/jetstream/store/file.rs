@@ -56,6 +56,10 @@ pub struct FileStoreConfig {
     pub segment_size: u64,
     /// fsync policy.
     pub sync: SyncPolicy,
+    /// 0: every record is written with write(2) before the call returns. Otherwise records
+    /// collect in memory (readable at once) until [`StreamStore::flush`], or until this many
+    /// bytes are pending: the caller then acknowledges a whole batch after one write.
+    pub write_buffer: usize,
 }
 
 impl Default for FileStoreConfig {
@@ -63,6 +67,15 @@ impl Default for FileStoreConfig {
         Self {
             segment_size: 8 << 20,
             sync: SyncPolicy::Interval(Duration::from_secs(120)),
+            write_buffer: 0,
+        }
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_pending() {
+            tracing::error!("stream store: writing buffered records on close: {e}");
         }
     }
 }
@@ -224,6 +237,10 @@ pub struct FileStore {
     segments: Vec<Segment>,
     index: Index<Loc>,
     last_sync: Instant,
+    /// Records appended to the active segment but not yet written (see `write_buffer`);
+    /// they belong at offset `flushed` of the active segment.
+    pending: Vec<u8>,
+    flushed: u64,
 }
 
 impl FileStore {
@@ -252,6 +269,8 @@ impl FileStore {
             segments: Vec::with_capacity(ids.len().max(1)),
             index: Index::default(),
             last_sync: Instant::now(),
+            pending: Vec::new(),
+            flushed: 0,
         };
         let count = ids.len();
         for (i, id) in ids.into_iter().enumerate() {
@@ -260,6 +279,7 @@ impl FileStore {
         if store.segments.is_empty() {
             store.new_segment(1)?;
         }
+        store.flushed = store.active().size;
         Ok(store)
     }
 
@@ -365,21 +385,50 @@ impl FileStore {
             // Older segments are always durable: damage there is an error, not a torn tail.
             self.sync()?;
             self.new_segment(id + 1)?;
+            self.flushed = 0;
         }
+        let buffered = self.cfg.write_buffer > 0;
         let last = self.segments.len() - 1;
         let seg = &mut self.segments[last];
-        // On failure `size` is not advanced, so a partial write is overwritten by the next one.
-        seg.file
-            .write_all_at(rec, seg.size)
-            .map_err(io_err(&seg.path))?;
+        if buffered {
+            self.pending.extend_from_slice(rec);
+        } else {
+            // On failure `size` is not advanced, so a partial write is overwritten by the next one.
+            seg.file
+                .write_all_at(rec, seg.size)
+                .map_err(io_err(&seg.path))?;
+            self.flushed = seg.size + rec.len() as u64;
+        }
         let at = seg.size;
         seg.size += rec.len() as u64;
         seg.max_seq = seg.max_seq.max(seq);
-        Ok((seg.id, at))
+        let out = (seg.id, at);
+        if buffered && self.pending.len() >= self.cfg.write_buffer {
+            self.flush_pending()?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the buffered records of the active segment with one write(2).
+    fn flush_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let last = self.segments.len() - 1;
+        let seg = &self.segments[last];
+        // On failure nothing advances: the next flush rewrites the whole buffer at `flushed`.
+        seg.file
+            .write_all_at(&self.pending, self.flushed)
+            .map_err(io_err(&seg.path))?;
+        self.flushed += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
     }
 
     fn after_write(&mut self) -> Result<(), StoreError> {
         match self.cfg.sync {
+            // Buffered: `flush` writes and fsyncs the whole batch (group commit).
+            SyncPolicy::Always if self.cfg.write_buffer > 0 => Ok(()),
             SyncPolicy::Always => self.sync(),
             SyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync(),
             SyncPolicy::Interval(_) => Ok(()),
@@ -429,9 +478,24 @@ impl FileStore {
                 reason: "indexed segment is missing",
             })?;
         let mut buf = vec![0u8; loc.len as usize];
-        seg.file
-            .read_exact_at(&mut buf, loc.offset)
-            .map_err(io_err(&seg.path))?;
+        let active = seg.id == self.active().id;
+        if active && loc.offset >= self.flushed {
+            let at = (loc.offset - self.flushed) as usize;
+            let bytes =
+                self.pending
+                    .get(at..at + buf.len())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: seg.path.clone(),
+                        offset: loc.offset,
+                        seq: Some(seq),
+                        reason: "indexed record is beyond the written data",
+                    })?;
+            buf.copy_from_slice(bytes);
+        } else {
+            seg.file
+                .read_exact_at(&mut buf, loc.offset)
+                .map_err(io_err(&seg.path))?;
+        }
         let corrupt = |reason| StoreError::Corrupt {
             path: seg.path.clone(),
             offset: loc.offset,
@@ -563,7 +627,18 @@ impl StreamStore for FileStore {
         self.purge_through(seq - 1)
     }
 
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.cfg.sync == SyncPolicy::Always {
+            return self.sync();
+        }
+        self.flush_pending()
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.flush_pending()?;
         let seg = self.active();
         seg.file.sync_data().map_err(io_err(&seg.path))?;
         self.last_sync = Instant::now();

@@ -159,6 +159,12 @@ pub trait StreamStore {
     /// Returns how many went.
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError>;
 
+    /// Writes buffered records (see [`FileStoreConfig::write_buffer`]) with write(2): after
+    /// this, a crash of the process (not of the machine) loses nothing appended before.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Flushes written records to stable storage (fsync); a no-op for memory.
     fn sync(&mut self) -> Result<(), StoreError>;
 
