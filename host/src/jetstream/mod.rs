@@ -81,6 +81,9 @@ pub struct JetStream {
     usage: Arc<Usage>,
 }
 
+/// A stream that mirrors or sources another, with the filter of what it takes.
+type Copy = (Arc<Stream>, String);
+
 /// One account's streams.
 pub struct JsAccount {
     pub name: String,
@@ -92,7 +95,7 @@ pub struct JsAccount {
     /// Stream subject filters, for [`capture`](Self::capture); rebuilt on every change.
     filters: RwLock<Vec<(String, Arc<Stream>)>>,
     /// Per stream name: the streams that mirror or source it, with their filter.
-    copies: RwLock<HashMap<String, Vec<(Arc<Stream>, String)>>>,
+    copies: RwLock<HashMap<String, Vec<Copy>>>,
     count: AtomicUsize,
     /// Bumped whenever the set of streams or their subjects change (connections cache captures).
     generation: AtomicU64,
@@ -475,7 +478,7 @@ impl JsAccount {
 
     fn rebuild_filters(&self, streams: &BTreeMap<String, Arc<Stream>>) {
         let mut filters = Vec::new();
-        let mut copies: HashMap<String, Vec<(Arc<Stream>, String)>> = HashMap::new();
+        let mut copies: HashMap<String, Vec<Copy>> = HashMap::new();
         for s in streams.values() {
             let cfg = s.config();
             for f in cfg.subjects {

@@ -32,19 +32,19 @@ use natrium_tests::{connect, within, TestServer};
 use serde_json::json;
 
 /// Timeout for a single JetStream API round trip in these tests.
-const API_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A JetStream-enabled server whose store directory outlives restarts, plus a client.
-struct Js {
-    server: TestServer,
-    client: async_nats::Client,
-    js: jetstream::Context,
-    store: tempfile::TempDir,
+pub(crate) struct Js {
+    pub(crate) server: TestServer,
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) store: tempfile::TempDir,
 }
 
 impl Js {
     /// Starts a server with `-js -sd <store>` and connects a JetStream client to it.
-    async fn start() -> Result<Self> {
+    pub(crate) async fn start() -> Result<Self> {
         let store = tempfile::tempdir().context("creating the JetStream store dir")?;
         let sd = store.path().display().to_string();
         let server = TestServer::start(&["-js", "-sd", &sd])?;
@@ -59,7 +59,7 @@ impl Js {
     }
 
     /// Restarts the server on the same port and store dir and connects a fresh client.
-    async fn restart(&mut self) -> Result<()> {
+    pub(crate) async fn restart(&mut self) -> Result<()> {
         self.server.restart()?;
         self.client = connect(&self.server.url()).await?;
         self.js = js_context(&self.client);
@@ -69,14 +69,14 @@ impl Js {
 
 /// A JetStream context with a generous API timeout: creating a file stream fsyncs, which
 /// can take seconds on a loaded machine.
-fn js_context(client: &async_nats::Client) -> jetstream::Context {
+pub(crate) fn js_context(client: &async_nats::Client) -> jetstream::Context {
     jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(10))
         .build(client.clone())
 }
 
 /// A file-backed stream config named `name` capturing `subjects`.
-fn stream_config(name: &str, subjects: &[&str]) -> Config {
+pub(crate) fn stream_config(name: &str, subjects: &[&str]) -> Config {
     Config {
         name: name.to_string(),
         subjects: subjects.iter().map(|s| s.to_string()).collect(),
@@ -86,7 +86,7 @@ fn stream_config(name: &str, subjects: &[&str]) -> Config {
 }
 
 /// Asserts `err` is exactly the JetStream API error `{code, err_code, description}`.
-fn ensure_api_error(
+pub(crate) fn ensure_api_error(
     err: &jetstream::Error,
     code: usize,
     err_code: u64,
@@ -99,14 +99,14 @@ fn ensure_api_error(
 }
 
 /// The JetStream API error behind a failed publish acknowledgement.
-fn publish_api_error(err: &PublishError) -> Result<&jetstream::Error> {
+pub(crate) fn publish_api_error(err: &PublishError) -> Result<&jetstream::Error> {
     std::error::Error::source(err)
         .and_then(|s| s.downcast_ref::<jetstream::Error>())
         .with_context(|| format!("publish error {err:?} carries no JetStream API error"))
 }
 
 /// Publishes `msg` to `subject` and waits for the acknowledgement.
-async fn publish_msg(
+pub(crate) async fn publish_msg(
     js: &jetstream::Context,
     subject: &str,
     msg: PublishMessage,
@@ -121,7 +121,11 @@ async fn publish_msg(
 }
 
 /// Publishes `payload` to `subject` and returns the (successful) acknowledgement.
-async fn publish(js: &jetstream::Context, subject: &str, payload: &str) -> Result<PublishAck> {
+pub(crate) async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: &str,
+) -> Result<PublishAck> {
     let msg = PublishMessage::build().payload(Bytes::from(payload.to_string()));
     publish_msg(js, subject, msg)
         .await?
@@ -129,7 +133,7 @@ async fn publish(js: &jetstream::Context, subject: &str, payload: &str) -> Resul
 }
 
 /// Publishes `msg`, expecting the server to reject it with exactly the given API error.
-async fn publish_rejected(
+pub(crate) async fn publish_rejected(
     js: &jetstream::Context,
     subject: &str,
     msg: PublishMessage,
@@ -148,7 +152,7 @@ async fn publish_rejected(
 }
 
 /// Current state of stream `name`, fetched from the server.
-async fn state(js: &jetstream::Context, name: &str) -> Result<jetstream::stream::State> {
+pub(crate) async fn state(js: &jetstream::Context, name: &str) -> Result<jetstream::stream::State> {
     let mut stream = within(API_TIMEOUT, "get stream", js.get_stream(name))
         .await?
         .with_context(|| format!("getting stream {name}"))?;
@@ -159,7 +163,7 @@ async fn state(js: &jetstream::Context, name: &str) -> Result<jetstream::stream:
 }
 
 /// A raw JetStream API request (`$JS.API.<subject>`), for responses the client hides.
-async fn api(
+pub(crate) async fn api(
     client: &async_nats::Client,
     subject: &str,
     body: serde_json::Value,
@@ -181,7 +185,11 @@ async fn api(
 }
 
 /// The payloads of the messages of stream `name` at `seqs`, in order.
-async fn payloads(js: &jetstream::Context, name: &str, seqs: &[u64]) -> Result<Vec<String>> {
+pub(crate) async fn payloads(
+    js: &jetstream::Context,
+    name: &str,
+    seqs: &[u64],
+) -> Result<Vec<String>> {
     let stream = within(API_TIMEOUT, "get stream", js.get_stream(name)).await??;
     let mut out = Vec::new();
     for &seq in seqs {

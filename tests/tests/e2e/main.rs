@@ -14,6 +14,7 @@ mod auth;
 mod cli;
 mod differential;
 mod jetstream;
+mod jetstream_more;
 mod lifecycle;
 mod limits;
 mod mappings;
