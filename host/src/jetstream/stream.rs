@@ -250,6 +250,7 @@ impl Stream {
             if inner.config.max_age > 0 {
                 inner.store.remove_older_than(now - inner.config.max_age)?;
             }
+            inner.store.maintain()?;
             Ok(())
         })
     }

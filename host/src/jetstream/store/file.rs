@@ -38,6 +38,8 @@ const MIN_RECORD: usize = FIXED_LEN + CRC_LEN;
 /// Larger lengths are treated as garbage (nats-server's max_payload ceiling is 64 MiB).
 const MAX_RECORD: usize = 64 << 20;
 const SEGMENT_EXT: &str = "seg";
+/// A segment being rewritten by compaction; a leftover one (crash mid-rewrite) is discarded.
+const COMPACT_EXT: &str = "compact";
 
 /// When appended records are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +243,8 @@ pub struct FileStore {
     /// they belong at offset `flushed` of the active segment.
     pending: Vec<u8>,
     flushed: u64,
+    /// Messages were removed since the last look for sparse segments.
+    removed: bool,
 }
 
 impl FileStore {
@@ -251,6 +255,10 @@ impl FileStore {
         let mut ids = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let path = entry.map_err(io_err(&dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) == Some(COMPACT_EXT) {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
             if path.extension().and_then(|e| e.to_str()) != Some(SEGMENT_EXT) {
                 continue;
             }
@@ -271,6 +279,7 @@ impl FileStore {
             last_sync: Instant::now(),
             pending: Vec::new(),
             flushed: 0,
+            removed: true,
         };
         let count = ids.len();
         for (i, id) in ids.into_iter().enumerate() {
@@ -441,6 +450,7 @@ impl FileStore {
         let rec = encode(FLAG_PURGE | floor, 0, "", &[], &[])?;
         self.write_record(&rec, floor)?;
         let removed = self.index.remove_through(floor);
+        self.removed = true;
         let active_id = self.active().id;
         let dead = self
             .segments
@@ -515,6 +525,93 @@ impl FileStore {
         })
     }
 
+    /// Rewrites every older segment whose live messages take less than half of it, keeping
+    /// its live messages and all its tombstones and purge markers (they may concern messages
+    /// in older segments). Each rewrite goes to a temporary file that is fsynced and renamed
+    /// over the segment, so a crash leaves either the old or the new segment.
+    pub fn compact_sparse(&mut self) -> Result<usize, StoreError> {
+        if !std::mem::take(&mut self.removed) {
+            return Ok(0);
+        }
+        let active = self.active().id;
+        let mut live: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        for loc in self.index.values() {
+            *live.entry(loc.segment).or_default() += u64::from(loc.len);
+        }
+        let sparse: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| s.id != active && s.size > 0)
+            .filter(|s| live.get(&s.id).copied().unwrap_or(0) * 2 < s.size)
+            .map(|s| s.id)
+            .collect();
+        for &id in &sparse {
+            self.rewrite_segment(id)?;
+        }
+        Ok(sparse.len())
+    }
+
+    fn rewrite_segment(&mut self, id: u64) -> Result<(), StoreError> {
+        let Ok(i) = self.segments.binary_search_by_key(&id, |s| s.id) else {
+            return Ok(());
+        };
+        let path = self.segments[i].path.clone();
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        let mut out = Vec::with_capacity(data.len() / 2);
+        let mut moves = Vec::new();
+        let mut off = 0usize;
+        while off < data.len() {
+            let (rec, len) = decode(&data[off..]).map_err(|reason| StoreError::Corrupt {
+                path: path.clone(),
+                offset: off as u64,
+                seq: None,
+                reason,
+            })?;
+            let keep = match rec.kind {
+                Kind::Msg => self
+                    .index
+                    .get(rec.seq)
+                    .is_some_and(|l| l.segment == id && l.offset == off as u64),
+                Kind::Tombstone | Kind::Purge => true,
+            };
+            if keep {
+                if rec.kind == Kind::Msg {
+                    moves.push((rec.seq, out.len() as u64));
+                }
+                out.extend_from_slice(&data[off..off + len]);
+            }
+            off += len;
+        }
+        let tmp = path.with_extension(COMPACT_EXT);
+        {
+            let f = File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all_at(&out, 0).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let seg = &mut self.segments[i];
+        seg.file = file;
+        seg.size = out.len() as u64;
+        for (seq, offset) in moves {
+            if let Some(loc) = self.index.get_mut(seq) {
+                loc.offset = offset;
+            }
+        }
+        tracing::debug!(
+            path = %path.display(),
+            before = data.len(),
+            after = out.len(),
+            "stream store: compacted a sparse segment"
+        );
+        Ok(())
+    }
+
     /// Number of segment files (for tests and monitoring).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -567,6 +664,7 @@ impl StreamStore for FileStore {
         let rec = encode(FLAG_TOMBSTONE | seq, 0, "", &[], &[])?;
         self.write_record(&rec, seq)?;
         self.index.remove(seq);
+        self.removed = true;
         self.after_write()?;
         Ok(true)
     }
@@ -587,6 +685,7 @@ impl StreamStore for FileStore {
             self.index.remove(seq);
         }
         if !seqs.is_empty() {
+            self.removed = true;
             self.after_write()?;
         }
         Ok(seqs.len() as u64)
@@ -625,6 +724,11 @@ impl StreamStore for FileStore {
             return Ok(0);
         }
         self.purge_through(seq - 1)
+    }
+
+    fn maintain(&mut self) -> Result<(), StoreError> {
+        self.flush_pending()?;
+        self.compact_sparse().map(|_| ())
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

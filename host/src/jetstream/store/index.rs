@@ -88,6 +88,15 @@ impl<T> Index<T> {
         seqs.len() as u64
     }
 
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
+        self.entries.get_mut(&seq).map(|e| &mut e.val)
+    }
+
+    /// Every live entry's value, by ascending sequence.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.values().map(|e| &e.val)
+    }
+
     pub fn get(&self, seq: u64) -> Option<&T> {
         self.entries.get(&seq).map(|e| &e.val)
     }

@@ -165,6 +165,11 @@ pub trait StreamStore {
         Ok(())
     }
 
+    /// Background upkeep (the file store rewrites segments that are mostly dead records).
+    fn maintain(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Flushes written records to stable storage (fsync); a no-op for memory.
     fn sync(&mut self) -> Result<(), StoreError>;
 
