@@ -15,7 +15,14 @@ import sys
 try:
     import nats
     from nats.errors import NoRespondersError
-    from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+    from nats.js.errors import (
+        APIError,
+        BadRequestError,
+        KeyNotFoundError,
+        KeyWrongLastSequenceError,
+        NoStreamResponseError,
+        NotFoundError,
+    )
 except ImportError as exc:  # pragma: no cover
     print(f"nats-py is not installed ({exc}); run `pip install nats-py`", file=sys.stderr)
     sys.exit(2)
@@ -128,6 +135,57 @@ async def delete_stream(js):
         raise CheckFailed("a deleted stream still has info")
 
 
+async def kv_put_get(js):
+    # nats-py's kv.get reads with STREAM.MSG.GET {"last_by_subj"} (or, on a bucket with
+    # direct=True, with DIRECT.GET.<stream>.<subject>): no consumer is involved. Watch, keys
+    # and history need consumers, so they are not exercised here.
+    for bucket, direct in (("PYKV", None), ("PYKVD", True)):
+        kv = await js.create_key_value(bucket=bucket, history=5, direct=direct)
+        info = await js.stream_info(f"KV_{bucket}")
+        check(info.config.subjects == [f"$KV.{bucket}.>"], f"{bucket} subjects: {info.config}")
+        check(info.config.max_msgs_per_subject == 5, f"{bucket} history: {info.config}")
+        check(bool(info.config.allow_direct) == bool(direct), f"{bucket} allow_direct: {info.config}")
+        r1 = await kv.put("color", b"red")
+        check(r1 == 1, f"{bucket}: first put revision {r1}")
+        entry = await kv.get("color")
+        check(entry.value == b"red" and entry.revision == 1, f"{bucket} get: {entry}")
+        r2 = await kv.update("color", b"blue", last=r1)
+        check(r2 == 2, f"{bucket}: update revision {r2}")
+        try:
+            await kv.update("color", b"green", last=r1)
+        except KeyWrongLastSequenceError:
+            pass
+        else:
+            raise CheckFailed(f"{bucket}: an update at a stale revision succeeded")
+        try:
+            await kv.create("color", b"green")
+        except KeyWrongLastSequenceError:
+            pass
+        else:
+            raise CheckFailed(f"{bucket}: create of an existing key succeeded")
+        entry = await kv.get("color")
+        check(entry.value == b"blue" and entry.revision == 2, f"{bucket} get after update: {entry}")
+        old = await kv.get("color", revision=1)
+        check(old.value == b"red", f"{bucket} get revision 1: {old}")
+        try:
+            await kv.get("missing")
+        except KeyNotFoundError:
+            pass
+        else:
+            raise CheckFailed(f"{bucket}: get of a missing key succeeded")
+        check(await kv.delete("color"), f"{bucket}: delete returned false")
+        try:
+            await kv.get("color")
+        except KeyNotFoundError:
+            pass
+        else:
+            raise CheckFailed(f"{bucket}: get of a deleted key succeeded")
+        r4 = await kv.create("color", b"again")
+        check(r4 == 4, f"{bucket}: create after delete revision {r4}")
+        entry = await kv.get("color")
+        check(entry.value == b"again", f"{bucket} get after re-create: {entry}")
+
+
 CHECKS = [
     ("stream_lifecycle", stream_lifecycle),
     ("publish_with_ack", publish_with_ack),
@@ -136,6 +194,7 @@ CHECKS = [
     ("purge", purge),
     ("errors", errors),
     ("delete_stream", delete_stream),
+    ("kv_put_get", kv_put_get),
 ]
 
 

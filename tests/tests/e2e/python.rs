@@ -114,7 +114,8 @@ fn nats_py_client_compat() -> Result<()> {
 
 /// nats-py's JetStream stream API against a `-js -sd <dir>` server: add_stream, publish with
 /// acks, de-duplication by `Nats-Msg-Id`, get_msg, delete_msg, purge_stream, stream_info,
-/// delete_stream and the API errors it maps to exceptions.
+/// delete_stream and the API errors it maps to exceptions; and the key-value API that needs no
+/// consumers (create_key_value, put, get, update, create, delete), plain and with direct gets.
 #[test]
 fn nats_py_jetstream_compat() -> Result<()> {
     if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") {
@@ -144,6 +145,7 @@ fn nats_py_jetstream_compat() -> Result<()> {
         "purge",
         "errors",
         "delete_stream",
+        "kv_put_get",
     ] {
         if !stdout.contains(&format!("ok   {check}")) {
             bail!("check {check} did not report ok:\n{stdout}\n{stderr}");
