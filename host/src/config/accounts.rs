@@ -122,15 +122,25 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
 
 /// An account's `jetstream`: `enabled`/`disabled`/a boolean, or a map of limits
 /// (`max_mem`/`max_memory`, `max_file`/`max_store`, `max_streams`, `max_consumers`).
-/// natrium enables JetStream for every account when it is on; the map sets its limits.
+/// `Some` = enabled (with these limits). As in nats-server, once `accounts {}` are configured
+/// only the accounts that say so get JetStream.
 fn account_jetstream(
     key: &str,
     v: &Value,
 ) -> Result<Option<crate::jetstream::AccountLimits>, ConfigError> {
+    let on = crate::jetstream::AccountLimits::default();
     let Some(m) = v.as_map() else {
-        return Ok(None);
+        return match (&v.kind, v.as_str().map(str::to_ascii_lowercase).as_deref()) {
+            (Kind::Bool(true), _) | (_, Some("enabled" | "enable" | "true")) => Ok(Some(on)),
+            (Kind::Bool(false), _) | (_, Some("disabled" | "disable" | "false")) => Ok(None),
+            _ => Err(invalid(
+                key,
+                v,
+                "expected 'enabled', 'disabled' or a map of limits",
+            )),
+        };
     };
-    let mut l = crate::jetstream::AccountLimits::default();
+    let mut l = on;
     for f in m {
         let n = f.value.as_int().ok_or_else(|| {
             invalid(

@@ -80,6 +80,13 @@ fn stream_of(acc: &JsAccount, name: &str) -> Result<std::sync::Arc<Stream>, ApiE
 /// Answers a request on `subject` (which starts with `$JS.API.`).
 pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) -> Option<Reply> {
     let rest = subject.strip_prefix(PREFIX)?;
+    if !acc.enabled {
+        let v = json!({
+            "type": "io.nats.jetstream.api.v1.api_response",
+            "error": ApiError::not_enabled_for_account().to_json(),
+        });
+        return Some(Reply::json(&v));
+    }
     let tokens: Vec<&str> = rest.split('.').collect();
     acc.api_total.fetch_add(1, Ordering::Relaxed);
     let reply = match tokens.as_slice() {

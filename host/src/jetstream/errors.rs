@@ -37,6 +37,9 @@ impl ApiError {
     pub fn not_empty_request() -> Self {
         Self::new(400, 10038, "expected an empty request payload")
     }
+    pub fn not_enabled_for_account() -> Self {
+        Self::new(503, 10039, "JetStream not enabled for account")
+    }
     pub fn stream_not_found() -> Self {
         Self::new(404, 10059, "stream not found")
     }
@@ -77,6 +80,14 @@ impl ApiError {
     }
     pub fn max_streams() -> Self {
         Self::new(400, 10027, "maximum number of streams reached")
+    }
+    /// A publish past the server's `max_file_store`/`max_mem_store`.
+    pub fn insufficient_resources() -> Self {
+        Self::new(503, 10023, "insufficient resources")
+    }
+    /// A publish past the account's JetStream limits.
+    pub fn account_resources_exceeded() -> Self {
+        Self::new(400, 10002, "resource limits exceeded for account")
     }
     pub fn storage_exceeded() -> Self {
         Self::new(500, 10047, "insufficient storage resources available")

@@ -78,6 +78,9 @@ pub struct JetStream {
     root: PathBuf,
     accounts: RwLock<HashMap<String, Arc<JsAccount>>>,
     account_limits: HashMap<String, AccountLimits>,
+    /// JetStream for every account (no `accounts {}` configured, or operator mode), or only
+    /// for those in `account_limits`.
+    all_accounts: bool,
     usage: Arc<Usage>,
 }
 
@@ -87,6 +90,8 @@ type Copy = (Arc<Stream>, String);
 /// One account's streams.
 pub struct JsAccount {
     pub name: String,
+    /// Whether this account may use JetStream (see [`JetStream::start`]).
+    pub enabled: bool,
     dir: PathBuf,
     limits: AccountLimits,
     server_limits: (i64, i64),
@@ -121,6 +126,7 @@ impl JetStream {
     pub fn start(
         config: JsConfig,
         account_limits: HashMap<String, AccountLimits>,
+        all_accounts: bool,
     ) -> anyhow::Result<Arc<JetStream>> {
         let root = config.store_dir.join("jetstream");
         std::fs::create_dir_all(&root)
@@ -130,6 +136,7 @@ impl JetStream {
             root,
             accounts: RwLock::new(HashMap::new()),
             account_limits,
+            all_accounts,
             usage: Arc::new(Usage::default()),
         });
         js.recover()?;
@@ -185,6 +192,7 @@ impl JetStream {
             .or_insert_with(|| {
                 Arc::new(JsAccount {
                     name: name.to_owned(),
+                    enabled: self.all_accounts || self.account_limits.contains_key(name),
                     dir: self.root.join(dir_name(name)).join("streams"),
                     limits: self.account_limits.get(name).copied().unwrap_or_default(),
                     server_limits: (self.config.max_memory, self.config.max_storage),
@@ -465,13 +473,12 @@ impl JsAccount {
                 self.server_usage.storage.load(Ordering::Relaxed),
             ),
         };
-        let over = (account_max >= 0 && used + size > account_max)
-            || (server_max >= 0 && server_used + size > server_max);
-        if over {
-            return Err(match storage {
-                Storage::Memory => ApiError::memory_exceeded(),
-                Storage::File => ApiError::storage_exceeded(),
-            });
+        // nats-server's answers to a publish past each limit.
+        if account_max >= 0 && used + size > account_max {
+            return Err(ApiError::account_resources_exceeded());
+        }
+        if server_max >= 0 && server_used + size > server_max {
+            return Err(ApiError::insufficient_resources());
         }
         Ok(())
     }
@@ -567,8 +574,12 @@ impl JsAccount {
         if self.limits.max_streams >= 0 && streams.len() as i64 >= self.limits.max_streams {
             return Err(ApiError::max_streams());
         }
-        if config.max_bytes > 0 {
-            self.room(config.storage, 0)?;
+        if config.max_bytes > 0 && self.room(config.storage, config.max_bytes as u64).is_err() {
+            // A stream whose max_bytes cannot fit is refused at creation (nats-server reserves it).
+            return Err(match config.storage {
+                Storage::Memory => ApiError::memory_exceeded(),
+                Storage::File => ApiError::storage_exceeded(),
+            });
         }
         for src in config.sources.iter().chain(config.mirror.iter()) {
             if !streams.contains_key(&src.name) {

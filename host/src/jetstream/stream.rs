@@ -122,9 +122,30 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// A stream's subject transform or republish rule. Besides `{{wildcard(n)}}`, a destination
+/// may use bare `*` tokens (the source's `*` tokens, in order) and a final `>` (the source's `>`).
 fn mapping(src: &str, dest: &str) -> Result<Mapping, ApiError> {
     let src = if src.is_empty() { ">" } else { src };
-    Mapping::new(src, &[(dest.to_owned(), 100)])
+    let wild: Vec<&str> = src.split('.').filter(|t| *t == "*" || *t == ">").collect();
+    let mut stars = wild
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == "*")
+        .map(|(i, _)| i + 1);
+    let gt = wild.iter().position(|t| *t == ">").map(|i| i + 1);
+    let mut tokens = Vec::new();
+    for t in dest.split('.') {
+        let n = match t {
+            "*" => stars.next(),
+            ">" => gt,
+            _ => None,
+        };
+        match n {
+            Some(n) => tokens.push(format!("{{{{wildcard({n})}}}}")),
+            None => tokens.push(t.to_owned()),
+        }
+    }
+    Mapping::new(src, &[(tokens.join("."), 100)])
         .map_err(|e| ApiError::invalid_config(format!("invalid subject transform: {e}")))
 }
 
@@ -368,7 +389,8 @@ impl Stream {
         let mut state = json!({
             "messages": st.msgs,
             "bytes": st.bytes,
-            "first_seq": st.first_seq,
+            // nats-server: 0 until the stream's first message, then last + 1 when empty.
+            "first_seq": if st.last_seq == 0 { 0 } else { st.first_seq },
             "first_ts": ts_string(first_ts),
             "last_seq": st.last_seq,
             "last_ts": ts_string(last_ts),
@@ -397,13 +419,29 @@ impl Stream {
 
     /// The StreamInfo object (without `type`).
     pub fn info_json(&self, subjects_filter: Option<&str>, deleted_details: bool) -> Value {
-        let config = serde_json::to_value(self.config()).unwrap_or(Value::Null);
-        json!({
+        let cfg = self.config();
+        let config = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+        let mut v = json!({
             "config": config,
             "created": crate::timefmt::rfc3339(self.created),
             "state": self.state_json(subjects_filter, deleted_details),
             "ts": crate::timefmt::rfc3339(SystemTime::now()),
-        })
+        });
+        // Local copies are made synchronously with the origin's writes: never behind.
+        let source_info = |s: &super::config::StreamSource| {
+            let mut i = json!({"name": s.name, "lag": 0, "active": 0});
+            if !s.filter_subject.is_empty() {
+                i["filter_subject"] = json!(s.filter_subject);
+            }
+            i
+        };
+        if let Some(m) = &cfg.mirror {
+            v["mirror"] = source_info(m);
+        }
+        if !cfg.sources.is_empty() {
+            v["sources"] = cfg.sources.iter().map(source_info).collect();
+        }
+        v
     }
 
     /// Forgets this stream's bytes in the account's usage (it is being deleted).
@@ -538,6 +576,7 @@ impl Inner {
         };
         let subject = stored_subject.as_str();
         let size = msg_size(subject, hdrs, payload);
+        let prev_on_subject = self.store.subject_state(subject).last_seq;
         if cfg.discard == Discard::New && rollup.is_none() {
             let st = self.store.state();
             if cfg.max_msgs > 0 && st.msgs >= cfg.max_msgs as u64 {
@@ -584,7 +623,7 @@ impl Inner {
                 .add("Nats-Stream", &self.config.name)
                 .add("Nats-Subject", subject)
                 .add("Nats-Sequence", &seq.to_string())
-                .add("Nats-Last-Sequence", &(seq - 1).to_string());
+                .add("Nats-Last-Sequence", &prev_on_subject.to_string());
             if headers_only {
                 block = block.add("Nats-Msg-Size", &payload.len().to_string());
             }

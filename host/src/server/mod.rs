@@ -713,7 +713,11 @@ fn start_jetstream(opts: &Options) -> anyhow::Result<Arc<crate::jetstream::JetSt
         domain: opts.js_domain.clone(),
     };
     let limits = opts.js_account_limits.iter().cloned().collect();
-    JetStream::start(config, limits).context("starting JetStream")
+    // nats-server: without `accounts {}` the global account has JetStream; with them, only
+    // the accounts that enable it. Operator mode: every account (JWT JetStream limits are not
+    // interpreted yet).
+    let all = opts.accounts.is_empty() || !opts.operator.is_empty();
+    JetStream::start(config, limits, all).context("starting JetStream")
 }
 
 /// Once a second: max_age expiry and the duplicate window; fsync every `sync_interval`.

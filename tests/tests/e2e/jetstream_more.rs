@@ -880,3 +880,42 @@ async fn key_value_smoke() -> Result<()> {
     );
     Ok(())
 }
+
+/// Once `accounts {}` are configured, only the accounts that enable JetStream have it; the
+/// others get 503/10039 "JetStream not enabled for account" from the API.
+#[tokio::test]
+async fn jetstream_is_per_account_when_accounts_are_configured() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let conf = format!(
+        "jetstream {{ store_dir: \"{}\" }}\n\
+         accounts {{\n  A {{ users [{{user: a, password: a}}], jetstream: enabled }}\n  \
+         B {{ users [{{user: b, password: b}}] }}\n}}\n",
+        store.path().display()
+    );
+    let server = TestServer::with_config(&conf)?;
+    let url = server.url();
+    let connect_as = |user: &str| {
+        connect_with(
+            &url,
+            async_nats::ConnectOptions::with_user_and_password(user.into(), user.into()),
+        )
+    };
+    let a = connect_as("a").await?;
+    let b = connect_as("b").await?;
+    let info_a = api(&a, "INFO", json!({})).await?;
+    ensure!(info_a.get("error").is_none(), "{info_a}");
+    let info_b = api(&b, "INFO", json!({})).await?;
+    ensure!(
+        info_b["error"]
+            == json!({"code": 503, "err_code": 10039, "description": "JetStream not enabled for account"}),
+        "{info_b}"
+    );
+    let create_b = api(
+        &b,
+        "STREAM.CREATE.S",
+        json!({"name": "S", "subjects": ["s"]}),
+    )
+    .await?;
+    ensure!(create_b["error"]["err_code"] == 10039, "{create_b}");
+    Ok(())
+}
