@@ -686,7 +686,7 @@ impl Conn {
         ) {
             return self.ok();
         }
-        if subject.starts_with(api::PREFIX.as_bytes()) && self.js_api(subject, reply, payload) {
+        if subject.starts_with(b"$JS.") && self.js_api(subject, reply, payload) {
             return self.ok();
         }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
@@ -764,6 +764,20 @@ impl Conn {
         };
         let Ok(subject) = std::str::from_utf8(subject) else {
             return false;
+        };
+        // With a domain, `$JS.<domain>.API.>` reaches the same API.
+        let local;
+        let subject = match js.config.domain.as_deref().and_then(|d| {
+            subject
+                .strip_prefix("$JS.")
+                .and_then(|r| r.strip_prefix(d))
+                .and_then(|r| r.strip_prefix(".API."))
+        }) {
+            Some(rest) => {
+                local = format!("{}{rest}", api::PREFIX);
+                local.as_str()
+            }
+            None => subject,
         };
         let Some(r) = api::handle(&js, &acc, subject, payload) else {
             return false;

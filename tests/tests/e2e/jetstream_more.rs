@@ -919,3 +919,38 @@ async fn jetstream_is_per_account_when_accounts_are_configured() -> Result<()> {
     ensure!(create_b["error"]["err_code"] == 10039, "{create_b}");
     Ok(())
 }
+
+/// `jetstream { domain: hub, sync_interval: always }`: the API also answers on
+/// `$JS.hub.API.>`, PubAcks carry the domain, and every acknowledged message is fsynced
+/// (here: it is there after a restart). nats-server 2.9.10 predates `sync_interval`.
+#[tokio::test]
+async fn domain_and_sync_always() -> Result<()> {
+    if natrium_tests::is_nats_server() {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let conf = format!(
+        "jetstream {{ store_dir: \"{}\", domain: hub, sync_interval: always }}\n",
+        store.path().display()
+    );
+    let mut server = TestServer::with_config(&conf)?;
+    let client = natrium_tests::connect(&server.url()).await?;
+    let js = async_nats::jetstream::with_domain(client.clone(), "hub");
+    create(&js, stream_config("D", &["d.>"])).await?;
+    let ack = js.publish("d.1", "one".into()).await?.await?;
+    ensure!(ack.domain == "hub", "{ack:?}");
+    let info = within(
+        API_TIMEOUT,
+        "domain INFO",
+        client.request("$JS.hub.API.INFO", Bytes::new()),
+    )
+    .await??;
+    let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
+    ensure!(info["domain"] == "hub", "{info}");
+    drop(client);
+    server.restart()?;
+    let client = natrium_tests::connect(&server.url()).await?;
+    let js = async_nats::jetstream::with_domain(client, "hub");
+    ensure!(contents(&js, "D").await? == pairs(&[("d.1", "one")]));
+    Ok(())
+}
