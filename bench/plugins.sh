@@ -5,6 +5,9 @@
 #   msgs/s, pubsub 1->1, 128-byte messages:
 #     none         no plugin                                   (binary payload, seq checked)
 #     passthrough  target/test-guests/passthrough.wasm as a transformer on the bench subject
+#                  (world `transformer`: one call per message)
+#     batchpass    target/test-guests/batch-pass.wasm in pass mode (world `batch-transformer`:
+#                  one call per read batch, messages not copied into the guest)
 #     none-pii     no plugin, JSON payloads, half of them carrying an e-mail and a card number
 #     pii          target/plugins/pii-redactor.wasm on the bench subject, same payloads; every
 #                  PII message must arrive redacted, every other one unchanged
@@ -46,6 +49,7 @@ SKIP_BUILD="${SKIP_BUILD:-0}"
 NATRIUM="$TARGET_DIR/release/natrium"
 BENCH="$TARGET_DIR/release/natrium-bench"
 PASSTHROUGH="$ROOT/target/test-guests/passthrough.wasm"
+BATCHPASS="$ROOT/target/test-guests/batch-pass.wasm"
 PII="$ROOT/target/plugins/pii-redactor.wasm"
 JWT="$ROOT/target/plugins/jwt-authorizer.wasm"
 CACHE="$ROOT/target/bench-plugin-cache"
@@ -68,7 +72,7 @@ if [[ "$SKIP_BUILD" != 1 ]]; then
   plugins/build.sh --no-python >&2 || die "plugins/build.sh failed"
 fi
 for f in "$NATRIUM" "$BENCH"; do [[ -x "$f" ]] || die "$f not built"; done
-for f in "$PASSTHROUGH" "$PII" "$JWT"; do
+for f in "$PASSTHROUGH" "$BATCHPASS" "$PII" "$JWT"; do
   [[ -f "$f" ]] || die "$f missing (tests/guests/build.sh, plugins/build.sh)"
 done
 mkdir -p "$CACHE"
@@ -89,6 +93,18 @@ plugins {
     role: transformer
     subjects: ["bench.pubsub"]
     on_failure: reject   # a failed call loses the message: the run fails, never hides it
+  }
+}
+EOF
+  cat >"$LOGDIR/batchpass.conf" <<EOF
+plugin_cache_dir: "$CACHE"
+plugins {
+  batchpass: {
+    path: "$BATCHPASS"
+    role: transformer
+    subjects: ["bench.pubsub"]
+    on_failure: reject
+    config: { mode: "pass" }
   }
 }
 EOF
@@ -144,6 +160,8 @@ config_def() {
   case "$1" in
     none)        echo "msgs|none|-|0|$P|delivered_msgs_per_sec" ;;
     passthrough) echo "msgs|passthrough|passthrough|$MSGS|$P|delivered_msgs_per_sec" ;;
+    # Batched: far fewer calls than messages, but at least one.
+    batchpass)   echo "msgs|batchpass|batchpass|1|$P|delivered_msgs_per_sec" ;;
     none-pii)    echo "msgs|none|-|0|$P --payload pii|delivered_msgs_per_sec" ;;
     pii)         echo "msgs|pii|redact|$MSGS|$P --payload pii --expect-redacted yes|delivered_msgs_per_sec" ;;
     c-none)      echo "connect|none|-|0|$C|connects_per_sec p50_us p99_us handshake_p50_us handshake_p99_us" ;;
@@ -154,7 +172,7 @@ config_def() {
 }
 group_ids() {
   case "$1" in
-    msgs) echo "none passthrough none-pii pii" ;;
+    msgs) echo "none passthrough batchpass none-pii pii" ;;
     connect) echo "c-none c-password c-jwt" ;;
     *) return 1 ;;
   esac
@@ -271,7 +289,9 @@ cost() { [[ "$1" == n/a ]] && { echo n/a; return; }; awk -v r="$1" 'BEGIN { prin
     b="$(med none delivered_msgs_per_sec)"
     echo "| no plugin (binary payload) | $(num0 "$b") | 1.00 (baseline) | — |"
     v="$(med passthrough delivered_msgs_per_sec)"; r="$(ratio "$v" "$b")"
-    echo "| pass-through transformer (\`passthrough.wasm\`) | $(num0 "$v") | $r | $(cost "$r") |"
+    echo "| pass-through transformer, per message (\`passthrough.wasm\`) | $(num0 "$v") | $r | $(cost "$r") |"
+    v="$(med batchpass delivered_msgs_per_sec)"; r="$(ratio "$v" "$b")"
+    echo "| pass-through batch transformer (\`batch-pass.wasm\`) | $(num0 "$v") | $r | $(cost "$r") |"
     b="$(med none-pii delivered_msgs_per_sec)"
     echo "| no plugin (JSON payload, PII in every 2nd message) | $(num0 "$b") | 1.00 (baseline) | — |"
     v="$(med pii delivered_msgs_per_sec)"; r="$(ratio "$v" "$b")"
@@ -315,7 +335,8 @@ elapsed=$((SECONDS - T0))
   echo "With the redactor every odd message must arrive redacted (no e-mail address, both markers,"
   echo "a \`Natrium-Redacted\` header) and every even one byte-for-byte unchanged; without it every"
   echo "message unchanged. After each plugin run \`/metrics\` must show at least one plugin call per"
-  echo "message (per connection for the authorizer, warm-up included) and no plugin errors."
+  echo "message (per connection for the authorizer, warm-up included; at least one call in all for"
+  echo "the batch transformer, which gets a read's worth of messages per call) and no plugin errors."
   echo "Connect runs: $CONNS measured connections after 100 warm-up ones, strictly sequential,"
   echo "each INFO → CONNECT → PING → PONG → close; the JWT run mints a new token per connection."
   echo

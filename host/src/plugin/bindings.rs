@@ -30,7 +30,20 @@ pub(crate) mod transformer {
     });
 }
 
+/// The `batch-transformer` world (same `host` and `types` as the others).
+pub(crate) mod batch_transformer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "batch-transformer",
+        with: {
+            "natrium:plugin/host": super::authorizer::natrium::plugin::host,
+            "natrium:plugin/types": super::transformer::natrium::plugin::types,
+        },
+    });
+}
+
 pub(crate) use authorizer::natrium::plugin::host as wit_host;
+pub(crate) use batch_transformer::natrium::plugin::pending as wit_pending;
 
 use authorizer::exports::natrium::plugin::authorization as wa;
 use transformer::exports::natrium::plugin::transformation as wt;
@@ -40,6 +53,7 @@ use transformer::natrium::plugin::types as wty;
 pub(crate) const AUTHORIZATION_EXPORT: &str = "natrium:plugin/authorization@0.1.0";
 pub(crate) const MAPPING_EXPORT: &str = "natrium:plugin/mapping@0.1.0";
 pub(crate) const TRANSFORMATION_EXPORT: &str = "natrium:plugin/transformation@0.1.0";
+pub(crate) const BATCH_TRANSFORMATION_EXPORT: &str = "natrium:plugin/batch-transformation@0.1.0";
 
 impl From<&types::ConnectRequest> for wa::ConnectRequest {
     fn from(r: &types::ConnectRequest) -> Self {

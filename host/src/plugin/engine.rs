@@ -14,7 +14,9 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
-use super::bindings::{AUTHORIZATION_EXPORT, MAPPING_EXPORT, TRANSFORMATION_EXPORT};
+use super::bindings::{
+    AUTHORIZATION_EXPORT, BATCH_TRANSFORMATION_EXPORT, MAPPING_EXPORT, TRANSFORMATION_EXPORT,
+};
 use super::instance::{Authorizer, Mapper, Transformer};
 use super::sandbox::{self, HostState};
 use super::{PluginError, PluginSpec, Role};
@@ -120,7 +122,8 @@ impl PluginEngine {
     /// Loads a transformer.
     pub fn load_transformer(&self, spec: &PluginSpec) -> Result<Transformer, PluginError> {
         let component = self.compile(spec, Role::Transformer)?;
-        Transformer::new(self.clone(), spec, &component)
+        let batch = exports(&self.inner.engine, &component, BATCH_TRANSFORMATION_EXPORT);
+        Transformer::new(self.clone(), spec, &component, batch)
     }
 
     /// Reads, compiles (or loads from the cache) and checks the world of `spec`'s component.
@@ -230,17 +233,25 @@ fn check_world(engine: &Engine, component: &Component, role: Role) -> Result<(),
     let want = match role {
         Role::Authorizer => AUTHORIZATION_EXPORT,
         Role::Mapper => MAPPING_EXPORT,
+        // Either transformer world will do.
+        Role::Transformer if exports(engine, component, BATCH_TRANSFORMATION_EXPORT) => {
+            return Ok(())
+        }
         Role::Transformer => TRANSFORMATION_EXPORT,
     };
-    let found = component
-        .component_type()
-        .exports(engine)
-        .any(|(name, item)| name == want && matches!(item.ty, ComponentItem::ComponentInstance(_)));
-    if found {
+    if exports(engine, component, want) {
         Ok(())
     } else {
         Err(want)
     }
+}
+
+/// Whether `component` exports the interface named `want`.
+fn exports(engine: &Engine, component: &Component, want: &str) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, item)| name == want && matches!(item.ty, ComponentItem::ComponentInstance(_)))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -14,11 +14,11 @@ use rustc_hash::FxHashMap;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap};
 
-use super::bindings::{authorizer as wa, mapper as wm, transformer as wt};
+use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
 use super::engine::{PluginEngine, EPOCH_TICK};
 use super::error::{Counters, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
-use super::types::{ConnectRequest, Decision, Message, Outcome};
+use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
 use crate::subject::{is_valid_literal_subject, is_valid_subject};
 
@@ -55,6 +55,7 @@ macro_rules! world {
 world!(wa::Authorizer, wa::AuthorizerPre<HostState>);
 world!(wm::Mapper, wm::MapperPre<HostState>);
 world!(wt::Transformer, wt::TransformerPre<HostState>);
+world!(wb::BatchTransformer, wb::BatchTransformerPre<HostState>);
 
 struct Slot<W> {
     store: Store<HostState>,
@@ -394,30 +395,58 @@ impl Mapper {
 
 // ---- transformer -----------------------------------------------------------------------
 
-/// A loaded transformer. Cheap to clone. Calls are synchronous and meant for the
-/// connection's reader task: keep the deadline short (default 5 ms).
+/// A loaded transformer, of either world: `transformer` (one call per message) or
+/// `batch-transformer` (one call per batch, messages read on demand). Cheap to clone. Calls
+/// are synchronous and meant for the connection's reader task: keep the deadline short
+/// (default 5 ms).
 #[derive(Clone)]
 pub struct Transformer {
-    pool: Arc<Pool<wt::Transformer>>,
+    kind: Kind,
     spec: Arc<PluginSpec>,
 }
 
+#[derive(Clone)]
+enum Kind {
+    PerMessage(Arc<Pool<wt::Transformer>>),
+    Batch(Arc<Pool<wb::BatchTransformer>>),
+}
+
 use super::bindings::transformer::natrium::plugin::types as wty;
+use wb::exports::natrium::plugin::batch_transformation as wbt;
 
 impl Transformer {
     pub(crate) fn new(
         engine: PluginEngine,
         spec: &PluginSpec,
         component: &Component,
+        batch: bool,
     ) -> Result<Self, PluginError> {
+        let kind = if batch {
+            Kind::Batch(Arc::new(Pool::new(
+                engine,
+                spec,
+                Role::Transformer,
+                component,
+            )?))
+        } else {
+            Kind::PerMessage(Arc::new(Pool::new(
+                engine,
+                spec,
+                Role::Transformer,
+                component,
+            )?))
+        };
         Ok(Transformer {
-            pool: Arc::new(Pool::new(engine, spec, Role::Transformer, component)?),
+            kind,
             spec: Arc::new(spec.clone()),
         })
     }
 
     pub fn name(&self) -> &str {
-        self.pool.name()
+        match &self.kind {
+            Kind::PerMessage(p) => p.name(),
+            Kind::Batch(p) => p.name(),
+        }
     }
 
     pub fn spec(&self) -> &PluginSpec {
@@ -425,18 +454,34 @@ impl Transformer {
     }
 
     pub fn stats(&self) -> PluginStats {
-        self.pool.stats()
+        match &self.kind {
+            Kind::PerMessage(p) => p.stats(),
+            Kind::Batch(p) => p.stats(),
+        }
+    }
+
+    /// Whether the component implements `batch-transformer`.
+    pub fn is_batch(&self) -> bool {
+        matches!(self.kind, Kind::Batch(_))
     }
 
     /// Transforms one message published in `account`.
     pub fn transform(&self, account: &str, msg: &Message) -> Result<Outcome, PluginError> {
-        let m = wty::Message::from(msg);
-        self.pool.call("transform", |w, store| {
-            let o = w
-                .natrium_plugin_transformation()
-                .call_transform(store, account, &m)?;
-            check_outcome(o.into())
-        })
+        match &self.kind {
+            Kind::PerMessage(pool) => {
+                let m = wty::Message::from(msg);
+                pool.call("transform", |w, store| {
+                    let o = w
+                        .natrium_plugin_transformation()
+                        .call_transform(store, account, &m)?;
+                    check_outcome(o.into())
+                })
+            }
+            Kind::Batch(_) => {
+                let mut out = self.transform_pending(account, &[msg.as_ref()])?;
+                Ok(out.pop().unwrap_or(Outcome::Pass))
+            }
+        }
     }
 
     /// Transforms several messages of `account` in one call: one outcome per message, in
@@ -449,8 +494,15 @@ impl Transformer {
         if msgs.is_empty() {
             return Ok(Vec::new());
         }
+        let pool = match &self.kind {
+            Kind::PerMessage(pool) => pool,
+            Kind::Batch(_) => {
+                let refs: Vec<MessageRef<'_>> = msgs.iter().map(Message::as_ref).collect();
+                return self.transform_pending(account, &refs);
+            }
+        };
         let ms: Vec<wty::Message> = msgs.iter().map(Into::into).collect();
-        self.pool.call("transform-batch", |w, store| {
+        pool.call("transform-batch", |w, store| {
             let out = w
                 .natrium_plugin_transformation()
                 .call_transform_batch(store, account, &ms)?;
@@ -462,6 +514,51 @@ impl Transformer {
                 ));
             }
             out.into_iter().map(|o| check_outcome(o.into())).collect()
+        })
+    }
+
+    /// The batch world's call: the messages are staged in the store for the guest to read,
+    /// and only the guest's decisions come back. For a per-message transformer, one call each.
+    pub fn transform_pending(
+        &self,
+        account: &str,
+        msgs: &[MessageRef<'_>],
+    ) -> Result<Vec<Outcome>, PluginError> {
+        let pool = match &self.kind {
+            Kind::Batch(pool) => pool,
+            Kind::PerMessage(_) => {
+                return msgs
+                    .iter()
+                    .map(|m| self.transform(account, &m.to_owned()))
+                    .collect();
+            }
+        };
+        let count = msgs.len();
+        let Ok(count32) = u32::try_from(count) else {
+            return Err(PluginError::Malformed("batch too large".into()));
+        };
+        pool.call("transform-pending", move |w, store| {
+            store.data_mut().pending.stage(msgs);
+            let result = w
+                .natrium_plugin_batch_transformation()
+                .call_transform_pending(&mut *store, account, count32);
+            store.data_mut().pending.clear();
+            let mut out = vec![Outcome::Pass; count];
+            let mut seen = vec![false; count];
+            for d in result? {
+                let i = d.index as usize;
+                if i >= count || std::mem::replace(&mut seen[i], true) {
+                    return malformed(format!(
+                        "transform-pending decided twice or out of range (index {})",
+                        d.index
+                    ));
+                }
+                out[i] = check_outcome(match d.action {
+                    wbt::Action::Replace(m) => Outcome::Replace(m.into()),
+                    wbt::Action::Drop(reason) => Outcome::Drop(reason),
+                })?;
+            }
+            Ok(out)
         })
     }
 }

@@ -43,8 +43,8 @@ pub use engine::{EngineConfig, PluginEngine};
 pub use error::{ErrorCounts, PluginError, PluginStats};
 pub use instance::{Authorizer, Mapper, Transformer};
 pub use types::{
-    Allowed, ConnectRequest, Decision, Limits, Message, Outcome, Permission, ResponsePermission,
-    TlsIdentity,
+    Allowed, ConnectRequest, Decision, HeadersRef, Limits, Message, MessageRef, Outcome,
+    Permission, ResponsePermission, TlsIdentity,
 };
 
 /// Which world a plugin implements, i.e. which hook it serves.

@@ -35,7 +35,9 @@ use wasmtime_wasi_io::bindings::wasi::io::streams::{
 use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
-use super::bindings::wit_host;
+use super::bindings::{wit_host, wit_pending};
+use super::types::{HeadersRef, MessageRef};
+use std::ops::Range;
 
 /// Longest log line (from `host.log` or stdio) kept; the rest is cut.
 const MAX_LOG_LINE: usize = 4096;
@@ -55,6 +57,74 @@ pub(crate) struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: Limiter,
+    /// The messages of the `transform-pending` call under way (empty otherwise).
+    pub pending: PendingBatch,
+}
+
+/// A batch of messages staged for one `transform-pending` call: their bytes copied into one
+/// buffer that is reused from call to call, so staging a message allocates nothing.
+#[derive(Default)]
+pub(crate) struct PendingBatch {
+    bytes: Vec<u8>,
+    items: Vec<Staged>,
+}
+
+struct Staged {
+    subject: Range<usize>,
+    reply: Option<Range<usize>>,
+    /// A whole header block, or empty.
+    headers: Range<usize>,
+    payload: Range<usize>,
+}
+
+impl PendingBatch {
+    pub fn stage(&mut self, msgs: &[MessageRef<'_>]) {
+        self.bytes.clear();
+        self.items.clear();
+        for m in msgs {
+            let subject = self.put(m.subject);
+            let reply = m.reply.map(|r| self.put(r));
+            let headers = match m.headers {
+                HeadersRef::None => self.bytes.len()..self.bytes.len(),
+                HeadersRef::Block(b) => self.put(b),
+                HeadersRef::Fields([]) => self.bytes.len()..self.bytes.len(),
+                HeadersRef::Fields(f) => {
+                    let block = crate::proto::headers::HeaderBlock::from_fields(f).finish();
+                    self.put(&block)
+                }
+            };
+            let payload = self.put(m.payload);
+            self.items.push(Staged {
+                subject,
+                reply,
+                headers,
+                payload,
+            });
+        }
+    }
+
+    fn put(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.items.clear();
+        // Keep the buffer for the next batch, unless one huge batch inflated it.
+        if self.bytes.capacity() > 16 << 20 {
+            self.bytes = Vec::new();
+        }
+        self.bytes.clear();
+    }
+
+    fn item(&self, index: u32) -> Option<&Staged> {
+        self.items.get(usize::try_from(index).ok()?)
+    }
+
+    fn slice(&self, r: &Range<usize>) -> &[u8] {
+        self.bytes.get(r.clone()).unwrap_or_default()
+    }
 }
 
 impl HostState {
@@ -65,6 +135,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(memory_limit),
+            pending: PendingBatch::default(),
         }
     }
 }
@@ -205,6 +276,44 @@ impl wit_host::Host for HostState {
     }
 }
 
+impl wit_pending::Host for HostState {
+    fn subject(&mut self, index: u32) -> String {
+        let p = &self.pending;
+        p.item(index)
+            .map(|m| String::from_utf8_lossy(p.slice(&m.subject)).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn reply(&mut self, index: u32) -> Option<String> {
+        let p = &self.pending;
+        let r = p.item(index)?.reply.as_ref()?;
+        Some(String::from_utf8_lossy(p.slice(r)).into_owned())
+    }
+
+    fn headers(&mut self, index: u32) -> Vec<wit_pending::Header> {
+        let p = &self.pending;
+        p.item(index)
+            .map(|m| crate::proto::headers::fields(p.slice(&m.headers)))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| wit_pending::Header { name, value })
+            .collect()
+    }
+
+    fn payload(&mut self, index: u32) -> Vec<u8> {
+        let p = &self.pending;
+        p.item(index)
+            .map(|m| p.slice(&m.payload).to_vec())
+            .unwrap_or_default()
+    }
+
+    fn payload_len(&mut self, index: u32) -> u32 {
+        self.pending
+            .item(index)
+            .map_or(0, |m| u32::try_from(m.payload.len()).unwrap_or(u32::MAX))
+    }
+}
+
 /// A linker with everything a plugin may import: `natrium:plugin/host` and locked-down WASI.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
@@ -215,6 +324,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     sync_poll::add_to_linker::<HostState, SafeIo>(&mut linker, |s| SafeTable(&mut s.table))?;
     linker.allow_shadowing(false);
     wit_host::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    wit_pending::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
         &mut linker,
         |s| s,
     )?;

@@ -423,6 +423,50 @@ fn unreadable_or_invalid_files_are_load_errors() {
     );
 }
 
+/// A `batch-transformer` guest gets a whole batch in one call, reads what it needs through
+/// `pending`, and decides only for the messages that change; a bad answer is `Malformed`
+/// and costs the instance, and the next batch works.
+#[test]
+fn batch_transformer_decides_per_message_in_one_call() {
+    let t = transformer(&spec("batch-pass", Role::Transformer));
+    assert!(t.is_batch());
+    let mut rewrite = msg("rewrite");
+    rewrite.reply = Some("_INBOX.1".into());
+    rewrite.headers = vec![("A".into(), "1".into())];
+    let batch = [msg("a"), rewrite, msg("drop"), msg("b")];
+    let refs: Vec<MessageRef<'_>> = batch.iter().map(Message::as_ref).collect();
+    let out = ok(t.transform_pending("A", &refs));
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[0], Outcome::Pass);
+    assert_eq!(
+        out[1],
+        Outcome::Replace(Message {
+            subject: "rewritten".into(),
+            reply: Some("_INBOX.1".into()),
+            headers: vec![("A".into(), "1".into())],
+            payload: Bytes::from_static(b"HELLO"),
+        })
+    );
+    assert_eq!(out[2], Outcome::Drop("dropped 5 bytes".into()));
+    assert_eq!(out[3], Outcome::Pass);
+    // The one-message entry points work on a batch guest too.
+    assert_eq!(ok(t.transform("A", &msg("x"))), Outcome::Pass);
+    assert_eq!(
+        ok(t.transform_batch("A", &[msg("drop")])),
+        vec![Outcome::Drop("dropped 5 bytes".into())]
+    );
+    let e = t.transform_batch("A", &[msg("a"), msg("twice")]);
+    assert!(matches!(e, Err(PluginError::Malformed(_))), "{e:?}");
+    assert_eq!(ok(t.transform_batch("A", &[msg("a")])), vec![Outcome::Pass]);
+    assert_eq!(t.stats().instances_recycled, 1);
+
+    let mut pass = spec("batch-pass", Role::Transformer);
+    pass.config_json = r#"{"mode":"pass"}"#.into();
+    let t = transformer(&pass);
+    let out = ok(t.transform_batch("A", &[msg("rewrite"), msg("drop")]));
+    assert_eq!(out, vec![Outcome::Pass, Outcome::Pass]);
+}
+
 /// Numbers for the report: `cargo test -p natrium --lib plugin::tests::measure -- --ignored --nocapture`
 #[test]
 #[ignore]
@@ -449,6 +493,16 @@ fn measure() {
         ok(t.transform_batch("A", &batch));
     }
     let per_msg_batched = start.elapsed() / n;
+    let mut pass = spec("batch-pass", Role::Transformer);
+    pass.config_json = r#"{"mode":"pass"}"#.into();
+    let bt = transformer(&pass);
+    let start = Instant::now();
+    let batch: Vec<MessageRef<'_>> = (0..64).map(|_| m.as_ref()).collect();
+    for _ in 0..n / 64 {
+        ok(bt.transform_pending("A", &batch));
+    }
+    let per_msg_pending = start.elapsed() / n;
+    eprintln!("batch-transformer pass-through, batches of 64: {per_msg_pending:?}/msg");
 
     // Instantiation: a trap forces a fresh instance for the next call.
     let tr = transformer(&spec("trapper", Role::Transformer));

@@ -91,6 +91,56 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// A message lent to a batch transformer for one call: nothing is copied until the batch is
+/// staged for the guest (see `sandbox::PendingBatch`).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    /// The subject's bytes (a NATS subject; read lossily as UTF-8).
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub headers: HeadersRef<'a>,
+    pub payload: &'a [u8],
+}
+
+/// A message's headers, in whichever form they are at hand.
+#[derive(Debug, Clone, Copy)]
+pub enum HeadersRef<'a> {
+    None,
+    /// A whole `NATS/1.0` header block, as published.
+    Block(&'a [u8]),
+    /// Parsed fields (a message a plugin already rewrote).
+    Fields(&'a [(String, String)]),
+}
+
+impl MessageRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> Message {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Message {
+            subject: lossy(self.subject),
+            reply: self.reply.map(lossy),
+            headers: match self.headers {
+                HeadersRef::None => Vec::new(),
+                HeadersRef::Block(b) => crate::proto::headers::fields(b),
+                HeadersRef::Fields(f) => f.to_vec(),
+            },
+            payload: Bytes::copy_from_slice(self.payload),
+        }
+    }
+}
+
+impl Message {
+    /// Lends this message to a batch transformer.
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        MessageRef {
+            subject: self.subject.as_bytes(),
+            reply: self.reply.as_deref().map(str::as_bytes),
+            headers: HeadersRef::Fields(&self.headers),
+            payload: &self.payload,
+        }
+    }
+}
+
 /// What a transformer decided for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

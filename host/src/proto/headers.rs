@@ -20,6 +20,18 @@ pub fn header_value<'a>(block: &'a [u8], name: &str) -> Option<&'a [u8]> {
     None
 }
 
+/// Every field of a header block, in order (the status line is not a field).
+pub fn fields(block: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(block);
+    text.split("\r\n")
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_string(), value.trim_start().to_string()))
+        })
+        .collect()
+}
+
 /// The status code of a header block's first line (`NATS/1.0 503` → 503).
 pub fn status(block: &[u8]) -> Option<u16> {
     let line = block.split(|&b| b == b'\r' || b == b'\n').next()?;
@@ -52,6 +64,13 @@ impl HeaderBlock {
             return Self::new(None);
         }
         HeaderBlock(body.to_vec())
+    }
+
+    /// A block with `fields` (no status).
+    pub fn from_fields(fields: &[(String, String)]) -> Self {
+        fields
+            .iter()
+            .fold(Self::new(None), |b, (name, value)| b.add(name, value))
     }
 
     /// Adds one field.

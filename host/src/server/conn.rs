@@ -22,6 +22,7 @@ use crate::proto::{self, errors, ClientOp, Parsed};
 use crate::subject::{self, SubResult};
 use bytes::{Buf, Bytes, BytesMut};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,19 @@ struct Conn {
     js_hits: FxHashMap<Box<[u8]>, Option<Arc<Stream>>>,
     js_gen: u64,
     batch: Batch,
+}
+
+/// Publishes held for one plugin batch (see `Conn::defer_pub`).
+const MAX_DEFERRED: usize = 256;
+
+/// A publish waiting for its plugin batch; borrows the read buffer.
+struct Deferred<'a> {
+    subject: Cow<'a, [u8]>,
+    reply: Option<&'a [u8]>,
+    headers: Option<&'a [u8]>,
+    payload: &'a [u8],
+    /// Whether a plugin binding covers it (the rest only keep their place in line).
+    plugged: bool,
 }
 
 /// What one read batch accumulates and settles at its end.
@@ -391,10 +405,36 @@ impl Conn {
     /// Parses and acts on every whole frame in `buf`; returns the bytes consumed.
     fn process(&mut self, buf: &[u8]) -> (usize, Flow) {
         let mut pos = 0;
+        let batching = self.plugins.batches();
+        let mut deferred: Vec<Deferred<'_>> = Vec::new();
         while pos < buf.len() {
             match proto::parse(&buf[pos..], &self.limits) {
                 Ok(Parsed::Op { op, consumed }) => {
                     pos += consumed;
+                    if batching && self.connected {
+                        let headers_ok = self.client.headers.load(Ordering::Relaxed);
+                        match op {
+                            ClientOp::Pub {
+                                subject,
+                                reply,
+                                payload,
+                            } => {
+                                self.defer_pub(&mut deferred, subject, reply, None, payload);
+                                continue;
+                            }
+                            ClientOp::Hpub {
+                                subject,
+                                reply,
+                                headers,
+                                payload,
+                            } if headers_ok => {
+                                let h = Some(headers);
+                                self.defer_pub(&mut deferred, subject, reply, h, payload);
+                                continue;
+                            }
+                            _ => self.settle_deferred(&mut deferred),
+                        }
+                    }
                     match self.handle(op) {
                         Flow::Continue => {}
                         stop => return (pos, stop),
@@ -402,6 +442,7 @@ impl Conn {
                 }
                 Ok(Parsed::Incomplete { .. }) => break,
                 Err(e) => {
+                    self.settle_deferred(&mut deferred);
                     tracing::error!("{} - protocol error: {e}", client_label(&self.client));
                     if let Some(text) = e.client_error() {
                         self.send_err(text);
@@ -410,6 +451,7 @@ impl Conn {
                 }
             }
         }
+        self.settle_deferred(&mut deferred);
         (pos, Flow::Continue)
     }
 
@@ -646,13 +688,17 @@ impl Conn {
         Flow::Continue
     }
 
-    fn on_pub(
+    /// Everything a publish goes through before plugins and routing: counters,
+    /// permissions, requests to the server and JetStream's API, pedantic checks, +OK and
+    /// native mappings. Returns the subject to route on, or `None` when the message was
+    /// consumed or refused here.
+    fn admit_pub<'a>(
         &mut self,
-        subject: &[u8],
+        subject: &'a [u8],
         reply: Option<&[u8]>,
         headers: Option<&[u8]>,
         payload: &[u8],
-    ) {
+    ) -> Option<Cow<'a, [u8]>> {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         if let Some(perms) = &mut self.perms {
@@ -673,7 +719,7 @@ impl Conn {
                     String::from_utf8_lossy(subject)
                 );
                 self.send(&err);
-                return;
+                return None;
             }
         }
         let (server, account) = (&self.server, &self.account);
@@ -684,10 +730,12 @@ impl Conn {
         if crate::account::system::handle_request(
             server, account, requester, subject, reply, payload,
         ) {
-            return self.ok();
+            self.ok();
+            return None;
         }
         if subject.starts_with(b"$JS.") && self.js_api(subject, reply, payload) {
-            return self.ok();
+            self.ok();
+            return None;
         }
         // nats-server reports a wildcard publish in pedantic mode but still delivers it.
         if self.pedantic && !subject::is_valid_literal_subject(subject) {
@@ -695,26 +743,52 @@ impl Conn {
         }
         self.ok();
         // Native subject mappings come before plugins (nats-server maps before routing).
-        let mapped = if self.account.has_mappings() {
+        if self.account.has_mappings() {
             let roll = (self.batch.next_rand() % 100) as u8;
-            self.account.map_subject(subject, roll)
-        } else {
-            None
+            if let Some(mapped) = self.account.map_subject(subject, roll) {
+                return Some(Cow::Owned(mapped));
+            }
+        }
+        Some(Cow::Borrowed(subject))
+    }
+
+    fn on_pub(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let Some(subject) = self.admit_pub(subject, reply, headers, payload) else {
+            return;
         };
-        let subject = mapped.as_deref().unwrap_or(subject);
+        let subject = &*subject;
         if !self.plugins.on_publish_path() || !self.plugins_apply(subject) {
             self.route(subject, reply, headers, payload);
             return;
         }
         let plugins = self.plugins.clone();
-        match plugins::on_publish(
+        let verdict = plugins::on_publish(
             &plugins,
             &self.account.name,
             subject,
             reply,
             headers,
             payload,
-        ) {
+        );
+        self.settle(verdict, subject, reply, headers, payload);
+    }
+
+    /// Routes a message as its plugins decided.
+    fn settle(
+        &mut self,
+        verdict: Verdict,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        match verdict {
             Verdict::Unchanged => self.route(subject, reply, headers, payload),
             Verdict::Rewritten(m) => self.route(
                 m.subject.as_bytes(),
@@ -731,6 +805,65 @@ impl Conn {
                     .collect();
                 self.send_err(&format!("{}{clean}", errors::MESSAGE_REJECTED_PREFIX));
             }
+        }
+    }
+
+    /// With a `batch-transformer` loaded, a read's publishes are collected (from the first
+    /// one a plugin covers on, so that this publisher's order is kept) and go through the
+    /// plugins together; anything else the client sends settles the batch first.
+    fn defer_pub<'a>(
+        &mut self,
+        deferred: &mut Vec<Deferred<'a>>,
+        subject: &'a [u8],
+        reply: Option<&'a [u8]>,
+        headers: Option<&'a [u8]>,
+        payload: &'a [u8],
+    ) {
+        let Some(subject) = self.admit_pub(subject, reply, headers, payload) else {
+            return;
+        };
+        let plugged = self.plugins_apply(&subject);
+        if !plugged && deferred.is_empty() {
+            self.route(&subject, reply, headers, payload);
+            return;
+        }
+        deferred.push(Deferred {
+            subject,
+            reply,
+            headers,
+            payload,
+            plugged,
+        });
+        if deferred.len() >= MAX_DEFERRED {
+            self.settle_deferred(deferred);
+        }
+    }
+
+    fn settle_deferred(&mut self, deferred: &mut Vec<Deferred<'_>>) {
+        if deferred.is_empty() {
+            return;
+        }
+        let plugins = self.plugins.clone();
+        let batch: Vec<plugins::Publish<'_>> = deferred
+            .iter()
+            .filter(|d| d.plugged)
+            .map(|d| plugins::Publish {
+                subject: &d.subject,
+                reply: d.reply,
+                headers: d.headers,
+                payload: d.payload,
+            })
+            .collect();
+        let mut verdicts =
+            plugins::on_publish_batch(&plugins, &self.account.name, &batch).into_iter();
+        drop(batch);
+        for d in deferred.drain(..) {
+            let verdict = if d.plugged {
+                verdicts.next().unwrap_or(Verdict::Unchanged)
+            } else {
+                Verdict::Unchanged
+            };
+            self.settle(verdict, &d.subject, d.reply, d.headers, d.payload);
         }
     }
 

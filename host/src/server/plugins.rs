@@ -3,11 +3,11 @@
 
 use crate::options::Options;
 use crate::plugin::{
-    Authorizer, EngineConfig, FailurePolicy, Mapper, Message, Outcome, PluginEngine, PluginError,
-    PluginStats, Role, Transformer,
+    Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
+    PluginEngine, PluginError, PluginStats, Role, Transformer,
 };
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// One generation of loaded plugins; swapped whole on reload.
 #[derive(Default)]
@@ -66,6 +66,11 @@ impl PluginSet {
         !self.mappers.is_empty() || !self.transformers.is_empty()
     }
 
+    /// Whether publishes are worth collecting into batches (a `batch-transformer` is loaded).
+    pub fn batches(&self) -> bool {
+        self.transformers.iter().any(Transformer::is_batch)
+    }
+
     /// Whether any mapper or transformer binding covers a message published on `subject` in
     /// `account`. When none does, no mapper renames it, so no transformer can apply either.
     pub fn any_applies(&self, account: &str, subject: &[u8]) -> bool {
@@ -107,27 +112,11 @@ pub(crate) struct Rewritten {
 
 /// Header block → fields (the status line is not a field).
 fn parse_headers(block: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(block);
-    text.split("\r\n")
-        .skip(1)
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_string(), value.trim_start().to_string()))
-        })
-        .collect()
+    crate::proto::headers::fields(block)
 }
 
 fn encode_headers(fields: &[(String, String)]) -> Bytes {
-    let mut b = BytesMut::with_capacity(16 + fields.len() * 32);
-    b.extend_from_slice(b"NATS/1.0\r\n");
-    for (k, v) in fields {
-        b.extend_from_slice(k.as_bytes());
-        b.extend_from_slice(b": ");
-        b.extend_from_slice(v.as_bytes());
-        b.extend_from_slice(b"\r\n");
-    }
-    b.extend_from_slice(b"\r\n");
-    b.freeze()
+    Bytes::from(crate::proto::headers::HeaderBlock::from_fields(fields).finish())
 }
 
 fn failure(policy: FailurePolicy, name: &str, e: &PluginError) -> Option<Verdict> {
@@ -136,6 +125,99 @@ fn failure(policy: FailurePolicy, name: &str, e: &PluginError) -> Option<Verdict
         FailurePolicy::Pass => None,
         FailurePolicy::Drop => Some(Verdict::Drop),
         FailurePolicy::Reject => Some(Verdict::Reject(format!("plugin {name} failed"))),
+    }
+}
+
+/// A published message on its way to the plugins (borrowed from the read buffer).
+pub(crate) struct Publish<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+/// One message's progress through the pipeline.
+struct Progress {
+    /// Materialized once a plugin needs (or changes) it.
+    msg: Option<Message>,
+    changed: bool,
+    had_headers: bool,
+    /// Dropped or rejected: no later plugin sees it.
+    done: Option<Verdict>,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn materialize(p: &Publish<'_>) -> Message {
+    Message {
+        subject: lossy(p.subject),
+        reply: p.reply.map(lossy),
+        headers: p.headers.map(parse_headers).unwrap_or_default(),
+        payload: Bytes::copy_from_slice(p.payload),
+    }
+}
+
+impl Progress {
+    fn subject<'a>(&'a self, p: &'a Publish<'_>) -> std::borrow::Cow<'a, str> {
+        match &self.msg {
+            Some(m) => std::borrow::Cow::Borrowed(m.subject.as_str()),
+            None => String::from_utf8_lossy(p.subject),
+        }
+    }
+
+    /// The message as it stands, lent (the original publish, or what a plugin made of it).
+    fn lend<'a>(&'a self, p: &'a Publish<'_>) -> MessageRef<'a> {
+        match &self.msg {
+            Some(m) => m.as_ref(),
+            None => MessageRef {
+                subject: p.subject,
+                reply: p.reply,
+                headers: p.headers.map_or(HeadersRef::None, HeadersRef::Block),
+                payload: p.payload,
+            },
+        }
+    }
+
+    fn current(&self, p: &Publish<'_>) -> Message {
+        self.msg.clone().unwrap_or_else(|| materialize(p))
+    }
+
+    /// Applies a transformer's outcome; `Some` when the message is finished (dropped).
+    fn apply(&mut self, t: &Transformer, outcome: Result<Outcome, PluginError>) {
+        match outcome {
+            Ok(Outcome::Pass) => {}
+            Ok(Outcome::Replace(new)) => {
+                self.had_headers |= !new.headers.is_empty();
+                self.msg = Some(new);
+                self.changed = true;
+            }
+            Ok(Outcome::Drop(reason)) => {
+                tracing::debug!(target: "natrium::plugin", "plugin '{}' dropped a message: {reason}", t.name());
+                self.done = Some(match t.spec().on_failure {
+                    FailurePolicy::Reject => Verdict::Reject(reason),
+                    _ => Verdict::Drop,
+                });
+            }
+            Err(e) => self.done = failure(t.spec().on_failure, t.name(), &e),
+        }
+    }
+
+    fn verdict(self) -> Verdict {
+        if let Some(v) = self.done {
+            return v;
+        }
+        match self.msg {
+            Some(m) if self.changed => Verdict::Rewritten(Rewritten {
+                headers: (self.had_headers || !m.headers.is_empty())
+                    .then(|| encode_headers(&m.headers)),
+                subject: m.subject,
+                reply: m.reply,
+                payload: m.payload,
+            }),
+            _ => Verdict::Unchanged,
+        }
     }
 }
 
@@ -148,82 +230,93 @@ pub(crate) fn on_publish(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) -> Verdict {
-    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let mut msg: Option<Message> = None;
-    let mut changed = false;
-    let mut had_headers = headers.is_some();
-    let materialize = |m: &mut Option<Message>| -> Message {
-        m.take().unwrap_or_else(|| Message {
-            subject: lossy(subject),
-            reply: reply.map(lossy),
-            headers: headers.map(parse_headers).unwrap_or_default(),
-            payload: Bytes::copy_from_slice(payload),
-        })
+    let p = Publish {
+        subject,
+        reply,
+        headers,
+        payload,
     };
+    on_publish_batch(set, account, std::slice::from_ref(&p))
+        .pop()
+        .unwrap_or(Verdict::Unchanged)
+}
+
+/// The same for a batch of messages of one publisher, with one verdict per message in order.
+/// Mappers run per message; a `batch-transformer` gets every message it covers in one call,
+/// a per-message transformer one call each.
+pub(crate) fn on_publish_batch(
+    set: &PluginSet,
+    account: &str,
+    batch: &[Publish<'_>],
+) -> Vec<Verdict> {
+    let mut progress: Vec<Progress> = batch
+        .iter()
+        .map(|p| Progress {
+            msg: None,
+            changed: false,
+            had_headers: p.headers.is_some(),
+            done: None,
+        })
+        .collect();
     for m in &set.mappers {
-        let current = msg
-            .as_ref()
-            .map_or_else(|| lossy(subject), |x| x.subject.clone());
-        if !m.spec().applies_to(account, &current) {
-            continue;
-        }
-        match m.map(account, &current) {
-            Ok(Some(new)) if new != current => {
-                let mut x = materialize(&mut msg);
-                x.subject = new;
-                msg = Some(x);
-                changed = true;
+        for (p, st) in batch.iter().zip(progress.iter_mut()) {
+            if st.done.is_some() {
+                continue;
             }
-            Ok(_) => {}
-            Err(e) => {
-                if let Some(v) = failure(m.spec().on_failure, m.name(), &e) {
-                    return v;
+            let current = st.subject(p).into_owned();
+            if !m.spec().applies_to(account, &current) {
+                continue;
+            }
+            match m.map(account, &current) {
+                Ok(Some(new)) if new != current => {
+                    let mut x = st.current(p);
+                    x.subject = new;
+                    st.msg = Some(x);
+                    st.changed = true;
                 }
+                Ok(_) => {}
+                Err(e) => st.done = failure(m.spec().on_failure, m.name(), &e),
             }
         }
     }
     for t in &set.transformers {
-        let applies = match &msg {
-            Some(x) => t.spec().applies_to(account, &x.subject),
-            None => t
-                .spec()
-                .applies_to(account, &String::from_utf8_lossy(subject)),
-        };
-        if !applies {
+        let covered: Vec<usize> = (0..batch.len())
+            .filter(|&i| {
+                let st = &progress[i];
+                st.done.is_none() && t.spec().applies_to(account, &st.subject(&batch[i]))
+            })
+            .collect();
+        if covered.is_empty() {
             continue;
         }
-        let x = materialize(&mut msg);
-        match t.transform(account, &x) {
-            Ok(Outcome::Pass) => msg = Some(x),
-            Ok(Outcome::Replace(new)) => {
-                had_headers |= !new.headers.is_empty();
-                msg = Some(new);
-                changed = true;
-            }
-            Ok(Outcome::Drop(reason)) => {
-                tracing::debug!(target: "natrium::plugin", "plugin '{}' dropped a message: {reason}", t.name());
-                return match t.spec().on_failure {
-                    FailurePolicy::Reject => Verdict::Reject(reason),
-                    _ => Verdict::Drop,
-                };
-            }
-            Err(e) => {
-                msg = Some(x);
-                if let Some(v) = failure(t.spec().on_failure, t.name(), &e) {
-                    return v;
+        if t.is_batch() {
+            let msgs: Vec<MessageRef<'_>> = covered
+                .iter()
+                .map(|&i| progress[i].lend(&batch[i]))
+                .collect();
+            let result = t.transform_pending(account, &msgs);
+            drop(msgs);
+            match result {
+                Ok(outcomes) => {
+                    for (&i, o) in covered.iter().zip(outcomes) {
+                        progress[i].apply(t, Ok(o));
+                    }
                 }
+                Err(e) => {
+                    for &i in &covered {
+                        progress[i].apply(t, Err(e.clone()));
+                    }
+                }
+            }
+        } else {
+            for &i in &covered {
+                let x = progress[i].current(&batch[i]);
+                let outcome = t.transform(account, &x);
+                progress[i].apply(t, outcome);
             }
         }
     }
-    match msg {
-        Some(m) if changed => Verdict::Rewritten(Rewritten {
-            headers: (had_headers || !m.headers.is_empty()).then(|| encode_headers(&m.headers)),
-            subject: m.subject,
-            reply: m.reply,
-            payload: m.payload,
-        }),
-        _ => Verdict::Unchanged,
-    }
+    progress.into_iter().map(Progress::verdict).collect()
 }
 
 #[cfg(test)]
