@@ -280,10 +280,28 @@ pub(crate) fn on_publish_batch(
         }
     }
     for t in &set.transformers {
+        // A burst is usually on one subject: reuse the last binding check.
+        let mut last: Option<(&[u8], bool)> = None;
         let covered: Vec<usize> = (0..batch.len())
             .filter(|&i| {
                 let st = &progress[i];
-                st.done.is_none() && t.spec().applies_to(account, &st.subject(&batch[i]))
+                if st.done.is_some() {
+                    return false;
+                }
+                if st.msg.is_some() {
+                    return t.spec().applies_to(account, &st.subject(&batch[i]));
+                }
+                let subject = batch[i].subject;
+                match last {
+                    Some((s, hit)) if s == subject => hit,
+                    _ => {
+                        let hit = t
+                            .spec()
+                            .applies_to(account, &String::from_utf8_lossy(subject));
+                        last = Some((subject, hit));
+                        hit
+                    }
+                }
             })
             .collect();
         if covered.is_empty() {
