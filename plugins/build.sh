@@ -5,6 +5,7 @@
 #   target/plugins/partition-mapper.wasm   world mapper       (Rust, wasm32-wasip2)
 #   target/plugins/pii-redactor.wasm       world transformer  (Rust, wasm32-wasip2)
 #   target/plugins/json-validator.wasm     world transformer  (Rust, wasm32-wasip2)
+#   target/plugins/size-gate.wasm          world batch-transformer (Rust, wasm32-wasip2)
 #   target/plugins/audit-tagger.wasm       world transformer  (Python, componentize-py)
 #
 # Installs what is missing (the wasm32-wasip2 Rust target; componentize-py from PyPI, in a venv
@@ -37,7 +38,7 @@ install_if_changed() {
 }
 
 # --- Rust plugins ------------------------------------------------------------------------------
-rust_plugins=(jwt-authorizer partition-mapper pii-redactor json-validator)
+rust_plugins=(jwt-authorizer partition-mapper pii-redactor json-validator size-gate)
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "build.sh: installing the wasm32-wasip2 target" >&2

@@ -10,6 +10,28 @@
 //! | [`#[authorizer]`](authorizer) | `fn(req: ConnectRequest) -> Decision` | `authorizer` |
 //! | [`#[mapper]`](mapper) / `#[mapper(deterministic)]` | `fn(account: &str, subject: &str) -> Option<String>` | `mapper` |
 //! | [`#[transformer]`](transformer) | `fn(account: &str, msg: Message) -> Outcome` | `transformer` |
+//! | [`#[batch_transformer]`](batch_transformer) | `fn(account: &str, batch: &Batch) -> Decisions` | `batch-transformer` |
+//!
+//! A batch transformer gets every message of one read in one call and reads only what it needs
+//! (`batch.subject(i)`, `batch.payload(i)`, …); messages it does not decide on pass unchanged.
+//! For a plugin that changes few messages this costs a fraction of one call per message:
+//!
+//! ```
+//! use natrium_plugin_sdk::prelude::*;
+//!
+//! /// Drops messages over 1 KiB without ever copying a payload into the plugin.
+//! #[batch_transformer]
+//! fn size_gate(_account: &str, batch: &Batch) -> Decisions {
+//!     let mut d = Decisions::new();
+//!     for i in 0..batch.len() {
+//!         if batch.payload_len(i) > 1024 {
+//!             d.drop(i, "payload over 1 KiB");
+//!         }
+//!     }
+//!     d
+//! }
+//! # fn main() {}
+//! ```
 //!
 //! ```
 //! use natrium_plugin_sdk::prelude::*;
@@ -59,7 +81,7 @@
 // Lets the generated bindings name this crate as the macros do (`::natrium_plugin_sdk`).
 extern crate self as natrium_plugin_sdk;
 
-pub use natrium_plugin_sdk_macros::{authorizer, mapper, transformer};
+pub use natrium_plugin_sdk_macros::{authorizer, batch_transformer, mapper, transformer};
 pub use wit_bindgen;
 
 use serde::de::DeserializeOwned;
@@ -82,6 +104,23 @@ pub mod bindings {
             default_bindings_module: "::natrium_plugin_sdk::bindings::transformer",
             runtime_path: "::natrium_plugin_sdk::wit_bindgen::rt",
             additional_derives: [PartialEq, Eq],
+        });
+    }
+
+    /// World `batch-transformer`: imports `host` and `pending`, exports `batch-transformation`.
+    pub mod batch_transformer {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "natrium:plugin/batch-transformer@0.1.0",
+            pub_export_macro: true,
+            export_macro_name: "export_batch_transformer",
+            default_bindings_module: "::natrium_plugin_sdk::bindings::batch_transformer",
+            runtime_path: "::natrium_plugin_sdk::wit_bindgen::rt",
+            additional_derives: [PartialEq, Eq],
+            with: {
+                "natrium:plugin/host@0.1.0": crate::bindings::transformer::natrium::plugin::host,
+                "natrium:plugin/types@0.1.0": crate::bindings::transformer::natrium::plugin::types,
+            },
         });
     }
 
@@ -127,10 +166,148 @@ pub use bindings::transformer::natrium::plugin::types::{Header, Message};
 /// Everything a plugin usually needs: `use natrium_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        authorizer, config, config_json, debug, error, info, log, mapper, now, trace, transformer,
-        warn, Allowed, Config, ConfigError, ConnectRequest, Decision, Header, Level, Limits,
-        Message, Outcome, Permission, ResponsePermission, TlsIdentity,
+        authorizer, batch_transformer, config, config_json, debug, error, info, log, mapper, now,
+        trace, transformer, warn, Allowed, Batch, Config, ConfigError, ConnectRequest, Decision,
+        Decisions, Header, Level, Limits, Message, Outcome, Permission, ResponsePermission,
+        TlsIdentity,
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch transformers
+
+/// The messages of one `batch-transformer` call, read on demand from the broker: each accessor
+/// copies only what it returns. Indexes run from 0 to `len() - 1`.
+#[derive(Debug)]
+pub struct Batch {
+    len: usize,
+}
+
+impl Batch {
+    #[doc(hidden)]
+    pub fn __new(len: u32) -> Self {
+        Batch { len: len as usize }
+    }
+
+    /// How many messages the batch holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The subject of message `i`.
+    pub fn subject(&self, i: usize) -> String {
+        imp::pending_subject(index(i))
+    }
+
+    /// The reply subject of message `i`, if any.
+    pub fn reply(&self, i: usize) -> Option<String> {
+        imp::pending_reply(index(i))
+    }
+
+    /// The header fields of message `i`.
+    pub fn headers(&self, i: usize) -> Vec<Header> {
+        imp::pending_headers(index(i))
+    }
+
+    /// The payload of message `i`.
+    pub fn payload(&self, i: usize) -> Vec<u8> {
+        imp::pending_payload(index(i))
+    }
+
+    /// The payload length of message `i`, without copying the payload.
+    pub fn payload_len(&self, i: usize) -> usize {
+        imp::pending_payload_len(index(i)) as usize
+    }
+
+    /// Message `i`, whole.
+    pub fn message(&self, i: usize) -> Message {
+        Message {
+            subject: self.subject(i),
+            reply: self.reply(i),
+            headers: self.headers(i),
+            payload: self.payload(i),
+        }
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// What a batch transformer decided: messages it names are replaced or dropped, all others
+/// pass unchanged. The last decision for an index wins.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Decisions {
+    decided: Vec<(usize, Outcome)>,
+}
+
+impl Decisions {
+    /// No decisions: everything passes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Delivers `msg` instead of message `i`.
+    pub fn replace(&mut self, i: usize, msg: Message) -> &mut Self {
+        self.decide(i, Outcome::Replace(msg))
+    }
+
+    /// Does not deliver message `i`; the reason is logged (and, if the binding says `reject`,
+    /// sent to the publisher).
+    pub fn drop(&mut self, i: usize, reason: impl Into<String>) -> &mut Self {
+        self.decide(i, Outcome::Drop(reason.into()))
+    }
+
+    /// Records `outcome` for message `i` (`Outcome::Pass` withdraws an earlier decision).
+    pub fn decide(&mut self, i: usize, outcome: Outcome) -> &mut Self {
+        self.decided.retain(|(j, _)| *j != i);
+        if outcome != Outcome::Pass {
+            self.decided.push((i, outcome));
+        }
+        self
+    }
+
+    /// The decision for message `i` (`Outcome::Pass` when there is none).
+    pub fn get(&self, i: usize) -> Outcome {
+        self.decided
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(Outcome::Pass, |(_, o)| o.clone())
+    }
+
+    /// How many messages were decided on.
+    pub fn len(&self) -> usize {
+        self.decided.len()
+    }
+
+    /// Whether every message passes.
+    pub fn is_empty(&self) -> bool {
+        self.decided.is_empty()
+    }
+
+    #[doc(hidden)]
+    pub fn __into_wit(self) -> Vec<__private::BatchDecision> {
+        use __private::{BatchAction, BatchDecision};
+        self.decided
+            .into_iter()
+            .filter_map(|(i, o)| {
+                let action = match o {
+                    Outcome::Replace(m) => BatchAction::Replace(m),
+                    Outcome::Drop(reason) => BatchAction::Drop(reason),
+                    Outcome::Pass => return None,
+                };
+                Some(BatchDecision {
+                    index: index(i),
+                    action,
+                })
+            })
+            .collect()
+    }
 }
 
 /// What the macros expand to. Not part of the API.
@@ -138,6 +315,10 @@ pub mod prelude {
 pub mod __private {
     pub use crate::bindings::authorizer::export_authorizer;
     pub use crate::bindings::authorizer::exports::natrium::plugin::authorization::Guest as AuthorizationGuest;
+    pub use crate::bindings::batch_transformer::export_batch_transformer;
+    pub use crate::bindings::batch_transformer::exports::natrium::plugin::batch_transformation::{
+        Action as BatchAction, Decision as BatchDecision, Guest as BatchTransformationGuest,
+    };
     pub use crate::bindings::mapper::export_mapper;
     pub use crate::bindings::mapper::exports::natrium::plugin::mapping::Guest as MappingGuest;
     pub use crate::bindings::transformer::export_transformer;
@@ -524,6 +705,28 @@ mod imp {
     pub fn now() -> u64 {
         host::now()
     }
+
+    use crate::bindings::batch_transformer::natrium::plugin::pending;
+
+    pub fn pending_subject(i: u32) -> String {
+        pending::subject(i)
+    }
+
+    pub fn pending_reply(i: u32) -> Option<String> {
+        pending::reply(i)
+    }
+
+    pub fn pending_headers(i: u32) -> Vec<crate::Header> {
+        pending::headers(i)
+    }
+
+    pub fn pending_payload(i: u32) -> Vec<u8> {
+        pending::payload(i)
+    }
+
+    pub fn pending_payload_len(i: u32) -> u32 {
+        pending::payload_len(i)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -535,6 +738,31 @@ mod imp {
         pub static CONFIG: RefCell<String> = RefCell::new("{}".to_owned());
         pub static NOW: Cell<Option<u64>> = const { Cell::new(None) };
         pub static LOGS: RefCell<Vec<crate::testing::LogLine>> = const { RefCell::new(Vec::new()) };
+        pub static PENDING: RefCell<Vec<crate::Message>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn pending<T: Default>(i: u32, f: impl FnOnce(&crate::Message) -> T) -> T {
+        PENDING.with(|p| p.borrow().get(i as usize).map(f).unwrap_or_default())
+    }
+
+    pub fn pending_subject(i: u32) -> String {
+        pending(i, |m| m.subject.clone())
+    }
+
+    pub fn pending_reply(i: u32) -> Option<String> {
+        pending(i, |m| m.reply.clone())
+    }
+
+    pub fn pending_headers(i: u32) -> Vec<crate::Header> {
+        pending(i, |m| m.headers.clone())
+    }
+
+    pub fn pending_payload(i: u32) -> Vec<u8> {
+        pending(i, |m| m.payload.clone())
+    }
+
+    pub fn pending_payload_len(i: u32) -> u32 {
+        pending(i, |m| u32::try_from(m.payload.len()).unwrap_or(u32::MAX))
     }
 
     pub fn log(level: Level, message: &str, fields: &[(String, String)]) {
@@ -601,6 +829,27 @@ pub mod testing {
         let _ = unix_nanos;
     }
 
+    /// Runs a batch transformer on `msgs` as the broker would (on this thread) and returns one
+    /// outcome per message.
+    pub fn run_batch(
+        f: fn(&str, &crate::Batch) -> crate::Decisions,
+        account: &str,
+        msgs: Vec<crate::Message>,
+    ) -> Vec<crate::Outcome> {
+        let n = msgs.len();
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::imp::PENDING.with(|p| *p.borrow_mut() = msgs);
+        #[cfg(target_arch = "wasm32")]
+        let _ = msgs;
+        let decisions = f(
+            account,
+            &crate::Batch::__new(u32::try_from(n).unwrap_or(u32::MAX)),
+        );
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::imp::PENDING.with(|p| p.borrow_mut().clear());
+        (0..n).map(|i| decisions.get(i)).collect()
+    }
+
     /// Returns and forgets the lines logged on this thread.
     pub fn take_logs() -> Vec<LogLine> {
         #[cfg(not(target_arch = "wasm32"))]
@@ -640,6 +889,42 @@ mod tests {
         assert_eq!(a.subscribe.deny, vec![">"]);
         assert_eq!(a.limits.max_payload, Some(1024));
         assert_eq!(Decision::deny("no"), Decision::Deny("no".into()));
+    }
+
+    fn gate(_account: &str, batch: &Batch) -> Decisions {
+        let mut d = Decisions::new();
+        for i in 0..batch.len() {
+            if batch.payload_len(i) > 3 {
+                d.drop(i, "too big");
+            } else if batch.subject(i) == "up" {
+                let mut m = batch.message(i);
+                m.payload = m.payload.to_ascii_uppercase();
+                d.replace(i, m);
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn batch_decisions() {
+        let out = testing::run_batch(
+            gate,
+            "A",
+            vec![
+                Message::new("a", b"x".to_vec()),
+                Message::new("a", b"toolong".to_vec()),
+                Message::new("up", b"abc".to_vec()),
+            ],
+        );
+        assert_eq!(out[0], Outcome::Pass);
+        assert_eq!(out[1], Outcome::Drop("too big".into()));
+        assert_eq!(
+            out[2],
+            Outcome::Replace(Message::new("up", b"ABC".to_vec()))
+        );
+        let mut d = Decisions::new();
+        d.drop(1, "x").decide(1, Outcome::Pass);
+        assert!(d.is_empty());
     }
 
     #[test]

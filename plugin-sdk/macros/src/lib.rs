@@ -64,6 +64,14 @@ pub fn mapper(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// #[transformer]
 /// fn transform(account: &str, msg: Message) -> Outcome { Outcome::Pass }
 /// ```
+/// Turns `fn(account: &str, batch: &Batch) -> Decisions` into a `batch-transformer` plugin.
+#[proc_macro_attribute]
+pub fn batch_transformer(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::BatchTransformer, attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 #[proc_macro_attribute]
 pub fn transformer(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Transformer, attr.into(), item.into())
@@ -76,6 +84,7 @@ enum Kind {
     Authorizer,
     Mapper,
     Transformer,
+    BatchTransformer,
 }
 
 impl Kind {
@@ -84,6 +93,7 @@ impl Kind {
             Kind::Authorizer => "authorizer",
             Kind::Mapper => "mapper",
             Kind::Transformer => "transformer",
+            Kind::BatchTransformer => "batch_transformer",
         }
     }
 
@@ -92,6 +102,7 @@ impl Kind {
             Kind::Authorizer => "fn(request: ConnectRequest) -> Decision",
             Kind::Mapper => "fn(account: &str, subject: &str) -> Option<String>",
             Kind::Transformer => "fn(account: &str, msg: Message) -> Outcome",
+            Kind::BatchTransformer => "fn(account: &str, batch: &Batch) -> Decisions",
         }
     }
 }
@@ -138,6 +149,24 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             #[cfg(target_arch = "wasm32")]
             #sdk::__private::export_transformer!(
                 __NatriumTransformer with_types_in #sdk::bindings::transformer
+            );
+        },
+        Kind::BatchTransformer => quote_spanned! {span=>
+            #[allow(dead_code)]
+            const USER: fn(&str, &#sdk::Batch) -> #sdk::Decisions = #ident;
+            #[allow(dead_code)]
+            struct __NatriumBatchTransformer;
+            impl #sdk::__private::BatchTransformationGuest for __NatriumBatchTransformer {
+                fn transform_pending(
+                    account: ::std::string::String,
+                    count: u32,
+                ) -> ::std::vec::Vec<#sdk::__private::BatchDecision> {
+                    USER(&account, &#sdk::Batch::__new(count)).__into_wit()
+                }
+            }
+            #[cfg(target_arch = "wasm32")]
+            #sdk::__private::export_batch_transformer!(
+                __NatriumBatchTransformer with_types_in #sdk::bindings::batch_transformer
             );
         },
         Kind::Mapper => quote_spanned! {span=>

@@ -1338,3 +1338,57 @@ plugins {{
     );
     Ok(())
 }
+
+/// `size-gate` (written with the SDK's `#[batch_transformer]`): payloads over the limit of
+/// their subject prefix are refused (`on_failure: reject` → the publisher's -ERR with the
+/// plugin's reason); the others arrive unchanged and in order.
+#[tokio::test]
+async fn size_gate_refuses_oversized_payloads() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let conf = format!(
+        r#"
+plugin_cache_dir: {cache}
+plugins {{
+  gate: {{
+    path: {gate}
+    role: transformer
+    subjects: ["data.>"]
+    on_failure: reject
+    deadline: "{RELAXED_DEADLINE}"
+    config: {{ max_bytes: 8, prefixes: {{ "data.tiny.": 2 }} }}
+  }}
+}}
+"#,
+        cache = cache_dir(),
+        gate = wasm("size-gate")?,
+    );
+    let server = TestServer::with_config(&conf)?;
+    let sub_client = connect(&server.url()).await?;
+    let mut sub = sub_client.subscribe("data.>").await?;
+    sync(&sub_client).await?;
+    let mut raw = raw_login(&server, "").await?;
+    let out = raw_round(
+        &mut raw,
+        "PUB data.a 8\r\n12345678\r\nPUB data.a 9\r\n123456789\r\n\
+         PUB data.tiny.x 2\r\nok\r\nPUB data.tiny.x 3\r\nbig\r\n",
+    )
+    .await?;
+    ensure!(
+        out.contains("-ERR 'Message Rejected: payload of 9 bytes is over the limit of 8'")
+            && out.contains("-ERR 'Message Rejected: payload of 3 bytes is over the limit of 2'"),
+        "{out}"
+    );
+    for (subject, payload) in [("data.a", "12345678"), ("data.tiny.x", "ok")] {
+        let m = next_msg(&mut sub, "a gated message").await?;
+        ensure!(
+            m.subject.as_str() == subject && m.payload == payload.as_bytes(),
+            "expected {subject} {payload}, got {} {:?}",
+            m.subject,
+            m.payload
+        );
+    }
+    assert_no_msg(&mut sub, Duration::from_millis(200), "an oversized message").await?;
+    Ok(())
+}
