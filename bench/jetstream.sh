@@ -207,28 +207,7 @@ fmt() { # fmt VALUE KEY
     *) awk -v v="$1" 'BEGIN { printf "%.0f", v }' ;;
   esac
 }
-{
-  echo "| scenario | natrium | nats-server | ratio natrium/nats-server |"
-  echo "|---|---:|---:|---:|"
-  for sc in $SCENARIOS; do
-    def="$(scenario_def "$sc")"
-    IFS=";" read -ra ms <<<"${def#*|}"
-    for m in "${ms[@]}"; do
-      key="${m%%:*}"; rest="${m#*:}"; dir="${rest%%:*}"; label="${rest#*:}"
-      # shellcheck disable=SC2086
-      a="$(median ${VALUES["$sc|$key|A"]:-})"
-      # shellcheck disable=SC2086
-      b="$(median ${VALUES["$sc|$key|B"]:-})"
-      if [[ -n "$a" && -n "$b" ]] && awk -v b="$b" 'BEGIN { exit !(b != 0) }'; then
-        ratio="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
-      else
-        ratio="n/a"
-      fi
-      if [[ $dir == up ]]; then hint="higher is better"; else hint="lower is better"; fi
-      echo "| $label — $hint | $(fmt "$a" "$key") | $(fmt "$b" "$key") | $ratio |"
-    done
-  done
-} >"$LOGDIR/table.md"
+ab_table >"$LOGDIR/table.md"
 
 elapsed=$((SECONDS - T0))
 {

@@ -70,3 +70,32 @@ median() {
   printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
     if (NR == 0) exit; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
 }
+
+# ab_table: the Markdown table "natrium vs nats-server" of compare.sh and jetstream.sh. Reads the
+# caller's $SCENARIOS, its `scenario_def SC` ("args|key:up|down:label;..."), its `fmt VALUE KEY`
+# and its VALUES array ("sc|key|A" / "sc|key|B" -> space-separated values); prints medians and
+# the ratio A/B per metric.
+ab_table() {
+  local sc def m key rest dir label a b ratio hint
+  local -a ms
+  echo "| scenario | natrium | nats-server | ratio natrium/nats-server |"
+  echo "|---|---:|---:|---:|"
+  for sc in $SCENARIOS; do
+    def="$(scenario_def "$sc")"
+    IFS=";" read -ra ms <<<"${def#*|}"
+    for m in "${ms[@]}"; do
+      key="${m%%:*}"; rest="${m#*:}"; dir="${rest%%:*}"; label="${rest#*:}"
+      # shellcheck disable=SC2086
+      a="$(median ${VALUES["$sc|$key|A"]:-})"
+      # shellcheck disable=SC2086
+      b="$(median ${VALUES["$sc|$key|B"]:-})"
+      if [[ -n "$a" && -n "$b" ]] && awk -v b="$b" 'BEGIN { exit !(b != 0) }'; then
+        ratio="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
+      else
+        ratio="n/a"
+      fi
+      if [[ $dir == up ]]; then hint="higher is better"; else hint="lower is better"; fi
+      echo "| $label — $hint | $(fmt "$a" "$key") | $(fmt "$b" "$key") | $ratio |"
+    done
+  done
+}
