@@ -13,6 +13,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod differential;
+mod javascript;
 mod jetstream;
 mod jetstream_more;
 mod lifecycle;

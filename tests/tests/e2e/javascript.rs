@@ -1,0 +1,60 @@
+//! JetStream through the official JavaScript client (nats.js v3: `@nats-io/transport-node`,
+//! `@nats-io/jetstream`, `@nats-io/kv`), driven by tests/js/jetstream.mjs: streams, acks with
+//! de-duplication and expected sequences, message get/delete, purge, and key-value put/get/
+//! create/delete.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use natrium_tests::TestServer;
+
+const SETUP_HINT: &str = "run the project's test script (.ci/run), which installs the client \
+     with `npm ci --prefix tests/js`, or set NATRIUM_SKIP_JS=1 to skip this test";
+
+fn js_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+#[test]
+fn nats_js_jetstream_compat() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_JS").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_JS=1, skipping the JavaScript client test");
+        return Ok(());
+    }
+    if !js_dir().join("node_modules/@nats-io/jetstream").is_dir() {
+        bail!("the JavaScript client is not installed in tests/js; {SETUP_HINT}");
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    let mut child = Command::new("node")
+        .arg(js_dir().join("jetstream.mjs"))
+        .arg(format!("127.0.0.1:{}", server.port()))
+        .current_dir(js_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running node (is Node.js installed?); {SETUP_HINT}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stdout.contains("OK") {
+        bail!(
+            "the JavaScript client failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+            out.status,
+            server.logs()
+        );
+    }
+    Ok(())
+}
