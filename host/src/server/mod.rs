@@ -5,7 +5,9 @@
 //! monitoring and shutdown. Locks (never held across `.await`, taken in this order when
 //! nested): `Server::clients` → `Client::subs` → `Client::out`; `Account::links` (read, while
 //! delivering across accounts) → `Client::out`; a sublist's lock and an account's response
-//! routes are only ever taken alone.
+//! routes are only ever taken alone. JetStream: `JsAccount::streams` → a stream's own lock
+//! (creating, updating, backfilling); a stream's lock is a leaf (a publish holds only it while
+//! storing; PubAcks are delivered after it is released).
 
 mod client;
 mod conn;

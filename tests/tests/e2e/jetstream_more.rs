@@ -954,3 +954,49 @@ async fn domain_and_sync_always() -> Result<()> {
     ensure!(contents(&js, "D").await? == pairs(&[("d.1", "one")]));
     Ok(())
 }
+
+/// Eight clients publishing to one stream at once, each with 64 acks in flight: every
+/// message is acknowledged once, the sequences are exactly 1..=N with no gap or repeat, and
+/// each client's own messages are stored in the order it sent them.
+#[tokio::test]
+async fn concurrent_publishers_get_unique_contiguous_sequences() -> Result<()> {
+    let Js { server, js, .. } = &Js::start().await?;
+    create(js, stream_config("MANY", &["many.>"])).await?;
+    let (clients, per_client) = (8usize, 500usize);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = natrium_tests::connect(&server.url()).await?;
+        tasks.push(tokio::spawn(async move {
+            let js = js_context(&client);
+            let mut seqs = Vec::with_capacity(per_client);
+            for chunk in (0..per_client).collect::<Vec<_>>().chunks(64) {
+                let mut acks = Vec::new();
+                for i in chunk {
+                    let subject = format!("many.c{c}");
+                    acks.push(js.publish(subject, format!("{c}:{i}").into()).await?);
+                }
+                for ack in acks {
+                    seqs.push(ack.await?.sequence);
+                }
+            }
+            anyhow::Ok(seqs)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = within(Duration::from_secs(30), "publisher", t).await???;
+        ensure!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one client's messages stored out of order"
+        );
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    let n = (clients * per_client) as u64;
+    ensure!(
+        all == (1..=n).collect::<Vec<_>>(),
+        "sequences are not exactly 1..={n}"
+    );
+    ensure!(state(js, "MANY").await?.messages == n);
+    Ok(())
+}
