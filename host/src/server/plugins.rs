@@ -66,9 +66,11 @@ impl PluginSet {
         !self.mappers.is_empty() || !self.transformers.is_empty()
     }
 
-    /// Whether publishes are worth collecting into batches (a `batch-transformer` is loaded).
+    /// Whether publishes are collected into batches: with any transformer loaded (a
+    /// `batch-transformer` gets a read's messages in one call, a per-message one its
+    /// `transform-batch`).
     pub fn batches(&self) -> bool {
-        self.transformers.iter().any(Transformer::is_batch)
+        !self.transformers.is_empty()
     }
 
     /// Whether any mapper or transformer binding covers a message published on `subject` in
@@ -242,8 +244,9 @@ pub(crate) fn on_publish(
 }
 
 /// The same for a batch of messages of one publisher, with one verdict per message in order.
-/// Mappers run per message; a `batch-transformer` gets every message it covers in one call,
-/// a per-message transformer one call each.
+/// Mappers run per message; a `batch-transformer` gets every message it covers in one call;
+/// a per-message transformer gets them in one `transform-batch` call (if that call fails, each
+/// message is tried alone so that one bad message decides only for itself).
 pub(crate) fn on_publish_batch(
     set: &PluginSet,
     account: &str,
@@ -323,6 +326,26 @@ pub(crate) fn on_publish_batch(
                 Err(e) => {
                     for &i in &covered {
                         progress[i].apply(t, Err(e.clone()));
+                    }
+                }
+            }
+        } else if covered.len() > 1 {
+            // Several messages for a per-message transformer: its `transform-batch`, one call.
+            let msgs: Vec<Message> = covered
+                .iter()
+                .map(|&i| progress[i].current(&batch[i]))
+                .collect();
+            match t.transform_batch(account, &msgs) {
+                Ok(outcomes) => {
+                    for (&i, o) in covered.iter().zip(outcomes) {
+                        progress[i].apply(t, Ok(o));
+                    }
+                }
+                // One bad message must not decide for the others: each alone, once more.
+                Err(_) => {
+                    for (&i, x) in covered.iter().zip(&msgs) {
+                        let outcome = t.transform(account, x);
+                        progress[i].apply(t, outcome);
                     }
                 }
             }

@@ -1392,3 +1392,80 @@ plugins {{
     assert_no_msg(&mut sub, Duration::from_millis(200), "an oversized message").await?;
     Ok(())
 }
+
+/// A per-message transformer gets a read's messages in one `transform-batch` call; when that
+/// call fails (here: the guest answers with one outcome too few when the first subject is
+/// `short`), each message is tried alone, so every message still gets its own decision.
+#[tokio::test]
+async fn per_message_transformers_get_transform_batch() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let conf = format!(
+        r#"
+plugin_cache_dir: {cache}
+plugins {{
+  pass: {{
+    path: {pass}
+    role: transformer
+    subjects: ["short", "x.>", "drop"]
+    on_failure: reject
+    deadline: "{RELAXED_DEADLINE}"
+  }}
+}}
+"#,
+        cache = cache_dir(),
+        pass = wasm("passthrough")?,
+    );
+    let server = TestServer::with_config_and_args(&conf, &["-m", "-1"])?;
+    let mport = server.monitor_port().context("no monitoring port logged")?;
+    let sub_client = connect(&server.url()).await?;
+    let mut sub = sub_client.subscribe("x.>").await?;
+    sync(&sub_client).await?;
+    let mut raw = raw_login(&server, "").await?;
+    let plugin_stats = || async {
+        let varz = http_get(mport, "/varz").await?.json()?;
+        anyhow::Ok(varz["plugins"][0].clone())
+    };
+
+    // 1. A burst: 102 covered messages in far fewer calls; the `drop` one alone is rejected.
+    let mut burst = String::new();
+    for i in 0..100 {
+        burst.push_str(&format!("PUB x.{i} 1\r\n{}\r\n", i % 10));
+    }
+    burst.push_str("PUB drop 1\r\nd\r\nPUB x.last 1\r\nl\r\n");
+    let out = raw_round(&mut raw, &burst).await?;
+    let rejected = out.matches("-ERR 'Message Rejected: dropped by request'");
+    ensure!(rejected.count() == 1, "{out}");
+    for i in 0..100 {
+        let m = next_msg(&mut sub, "a passed message").await?;
+        ensure!(m.subject.as_str() == format!("x.{i}"), "got {}", m.subject);
+    }
+    let m = next_msg(&mut sub, "the last message").await?;
+    ensure!(m.subject.as_str() == "x.last", "got {}", m.subject);
+    let p = plugin_stats().await?;
+    let calls = p["calls"].as_u64().unwrap_or(0);
+    ensure!(
+        calls < 102,
+        "102 messages in {calls} calls: no batching? {p}"
+    );
+
+    // 2. A burst whose batch call fails: every message is still decided on, one by one.
+    let mut burst = String::from("PUB short 1\r\ns\r\n");
+    for i in 0..20 {
+        burst.push_str(&format!("PUB x.again.{i} 1\r\na\r\n"));
+    }
+    let out = raw_round(&mut raw, &burst).await?;
+    ensure!(!out.contains("-ERR"), "{out}");
+    for i in 0..20 {
+        let m = next_msg(&mut sub, "a message of the failed batch").await?;
+        ensure!(
+            m.subject.as_str() == format!("x.again.{i}"),
+            "got {}",
+            m.subject
+        );
+    }
+    let p = plugin_stats().await?;
+    ensure!(p["errors"]["malformed"].as_u64() == Some(1), "{p}");
+    Ok(())
+}
