@@ -631,7 +631,10 @@ fn jetstream_forms() {
     let o = opts("accounts { A { jetstream { max_mem: 1M, max_file: 2M, max_streams: 3 } } }");
     let (name, l) = &o.js_account_limits[0];
     assert_eq!(name, "A");
-    assert_eq!((l.max_memory, l.max_storage, l.max_streams), (1_000_000, 2_000_000, 3));
+    assert_eq!(
+        (l.max_memory, l.max_storage, l.max_streams),
+        (1_000_000, 2_000_000, 3)
+    );
     let o = opts("jetstream { enabled: false, strict: true }\nstore_dir: /x");
     assert!(!o.jetstream);
     assert_eq!(o.store_dir.as_deref(), Some(Path::new("/x")));
