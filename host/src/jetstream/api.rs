@@ -77,6 +77,46 @@ fn stream_of(acc: &JsAccount, name: &str) -> Result<std::sync::Arc<Stream>, ApiE
     acc.stream(name).ok_or_else(ApiError::stream_not_found)
 }
 
+/// The PubAck for a publish a stream took: `{"stream","seq"[,"domain"][,"duplicate"]}`, or
+/// `{"error":{..},"stream","seq":0}` when it refused the message.
+pub fn pub_ack(
+    stream: &str,
+    domain: Option<&str>,
+    result: Result<super::stream::PubAck, ApiError>,
+) -> Vec<u8> {
+    let plain = |s: &str| !s.contains(['"', '\\']) && !s.contains(char::is_control);
+    match result {
+        // Written by hand: this is on every acknowledged publish.
+        Ok(ack) if plain(stream) && domain.is_none_or(plain) => {
+            use std::fmt::Write;
+            let mut s = String::with_capacity(48 + stream.len());
+            let _ = write!(s, "{{\"stream\":\"{stream}\",");
+            if let Some(d) = domain {
+                let _ = write!(s, "\"domain\":\"{d}\",");
+            }
+            let _ = write!(s, "\"seq\":{}", ack.seq);
+            if ack.duplicate {
+                s.push_str(",\"duplicate\":true");
+            }
+            s.push('}');
+            s.into_bytes()
+        }
+        Ok(ack) => {
+            let mut v = json!({"stream": stream, "seq": ack.seq});
+            if let Some(d) = domain {
+                v["domain"] = json!(d);
+            }
+            if ack.duplicate {
+                v["duplicate"] = json!(true);
+            }
+            v.to_string().into_bytes()
+        }
+        Err(e) => json!({"error": e.to_json(), "stream": stream, "seq": 0})
+            .to_string()
+            .into_bytes(),
+    }
+}
+
 /// Answers a request on `subject` (which starts with `$JS.API.`).
 pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) -> Option<Reply> {
     let rest = subject.strip_prefix(PREFIX)?;
@@ -88,7 +128,6 @@ pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) ->
         return Some(Reply::json(&v));
     }
     let tokens: Vec<&str> = rest.split('.').collect();
-    acc.api_total.fetch_add(1, Ordering::Relaxed);
     let reply = match tokens.as_slice() {
         ["INFO"] => typed("account_info_response", Ok(account_info(js, acc)), acc),
         ["STREAM", "CREATE", name] => {
@@ -127,11 +166,10 @@ pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) ->
                 stream_of(acc, stream).and_then(|_| Err(ApiError::consumers_unsupported()));
             typed("consumer_create_response", result, acc)
         }
-        _ => {
-            acc.api_total.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
+        _ => return None,
     };
+    // Counted once answered: a subject this server does not serve routes like any message.
+    acc.api_total.fetch_add(1, Ordering::Relaxed);
     Some(reply)
 }
 
@@ -372,4 +410,42 @@ fn direct_get(acc: &JsAccount, name: &str, last_by: Option<&str>, payload: &[u8]
         headers: Some(headers),
         payload: msg.payload,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::jetstream::stream::PubAck;
+
+    fn parsed(b: Vec<u8>) -> Value {
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[test]
+    fn pub_acks_are_valid_json_whatever_the_names() {
+        let ack = PubAck {
+            seq: 7,
+            duplicate: true,
+        };
+        assert_eq!(
+            parsed(pub_ack("S", Some("hub"), Ok(ack))),
+            json!({"stream": "S", "domain": "hub", "seq": 7, "duplicate": true})
+        );
+        let first = PubAck {
+            seq: 1,
+            duplicate: false,
+        };
+        assert_eq!(
+            parsed(pub_ack("S", None, Ok(first))),
+            json!({"stream": "S", "seq": 1})
+        );
+        assert_eq!(
+            parsed(pub_ack("a\"b\\c", None, Ok(first))),
+            json!({"stream": "a\"b\\c", "seq": 1})
+        );
+        let err = parsed(pub_ack("S", None, Err(ApiError::wrong_last_seq(3))));
+        assert_eq!(err["error"]["err_code"], 10071);
+        assert_eq!(err["seq"], 0);
+    }
 }

@@ -271,13 +271,6 @@ impl StreamConfig {
         }
         Ok(self)
     }
-
-    /// Whether a stored message on `subject` is captured by this stream.
-    pub fn captures(&self, subject: &[u8]) -> bool {
-        self.subjects
-            .iter()
-            .any(|f| crate::subject::matches(f.as_bytes(), subject))
-    }
 }
 
 /// Whether two subject filters can match a common subject.

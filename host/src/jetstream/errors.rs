@@ -34,9 +34,6 @@ impl ApiError {
     pub fn invalid_json(err: impl std::fmt::Display) -> Self {
         Self::new(400, 10025, format!("invalid JSON: {err}"))
     }
-    pub fn not_empty_request() -> Self {
-        Self::new(400, 10038, "expected an empty request payload")
-    }
     pub fn not_enabled_for_account() -> Self {
         Self::new(503, 10039, "JetStream not enabled for account")
     }
@@ -98,9 +95,6 @@ impl ApiError {
     pub fn no_message_found() -> Self {
         Self::new(404, 10037, "no message found")
     }
-    pub fn sequence_not_found(seq: u64) -> Self {
-        Self::new(400, 10043, format!("sequence {seq} not found"))
-    }
     pub fn message_too_big() -> Self {
         Self::new(400, 10054, "message size exceeds maximum allowed")
     }
@@ -130,9 +124,6 @@ impl ApiError {
     }
     pub fn msg_delete_failed(err: impl Into<String>) -> Self {
         Self::new(500, 10057, err)
-    }
-    pub fn general(err: impl Into<String>) -> Self {
-        Self::new(500, 10051, err)
     }
     pub fn mirror_with_subjects() -> Self {
         Self::new(400, 10034, "stream mirrors can not contain subjects")

@@ -359,7 +359,13 @@ impl JsAccount {
         if stored.0.duplicate || depth >= MAX_SOURCE_DEPTH {
             return Ok(stored);
         }
-        let targets = self.copies.read().get(&stream.name).cloned();
+        let targets = {
+            let copies = self.copies.read();
+            if copies.is_empty() {
+                return Ok(stored);
+            }
+            copies.get(&stream.name).cloned()
+        };
         for (target, filter) in targets.unwrap_or_default() {
             if crate::subject::matches(filter.as_bytes(), subject.as_bytes()) {
                 // Copies follow the limits of their own stream; a refusal there is logged, the
@@ -683,7 +689,11 @@ pub fn sync_period(policy: SyncPolicy) -> Option<Duration> {
     }
 }
 
-/// A message time stamp as nats-server renders it (RFC 3339, nanoseconds, UTC).
+/// A time stamp as nats-server renders it (RFC 3339, nanoseconds, UTC); 0 (none) is Go's zero
+/// time, `0001-01-01T00:00:00Z`.
 pub fn stream_time(ns: i64) -> String {
-    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64))
+    if ns <= 0 {
+        return "0001-01-01T00:00:00Z".to_string();
+    }
+    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_nanos(ns as u64))
 }

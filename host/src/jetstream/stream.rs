@@ -116,14 +116,6 @@ pub struct Stream {
     no_ack: AtomicBool,
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
-/// A stream's subject transform or republish rule. Besides `{{wildcard(n)}}`, a destination
-/// may use bare `*` tokens (the source's `*` tokens, in order) and a final `>` (the source's `>`).
 fn mapping(src: &str, dest: &str) -> Result<Mapping, ApiError> {
     let src = if src.is_empty() { ">" } else { src };
     let wild: Vec<&str> = src.split('.').filter(|t| *t == "*" || *t == ">").collect();
@@ -159,13 +151,6 @@ fn mappings(cfg: &StreamConfig) -> Result<(Option<Mapping>, Option<Mapping>), Ap
         None => None,
     };
     Ok((t, r))
-}
-
-fn ts_string(ns: i64) -> String {
-    if ns <= 0 {
-        return "0001-01-01T00:00:00Z".to_string();
-    }
-    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_nanos(ns as u64))
 }
 
 impl Stream {
@@ -207,10 +192,6 @@ impl Stream {
 
     pub fn config(&self) -> StreamConfig {
         self.inner.lock().config.clone()
-    }
-
-    pub fn storage(&self) -> Storage {
-        self.inner.lock().config.storage
     }
 
     pub fn state(&self) -> super::store::StreamState {
@@ -391,9 +372,9 @@ impl Stream {
             "bytes": st.bytes,
             // nats-server: 0 until the stream's first message, then last + 1 when empty.
             "first_seq": if st.last_seq == 0 { 0 } else { st.first_seq },
-            "first_ts": ts_string(first_ts),
+            "first_ts": super::stream_time(first_ts),
             "last_seq": st.last_seq,
-            "last_ts": ts_string(last_ts),
+            "last_ts": super::stream_time(last_ts),
             "num_subjects": counts.len(),
             "consumer_count": 0,
         });
@@ -463,7 +444,7 @@ impl Inner {
         if let Ok(Some(m)) = self.store.get(st.last_seq) {
             self.last_ts = m.timestamp_ns;
         }
-        let cutoff = now_ns() - self.config.duplicate_window;
+        let cutoff = super::now_ns() - self.config.duplicate_window;
         let mut found = Vec::new();
         let low = st
             .first_seq
@@ -502,7 +483,7 @@ impl Inner {
             return Err(ApiError::sealed());
         }
         let hdrs = headers.unwrap_or_default();
-        let now = now_ns();
+        let now = super::now_ns();
         let mut msg_id = None;
         let mut rollup = None;
         if !hdrs.is_empty() {
@@ -567,16 +548,17 @@ impl Inner {
         if cfg.max_msg_size >= 0 && (hdrs.len() + payload.len()) as i64 > cfg.max_msg_size {
             return Err(ApiError::message_too_big());
         }
-        let stored_subject = match &self.transform {
-            Some(t) => t
-                .apply(subject.as_bytes(), 0)
+        let transformed = self.transform.as_ref().and_then(|t| {
+            t.apply(subject.as_bytes(), 0)
                 .and_then(|s| String::from_utf8(s).ok())
-                .unwrap_or_else(|| subject.to_owned()),
-            None => subject.to_owned(),
-        };
-        let subject = stored_subject.as_str();
+        });
+        let subject = transformed.as_deref().unwrap_or(subject);
         let size = msg_size(subject, hdrs, payload);
-        let prev_on_subject = self.store.subject_state(subject).last_seq;
+        // Only republished copies carry it; not worth a lookup per message otherwise.
+        let prev_on_subject = self
+            .republish
+            .is_some()
+            .then(|| self.store.subject_state(subject).last_seq);
         if cfg.discard == Discard::New && rollup.is_none() {
             let st = self.store.state();
             if cfg.max_msgs > 0 && st.msgs >= cfg.max_msgs as u64 {
@@ -623,7 +605,10 @@ impl Inner {
                 .add("Nats-Stream", &self.config.name)
                 .add("Nats-Subject", subject)
                 .add("Nats-Sequence", &seq.to_string())
-                .add("Nats-Last-Sequence", &prev_on_subject.to_string());
+                .add(
+                    "Nats-Last-Sequence",
+                    &prev_on_subject.unwrap_or_default().to_string(),
+                );
             if headers_only {
                 block = block.add("Nats-Msg-Size", &payload.len().to_string());
             }

@@ -960,15 +960,9 @@ impl Conn {
             .server
             .jetstream
             .as_ref()
-            .and_then(|j| j.config.domain.clone());
-        let domain = domain.as_deref();
-        let ack = match result {
-            Ok((ack, republished)) => {
-                if let Some(r) = republished {
-                    self.route_core(r.subject.as_bytes(), None, Some(&r.headers), &r.payload);
-                }
-                pub_ack(&stream.name, domain, Ok(ack))
-            }
+            .and_then(|j| j.config.domain.as_deref());
+        let (ack, republished) = match result {
+            Ok((ack, republished)) => (api::pub_ack(&stream.name, domain, Ok(ack)), republished),
             Err(e) => {
                 tracing::debug!(
                     "{} - JetStream publish to '{}' refused: {}",
@@ -976,9 +970,12 @@ impl Conn {
                     stream.name,
                     e.description
                 );
-                pub_ack(&stream.name, domain, Err(e))
+                (api::pub_ack(&stream.name, domain, Err(e)), None)
             }
         };
+        if let Some(r) = republished {
+            self.route_core(r.subject.as_bytes(), None, Some(&r.headers), &r.payload);
+        }
         let dirty = &mut self.batch.js_dirty;
         let at = match dirty.iter().rposition(|s| Arc::ptr_eq(s, &stream)) {
             Some(i) => i,
@@ -997,19 +994,19 @@ impl Conn {
     /// (an error instead, for a stream whose write failed).
     fn settle_js(&mut self) {
         let dirty = std::mem::take(&mut self.batch.js_dirty);
-        let failed: Vec<Option<String>> = dirty
+        let failed: Vec<Option<Vec<u8>>> = dirty
             .iter()
             .map(|s| match s.flush() {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::error!("JetStream: writing stream '{}': {}", s.name, e.description);
-                    Some(pub_ack_error(&s.name, e))
+                    Some(api::pub_ack(&s.name, None, Err(e)))
                 }
             })
             .collect();
         for (at, reply, ack) in std::mem::take(&mut self.batch.js_acks) {
             match failed.get(at).and_then(Option::as_ref) {
-                Some(err) => self.route_core(&reply, None, None, err.as_bytes()),
+                Some(err) => self.route_core(&reply, None, None, err),
                 None => self.route_core(&reply, None, None, &ack),
             };
         }
@@ -1403,34 +1400,4 @@ fn close_reason_for(e: &proto::ProtoError) -> CloseReason {
         Some(errors::MAX_CONTROL_LINE) => CloseReason::MaxControlLineExceeded,
         _ => CloseReason::ProtocolViolation,
     }
-}
-
-/// The PubAck JSON: `{"stream","seq"[,"domain"][,"duplicate"]}` or `{"error",..,"stream","seq":0}`.
-fn pub_ack(
-    stream: &str,
-    domain: Option<&str>,
-    result: Result<crate::jetstream::stream::PubAck, crate::jetstream::errors::ApiError>,
-) -> Vec<u8> {
-    use std::fmt::Write;
-    // Stream names and domains are validated tokens (no quotes or control characters).
-    let mut s = String::with_capacity(64);
-    match result {
-        Ok(ack) => {
-            let _ = write!(s, "{{\"stream\":\"{stream}\",");
-            if let Some(d) = domain {
-                let _ = write!(s, "\"domain\":\"{d}\",");
-            }
-            let _ = write!(s, "\"seq\":{}", ack.seq);
-            if ack.duplicate {
-                s.push_str(",\"duplicate\":true");
-            }
-            s.push('}');
-        }
-        Err(e) => s = pub_ack_error(stream, e),
-    }
-    s.into_bytes()
-}
-
-fn pub_ack_error(stream: &str, e: crate::jetstream::errors::ApiError) -> String {
-    serde_json::json!({"error": e.to_json(), "stream": stream, "seq": 0}).to_string()
 }
