@@ -146,33 +146,15 @@ for sc in $SCENARIOS; do
       fi
       extra=()
       [[ $sc == idle ]] && extra=(--server-pid "$SERVER_PID")
-      # Run in the background and `wait`, so an interrupt is handled at once.
       # shellcheck disable=SC2086 # $args is a deliberate word list
-      "$BENCH" $args "${extra[@]}" --url "127.0.0.1:$PORT" --timeout "$TIMEOUT" \
-        >"$LOGDIR/bench.out" 2>"$LOGDIR/bench.err" &
-      BENCH_PID=$!
-      wait "$BENCH_PID"
-      rc=$?
-      BENCH_PID=""
-      out="$(cat "$LOGDIR/bench.out")"
-      alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
-      stop_server
-      human="$(grep -v '^{' <<<"$out" | head -n 1)"
-      json="$(grep '^{' <<<"$out" | tail -n 1)"
-      if (( rc != 0 )) || [[ -z "$json" ]] || grep -q '"error"' <<<"$json"; then
+      bench_once $args "${extra[@]}"
+      if [[ -n "$BENCH_FAILED" ]]; then
         FAILURES=$((FAILURES + 1))
-        msg="$(tail -n 1 "$LOGDIR/bench.err")"
-        (( alive )) || msg="server process died during the run; $msg"
-        printf '%-12s run %d %-11s FAILED: %s\n' "$sc" "$run" "$name" "$msg" >&2
+        printf '%-12s run %d %-11s FAILED: %s\n' "$sc" "$run" "$name" "$BENCH_FAILED" >&2
         continue
       fi
-      printf '%-12s run %d %-11s %s\n' "$sc" "$run" "$name" "$human" >&2
-      IFS=";" read -ra ms <<<"$metrics"
-      for m in "${ms[@]}"; do
-        key="${m%%:*}"
-        v="$(json_get "$key" <<<"$json")"
-        [[ -n "$v" ]] && VALUES["$sc|$key|$side"]+="$v "
-      done
+      printf '%-12s run %d %-11s %s\n' "$sc" "$run" "$name" "$BENCH_HUMAN" >&2
+      record_ab "$sc" "$side" "$metrics"
     done
   done
 done

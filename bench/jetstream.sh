@@ -166,35 +166,17 @@ for sc in $SCENARIOS; do
         fi
         die "nats-server failed to start"
       fi
-      # Run in the background and `wait`, so an interrupt is handled at once.
       # shellcheck disable=SC2086 # $args is a deliberate word list
-      "$BENCH" $args --url "127.0.0.1:$PORT" --timeout "$TIMEOUT" \
-        >"$LOGDIR/bench.out" 2>"$LOGDIR/bench.err" &
-      BENCH_PID=$!
-      wait "$BENCH_PID"
-      rc=$?
-      BENCH_PID=""
-      out="$(cat "$LOGDIR/bench.out")"
-      alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
-      stop_server
+      bench_once $args
       remove_store
-      human="$(grep -v '^{' <<<"$out" | head -n 1)"
-      json="$(grep '^{' <<<"$out" | tail -n 1)"
-      if (( rc != 0 )) || [[ -z "$json" ]] || grep -q '"error"' <<<"$json"; then
+      if [[ -n "$BENCH_FAILED" ]]; then
         FAILURES=$((FAILURES + 1))
-        msg="$(tail -n 1 "$LOGDIR/bench.err")"
-        (( alive )) || msg="server process died during the run; $msg"
-        printf '%-9s run %d %-11s FAILED: %s (log %s)\n' "$sc" "$run" "$name" "$msg" "$log" >&2
+        printf '%-9s run %d %-11s FAILED: %s (log %s)\n' "$sc" "$run" "$name" "$BENCH_FAILED" "$log" >&2
         continue
       fi
-      printf '%-9s run %d %-11s [busy/load %s] %s\n' "$sc" "$run" "$name" "$QUIET_NOTE" "$human" >&2
+      printf '%-9s run %d %-11s [busy/load %s] %s\n' "$sc" "$run" "$name" "$QUIET_NOTE" "$BENCH_HUMAN" >&2
       NOTES["$sc|$side"]+="${QUIET_NOTE// /\/}, "
-      IFS=";" read -ra ms <<<"$metrics"
-      for m in "${ms[@]}"; do
-        key="${m%%:*}"
-        v="$(json_get "$key" <<<"$json")"
-        [[ -n "$v" ]] && VALUES["$sc|$key|$side"]+="$v "
-      done
+      record_ab "$sc" "$side" "$metrics"
     done
   done
 done

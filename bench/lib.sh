@@ -99,3 +99,41 @@ ab_table() {
     done
   done
 }
+
+# bench_once ARGS...: runs "$BENCH" ARGS against the server on 127.0.0.1:$PORT (in the
+# background and `wait`ed, so an interrupt is handled at once), then stops the server. Sets
+# BENCH_RC, BENCH_ALIVE (the server survived), BENCH_HUMAN (first text line), BENCH_JSON (last
+# JSON line) and BENCH_FAILED (non-empty with the reason when the run did not pass).
+bench_once() {
+  local out
+  "$BENCH" "$@" --url "127.0.0.1:$PORT" --timeout "$TIMEOUT" \
+    >"$LOGDIR/bench.out" 2>"$LOGDIR/bench.err" &
+  BENCH_PID=$!
+  wait "$BENCH_PID"
+  BENCH_RC=$?
+  BENCH_PID=""
+  out="$(cat "$LOGDIR/bench.out")"
+  BENCH_ALIVE=1; kill -0 "$SERVER_PID" 2>/dev/null || BENCH_ALIVE=0
+  stop_server
+  BENCH_HUMAN="$(grep -v '^{' <<<"$out" | head -n 1)"
+  BENCH_JSON="$(grep '^{' <<<"$out" | tail -n 1)"
+  BENCH_FAILED=""
+  if (( BENCH_RC != 0 )) || [[ -z "$BENCH_JSON" ]] || grep -q '"error"' <<<"$BENCH_JSON"; then
+    BENCH_FAILED="$(tail -n 1 "$LOGDIR/bench.err")"
+    (( BENCH_ALIVE )) || BENCH_FAILED="server process died during the run; $BENCH_FAILED"
+    [[ -n "$BENCH_FAILED" ]] || BENCH_FAILED="no result"
+  fi
+}
+
+# record_ab SC SIDE METRICS: appends each metric named in METRICS ("key:dir:label;...") of
+# BENCH_JSON to the caller's VALUES["SC|key|SIDE"] (read back by ab_table).
+record_ab() {
+  local m key v
+  local -a ms
+  IFS=";" read -ra ms <<<"$3"
+  for m in "${ms[@]}"; do
+    key="${m%%:*}"
+    v="$(json_get "$key" <<<"$BENCH_JSON")"
+    [[ -n "$v" ]] && VALUES["$1|$key|$2"]+="$v "
+  done
+}
