@@ -208,7 +208,8 @@ struct Given {
 /// Parses the arguments (without argv\[0\]) and, for `Run`/`CheckConfig`, loads the
 /// configuration file and applies the flags over it.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
-    let (given, rest) = parse_flags(args)?;
+    let args: Vec<String> = args.into_iter().collect();
+    let (given, rest) = parse_flags(args.clone())?;
 
     // Positional words nats-server understands.
     let mut version = false;
@@ -246,6 +247,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     };
     apply_flags(&given, &mut opts)?;
     config::validate(&opts)?;
+    // The flags as given: a reload parses them again over the re-read file, so that what the
+    // command line set always wins (as in nats-server).
+    opts.command_line = args;
     Ok(if check {
         Command::CheckConfig(opts)
     } else {

@@ -1,28 +1,38 @@
 #![recursion_limit = "256"]
 //! Natrium: a NATS-protocol broker.
 //!
-//! Layout, one module per concept:
-//! - `proto`: the client protocol as a pure parser over bytes, plus the encoders;
-//! - `subject`: subject validation and the subscription index (sublist);
-//! - `config` / `cli`: nats-server's configuration-file format and flags → [`options::Options`];
-//! - `auth`: NKeys, NATS JWTs, creds files, permissions, passwords (pure building blocks);
-//! - `jetstream`: JetStream; so far only the stream storage layer, the API arrives with the JetStream issue;
-//! - `server`: sockets, connections, routing, outbound buffering, shutdown;
-//! - `monitor`: the HTTP monitoring endpoints;
-//! - `plugin`: the sandboxed WebAssembly plugin host (authorizers, mappers, transformers);
-//! - `tls`, `logging`: rustls setup, and log lines in nats-server's shape.
+//! Layers, and dependencies only point down (`tests::layers` checks the imports):
+//!
+//! ```text
+//! 4  I/O and tasks   server/  listeners, connection tasks, lifecycle, reload
+//!                    system/  $SYS events and requests      monitor/  HTTP endpoints
+//! 3  message path    path/    one file per stage: connect, publish, subscribe, permit, map,
+//!                             plugins, route, store, deliver — on a connection's Session
+//! 2  domain state    client/  Client, Subscription, outbound buffers, internal clients
+//!                    account/ accounts, users, exports/imports, limits, operator mode
+//!                    auth/    NKeys, JWTs, creds, permissions, passwords
+//!                    jetstream/ streams and stores      plugin/  the Wasm host     tls
+//! 1  pure leaves     proto/ subject/ config/ options cli util timefmt logging
+//! ```
 
 pub mod account;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod jetstream;
 pub mod logging;
 pub mod monitor;
 pub mod options;
+pub mod path;
 pub mod plugin;
 pub mod proto;
 pub mod server;
 pub mod subject;
+pub mod system;
 pub mod timefmt;
 pub mod tls;
+pub mod util;
+
+#[cfg(test)]
+mod layers;

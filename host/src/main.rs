@@ -106,15 +106,9 @@ fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
 }
 
 fn reload(server: &Server) {
-    let Some(path) = server.options().config_file.clone() else {
-        tracing::error!("Failed to reload server configuration: no configuration file");
-        return;
-    };
-    match natrium::config::load(&path)
-        .map_err(anyhow::Error::from)
-        .and_then(|o| server.reload(o))
-    {
+    tracing::info!("Trapped \"hangup\" signal");
+    match server.reload_from_sources() {
         Ok(()) => tracing::info!("Reloaded server configuration"),
-        Err(e) => tracing::error!("Failed to reload server configuration: {e:#}"),
+        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
     }
 }

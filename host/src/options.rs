@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plugin::PluginSpec;
+use std::fmt;
 
 /// `port: -1` / `-p -1`: let the OS pick a free port.
 pub const RANDOM_PORT: i32 = -1;
@@ -15,6 +15,9 @@ pub const RANDOM_PORT: i32 = -1;
 pub struct Options {
     /// Path of the configuration file this was read from, if any (for reload and `-t`).
     pub config_file: Option<PathBuf>,
+    /// The command line these options were built from (without argv\[0\]); a reload
+    /// builds the new options from it again, so flags win over the file every time.
+    pub command_line: Vec<String>,
     pub server_name: String,
     pub server_tags: Vec<String>,
     /// Client listener host (`-a`, `host`/`net`/`listen`).
@@ -92,7 +95,7 @@ pub struct Options {
     pub js_sync_interval: Option<Duration>,
     pub js_domain: Option<String>,
     /// Per-account `jetstream {}` limits from `accounts {}`.
-    pub js_account_limits: Vec<(String, crate::jetstream::AccountLimits)>,
+    pub js_account_limits: Vec<(String, JetStreamLimits)>,
 
     /// Accepted and reported; clustering is a later issue.
     pub cluster_name: Option<String>,
@@ -239,6 +242,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             config_file: None,
+            command_line: Vec::new(),
             server_name: String::new(),
             server_tags: Vec::new(),
             host: "0.0.0.0".to_string(),
@@ -266,7 +270,7 @@ impl Default for Options {
             mappings: Vec::new(),
             account_limits: Vec::new(),
             no_auth_user: None,
-            system_account: "$SYS".to_string(),
+            system_account: SYSTEM_ACCOUNT.to_string(),
             operator: Vec::new(),
             resolver: None,
             resolver_preload: Vec::new(),
@@ -304,3 +308,148 @@ impl Options {
             || !self.operator.is_empty()
     }
 }
+
+// ---- plugins {} ------------------------------------------------------------------------
+
+/// Default memory cap of one plugin instance (all its linear memories together).
+pub const DEFAULT_PLUGIN_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Which world a plugin implements, i.e. which hook it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Authorizer,
+    Mapper,
+    Transformer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Authorizer => "authorizer",
+            Role::Mapper => "mapper",
+            Role::Transformer => "transformer",
+        }
+    }
+
+    /// The call deadline used when the configuration gives none.
+    pub fn default_deadline(self) -> Duration {
+        match self {
+            // Once per CONNECT, run off the tokio workers.
+            Role::Authorizer => Duration::from_millis(100),
+            // Per message, on the connection's reader task.
+            Role::Mapper | Role::Transformer => Duration::from_millis(5),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a failed call means for the message (transformers, mappers). An authorizer always
+/// fails closed: the client is denied whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Do not deliver, and send the publisher an error.
+    #[default]
+    Reject,
+    /// Do not deliver, silently (logged and counted).
+    Drop,
+    /// Deliver the message as if the plugin were not there.
+    Pass,
+}
+
+impl FailurePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Reject => "reject",
+            FailurePolicy::Drop => "drop",
+            FailurePolicy::Pass => "pass",
+        }
+    }
+}
+
+/// One plugin binding, as declared in the configuration's `plugins {}` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// The key in `plugins {}`; used in logs and metrics.
+    pub name: String,
+    /// The component file (absolute, or relative to the working directory; the config
+    /// loader resolves paths against the configuration file's directory).
+    pub path: PathBuf,
+    pub role: Role,
+    /// The plugin's configuration as a JSON document (`"{}"` when none).
+    pub config_json: String,
+    /// Per-call deadline.
+    pub deadline: Duration,
+    /// Cap of an instance's linear memory, in bytes.
+    pub memory_limit: usize,
+    /// Accounts the binding applies to; empty = all.
+    pub accounts: Vec<String>,
+    /// Subject filters (wildcards allowed) the binding applies to; empty = all.
+    pub subjects: Vec<String>,
+    pub on_failure: FailurePolicy,
+}
+
+impl PluginSpec {
+    /// A spec with the defaults for `role`: no config, every account and subject, reject on
+    /// failure.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, role: Role) -> Self {
+        PluginSpec {
+            name: name.into(),
+            path: path.into(),
+            role,
+            config_json: "{}".to_string(),
+            deadline: role.default_deadline(),
+            memory_limit: DEFAULT_PLUGIN_MEMORY_LIMIT,
+            accounts: Vec::new(),
+            subjects: Vec::new(),
+            on_failure: FailurePolicy::Reject,
+        }
+    }
+
+    /// True when this binding applies to messages in `account` published to `subject`.
+    pub fn applies_to(&self, account: &str, subject: &str) -> bool {
+        (self.accounts.is_empty() || self.accounts.iter().any(|a| a == account))
+            && (self.subjects.is_empty()
+                || self
+                    .subjects
+                    .iter()
+                    .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes())))
+    }
+
+    /// True when this binding applies to `account` (any subject).
+    pub fn applies_to_account(&self, account: &str) -> bool {
+        self.accounts.is_empty() || self.accounts.iter().any(|a| a == account)
+    }
+}
+
+// ---- jetstream {} of an account -------------------------------------------------------
+
+/// Per-account JetStream limits (`jetstream { max_mem, max_file, max_streams }` of an
+/// account); -1 = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+}
+
+impl Default for JetStreamLimits {
+    fn default() -> Self {
+        JetStreamLimits {
+            max_memory: -1,
+            max_storage: -1,
+            max_streams: -1,
+            max_consumers: -1,
+        }
+    }
+}
+
+/// The account of clients that are not placed in any other.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+/// The default system account.
+pub const SYSTEM_ACCOUNT: &str = "$SYS";

@@ -9,11 +9,10 @@
 //!   The link is kept on the importer.
 
 use super::Account;
-use crate::options::{ExportSpec, ImportSpec, LinkKind, Options, ResponseType};
+use crate::options::{LinkKind, Options, ResponseType};
 use crate::subject;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,15 +61,50 @@ impl ServiceLink {
         subject::matches(&self.local, subject)
     }
 
-    /// The subject the exporter sees: the exported one when the import renamed a literal
-    /// subject, else the same subject.
-    pub fn remote_subject<'a>(&'a self, subject: &'a [u8]) -> &'a [u8] {
-        if self.local != self.remote && subject::is_valid_literal_subject(&self.remote) {
-            &self.remote
-        } else {
-            subject
+    /// The subject the exporter sees. An import renamed with `to` maps token by token: a
+    /// literal export is the subject itself; a wildcard one (`$JS.API.>` imported as `IPA.>`)
+    /// takes the tokens the local pattern's wildcards matched, in order.
+    pub fn remote_subject<'a>(&'a self, subject: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        use std::borrow::Cow;
+        if self.local == self.remote {
+            return Cow::Borrowed(subject);
         }
+        if subject::is_valid_literal_subject(&self.remote) {
+            return Cow::Borrowed(&self.remote);
+        }
+        let mut matched: Vec<&[u8]> = Vec::new();
+        let mut tokens = subject.split(|&b| b == b'.');
+        for pattern in self.local.split(|&b| b == b'.') {
+            match pattern {
+                b"*" => matched.extend(tokens.next()),
+                b">" => {
+                    let rest: Vec<&[u8]> = tokens.by_ref().collect();
+                    matched.push(subject_tail(subject, &rest));
+                }
+                _ => {
+                    tokens.next();
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(self.remote.len() + subject.len());
+        let mut fill = matched.into_iter();
+        for (i, pattern) in self.remote.split(|&b| b == b'.').enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            match pattern {
+                b"*" | b">" => out.extend_from_slice(fill.next().unwrap_or(pattern)),
+                literal => out.extend_from_slice(literal),
+            }
+        }
+        Cow::Owned(out)
     }
+}
+
+/// The part of `subject` that `rest` (its last tokens) covers, dots included.
+fn subject_tail<'a>(subject: &'a [u8], rest: &[&[u8]]) -> &'a [u8] {
+    let len = rest.iter().map(|t| t.len()).sum::<usize>() + rest.len().saturating_sub(1);
+    &subject[subject.len() - len.min(subject.len())..]
 }
 
 #[derive(Default)]
@@ -90,7 +124,6 @@ struct ResponseRoute {
 #[derive(Default)]
 pub struct Responses {
     routes: Mutex<FxHashMap<Box<[u8]>, ResponseRoute>>,
-    next: AtomicU64,
 }
 
 impl Responses {
@@ -102,8 +135,9 @@ impl Responses {
         reply: &[u8],
         kind: ResponseType,
     ) -> Vec<u8> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let subject = format!("_R_.{token}.{n}").into_bytes();
+        // Random, not a counter: a user of the exporting account must not be able to predict
+        // (and answer in place of the service) a route that leads into another account.
+        let subject = format!("_R_.{token}.{}", crate::util::random_base32(12, false)).into_bytes();
         let now = Instant::now();
         let mut routes = self.routes.lock();
         if routes.len() >= RESPONSE_SWEEP_AT {
@@ -137,43 +171,7 @@ impl Responses {
     }
 }
 
-/// The export that allows `imp`: same account and kind, a subject covering the import's, and
-/// either public or naming the importer.
-fn export_for<'a>(opts: &'a Options, imp: &ImportSpec) -> Option<&'a ExportSpec> {
-    opts.exports.iter().find(|e| {
-        e.account == imp.from
-            && e.kind == imp.kind
-            && crate::auth::permissions::is_subset_match(
-                imp.subject.as_bytes(),
-                e.subject.as_bytes(),
-            )
-            && (e.accounts.is_empty() || e.accounts.contains(&imp.account))
-    })
-}
-
-/// Checks that every configured import is allowed by an export, as nats-server does at
-/// start-up (an unauthorized import is a configuration error, with nats-server's text).
-pub fn check(opts: &Options) -> Result<(), String> {
-    for imp in &opts.imports {
-        let kind = match imp.kind {
-            LinkKind::Stream => "stream",
-            LinkKind::Service => "service",
-        };
-        if !opts.accounts.contains(&imp.from) {
-            return Err(format!(
-                "Error adding {kind} import {:?}: account {:?} not found",
-                imp.subject, imp.from
-            ));
-        }
-        if export_for(opts, imp).is_none() {
-            return Err(format!(
-                "Error adding {kind} import {:?}: {kind} import not authorized",
-                imp.subject
-            ));
-        }
-    }
-    Ok(())
-}
+pub use crate::config::links::{check, export_for};
 
 /// Wires the configured imports to their exports (after `check`); returns warnings for what
 /// could not be wired.
@@ -234,6 +232,27 @@ pub fn wire(accounts: &super::Accounts, opts: &Options) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renamed_wildcard_imports_map_token_by_token() {
+        let link = |local: &str, remote: &str| ServiceLink {
+            local: local.as_bytes().into(),
+            remote: remote.as_bytes().into(),
+            exporter: Account::new("JS"),
+            response_type: ResponseType::Singleton,
+        };
+        let js = link("IPA.>", "$JS.API.>");
+        assert_eq!(
+            &*js.remote_subject(b"IPA.STREAM.INFO.X"),
+            b"$JS.API.STREAM.INFO.X"
+        );
+        let star = link("svc.*.in", "api.*.call");
+        assert_eq!(&*star.remote_subject(b"svc.a.in"), b"api.a.call");
+        let literal = link("time", "svc.time");
+        assert_eq!(&*literal.remote_subject(b"time"), b"svc.time");
+        let same = link("a.>", "a.>");
+        assert_eq!(&*same.remote_subject(b"a.b.c"), b"a.b.c");
+    }
 
     #[test]
     fn stream_links_map_subjects() {

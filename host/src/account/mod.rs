@@ -4,29 +4,24 @@
 //! Clients that authenticate without naming an account land in the global account `$G`;
 //! `$SYS` is the system account.
 
-pub mod events;
 pub mod links;
 pub mod operator;
-pub mod system;
 mod users;
 
 pub use operator::{JwtIdentity, OperatorMode};
 pub use users::{AuthError, AuthOutcome, Credentials, UserDirectory};
 
-use crate::server::Subscription;
+use crate::client::Subscription;
 use crate::subject::Sublist;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// The account of clients that are not placed in any other.
-pub const GLOBAL_ACCOUNT: &str = "$G";
-/// The default system account.
-pub const SYSTEM_ACCOUNT: &str = "$SYS";
+pub use crate::options::{GLOBAL_ACCOUNT, SYSTEM_ACCOUNT};
 
 pub struct Account {
-    pub name: String,
+    pub name: Arc<str>,
     pub sublist: Sublist<Subscription>,
     /// Exports/imports that start here (see `links`). Read on publish only when `linked`.
     pub links: RwLock<links::Links>,
@@ -44,28 +39,26 @@ pub struct Account {
     max_payload: AtomicI64,
     /// Clients currently admitted into this account.
     connections: AtomicI64,
+    /// Subscriptions of the server's own internal clients in this account.
+    internal_subs: AtomicI64,
 }
 
 impl Account {
     pub fn new(name: &str) -> Arc<Account> {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-        let token = crate::server::random_bytes(8)
-            .iter()
-            .map(|b| ALPHABET[(b & 31) as usize] as char)
-            .collect();
         Arc::new(Account {
-            name: name.to_string(),
+            name: Arc::from(name),
             sublist: Sublist::new(),
             links: RwLock::new(links::Links::default()),
             linked: AtomicBool::new(false),
             responses: links::Responses::default(),
-            response_token: token,
+            response_token: crate::util::random_base32(8, false),
             mappings: RwLock::new(Arc::new(Vec::new())),
             mapped: AtomicBool::new(false),
             max_connections: AtomicI64::new(-1),
             max_subscriptions: AtomicI64::new(-1),
             max_payload: AtomicI64::new(-1),
             connections: AtomicI64::new(0),
+            internal_subs: AtomicI64::new(0),
         })
     }
 
@@ -102,6 +95,15 @@ impl Account {
 
     pub fn remove_connection(&self) {
         self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Subscriptions of internal clients (JetStream, `$SYS` services) in this account.
+    pub fn internal_subscriptions(&self) -> u64 {
+        self.internal_subs.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn add_internal_subscription(&self, n: i64) {
+        self.internal_subs.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Clients currently in this account.
@@ -143,7 +145,13 @@ impl Account {
 pub struct Accounts {
     map: RwLock<FxHashMap<String, Arc<Account>>>,
     global: Arc<Account>,
+    /// Run for every account created after it is set (the message path installs its
+    /// internal subscriptions there: JetStream's API, `$SYS.REQ.USER.INFO`).
+    on_create: RwLock<Option<NewAccountHook>>,
 }
+
+/// See `Accounts::on_create`.
+pub type NewAccountHook = Arc<dyn Fn(&Arc<Account>) + Send + Sync>;
 
 impl Default for Accounts {
     fn default() -> Self {
@@ -154,6 +162,7 @@ impl Default for Accounts {
         Accounts {
             map: RwLock::new(map),
             global,
+            on_create: RwLock::new(None),
         }
     }
 }
@@ -172,11 +181,32 @@ impl Accounts {
         if let Some(a) = self.get(name) {
             return a;
         }
-        self.map
-            .write()
-            .entry(name.to_string())
-            .or_insert_with(|| Account::new(name))
-            .clone()
+        let (account, created) = {
+            let mut map = self.map.write();
+            match map.get(name) {
+                Some(a) => (a.clone(), false),
+                None => {
+                    let a = Account::new(name);
+                    map.insert(name.to_string(), a.clone());
+                    (a, true)
+                }
+            }
+        };
+        if created {
+            let hook = self.on_create.read().clone();
+            if let Some(hook) = hook {
+                hook(&account);
+            }
+        }
+        account
+    }
+
+    /// Sets the hook run for each new account, and runs it for every existing one.
+    pub fn set_on_create(&self, hook: NewAccountHook) {
+        *self.on_create.write() = Some(hook.clone());
+        for a in self.all() {
+            hook(&a);
+        }
     }
 
     pub fn all(&self) -> Vec<Arc<Account>> {
@@ -198,7 +228,7 @@ impl Accounts {
                 .push(mapping);
         }
         for a in self.all() {
-            let list = by_account.remove(a.name.as_str()).unwrap_or_default();
+            let list = by_account.remove(&*a.name).unwrap_or_default();
             a.set_mappings(list);
         }
         for (name, list) in by_account {
@@ -209,5 +239,19 @@ impl Accounts {
 
     pub fn num_subscriptions(&self) -> u64 {
         self.map.read().values().map(|a| a.sublist.count()).sum()
+    }
+
+    /// Removes `sub` from its account's sublist and from its client's table (unless the
+    /// client has meanwhile replaced it under the same sid). The one way a subscription ends.
+    pub fn remove_sub(&self, sub: &Arc<Subscription>) {
+        {
+            let mut subs = sub.client.subs.lock();
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+                subs.remove(&sub.sid);
+            }
+        }
+        if let Some(account) = self.get(&sub.account) {
+            account.sublist.remove(sub);
+        }
     }
 }

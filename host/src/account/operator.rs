@@ -7,9 +7,7 @@
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
 use super::users::{AuthError, AuthOutcome, Credentials};
-use crate::auth::jwt::{
-    self, AccountClaims, ClientInfo, OperatorClaims, SigningKey, UserClaims, UserScope,
-};
+use crate::auth::jwt::{self, AccountClaims, ClientInfo, OperatorClaims, SigningKey, UserScope};
 use crate::auth::nkeys::{self, KeyKind};
 use crate::auth::permissions::{PermissionSpec, Permissions};
 use crate::options::{Options, ResolverSpec};
@@ -18,30 +16,7 @@ use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Who a JWT-authenticated connection is, kept so that account updates can re-check it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwtIdentity {
-    /// User public key (the user JWT's `sub`).
-    pub user: String,
-    /// Account public key.
-    pub account: String,
-    /// The key that signed the user JWT (the account or one of its signing keys).
-    pub issuer: String,
-    /// The user JWT's `iat`, for revocations.
-    pub issued_at: i64,
-    /// The decoded user JWT, re-validated when the account is updated.
-    pub claims: Arc<UserClaims>,
-    /// The scope of the signing key that issued the user JWT at connect time (`None`: the
-    /// account key or an unscoped signing key). A changed scope ends the connection, as in
-    /// nats-server.
-    pub scope: Option<UserScope>,
-    /// What the connection presented, to re-run `validate_user`.
-    pub ip: Option<std::net::IpAddr>,
-    pub nonce: Option<String>,
-    pub sig: Option<String>,
-    /// The effective permissions granted at connect time or by the last update.
-    pub permissions: Option<PermissionSpec>,
-}
+pub use crate::auth::identity::JwtIdentity;
 
 /// What an account update means for one live connection of that account.
 #[derive(Debug, PartialEq)]

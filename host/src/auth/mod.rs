@@ -10,6 +10,7 @@
 //! - [`password`]: plain and bcrypt passwords/tokens.
 
 pub mod creds;
+pub mod identity;
 pub mod jwt;
 pub mod nkeys;
 pub mod password;

@@ -127,8 +127,8 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
 fn account_jetstream(
     key: &str,
     v: &Value,
-) -> Result<Option<crate::jetstream::AccountLimits>, ConfigError> {
-    let on = crate::jetstream::AccountLimits::default();
+) -> Result<Option<crate::options::JetStreamLimits>, ConfigError> {
+    let on = crate::options::JetStreamLimits::default();
     let Some(m) = v.as_map() else {
         return match (&v.kind, v.as_str().map(str::to_ascii_lowercase).as_deref()) {
             (Kind::Bool(true), _) | (_, Some("enabled" | "enable" | "true")) => Ok(Some(on)),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::value::{Entry, Kind, Map, Pos, Value};
 use super::ConfigError;
+use crate::options::{FailurePolicy, PluginSpec, Role};
 use crate::options::{Options, ResolverSpec, TlsOptions, RANDOM_PORT};
-use crate::plugin::{FailurePolicy, PluginSpec, Role};
 
 /// nats-server's default TLS handshake timeout.
 const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -129,7 +129,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
-    crate::account::links::check(opts).map_err(ConfigError::Conflict)?;
+    super::links::check(opts).map_err(ConfigError::Conflict)?;
     if u64::from(opts.max_payload) > opts.max_pending {
         return Err(ConfigError::Conflict(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",
@@ -162,7 +162,7 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
                 "operators do not allow users to be configured directly".into(),
             ));
         }
-        if opts.system_account != crate::account::SYSTEM_ACCOUNT
+        if opts.system_account != crate::options::SYSTEM_ACCOUNT
             && !crate::auth::nkeys::is_valid_public_key(
                 &opts.system_account,
                 crate::auth::KeyKind::Account,
@@ -446,7 +446,7 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         "authorization" => authorization(e, opts)?,
         "accounts" => super::accounts::accounts(e, opts)?,
         "mappings" | "maps" => {
-            let list = super::accounts::mappings(&e.key, v, crate::account::GLOBAL_ACCOUNT)?;
+            let list = super::accounts::mappings(&e.key, v, crate::options::GLOBAL_ACCOUNT)?;
             opts.mappings.extend(list);
         }
         "no_auth_user" => opts.no_auth_user = Some(string(&key, v)?),

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod apply;
+pub mod links;
 mod parser;
 mod value;
 

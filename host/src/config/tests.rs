@@ -712,7 +712,7 @@ fn never_panics_on_random_input() {
 
 #[test]
 fn plugins_block() {
-    use crate::plugin::{FailurePolicy, Role};
+    use crate::options::{FailurePolicy, Role};
     let o = opts(
         r#"
 plugins {

@@ -8,8 +8,8 @@
 //!
 //! This module owns the per-account stream registries ([`JsAccount`]) and the on-disk layout
 //! `<store_dir>/jetstream/<account>/streams/<stream>/{meta.json, msgs/}`. Messages reach a
-//! stream from the publish path (`server::conn`), which asks [`JsAccount::capture`] which stream
-//! (if any) a subject belongs to.
+//! stream through the message path (`path::store`), which subscribes to every filter of
+//! [`JsAccount::capture_filters`] in the account's sublist as an internal client.
 
 pub mod api;
 pub mod config;
@@ -52,25 +52,7 @@ pub struct JsConfig {
     pub domain: Option<String>,
 }
 
-/// Per-account limits (`jetstream { max_mem, max_file, max_streams }` of an account); -1 = none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountLimits {
-    pub max_memory: i64,
-    pub max_storage: i64,
-    pub max_streams: i64,
-    pub max_consumers: i64,
-}
-
-impl Default for AccountLimits {
-    fn default() -> Self {
-        AccountLimits {
-            max_memory: -1,
-            max_storage: -1,
-            max_streams: -1,
-            max_consumers: -1,
-        }
-    }
-}
+pub use crate::options::JetStreamLimits as AccountLimits;
 
 /// JetStream for the whole server.
 pub struct JetStream {
@@ -440,6 +422,12 @@ impl JsAccount {
             .iter()
             .find(|(f, _)| crate::subject::matches(f.as_bytes(), subject))
             .map(|(_, s)| s.clone())
+    }
+
+    /// Every subject filter that captures client publishes, with its stream (what the
+    /// message path subscribes to on the account's behalf).
+    pub fn capture_filters(&self) -> Vec<(String, Arc<Stream>)> {
+        self.filters.read().clone()
     }
 
     pub fn streams(&self) -> Vec<Arc<Stream>> {

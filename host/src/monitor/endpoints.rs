@@ -308,7 +308,7 @@ fn subsz(server: &Server, req: &Request) -> Value {
             })
             .map(|s| {
                 json!({
-                    "account": s.account.name,
+                    "account": &*s.account,
                     "subject": String::from_utf8_lossy(&s.subject),
                     "qgroup": s.queue.as_ref().map(|q| String::from_utf8_lossy(q).into_owned()),
                     "sid": String::from_utf8_lossy(&s.sid),

@@ -35,10 +35,8 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
-
+/// The plugin bindings are part of the configuration model (`options`).
+pub use crate::options::{FailurePolicy, PluginSpec, Role};
 pub use engine::{EngineConfig, PluginEngine};
 pub use error::{ErrorCounts, PluginError, PluginStats};
 pub use instance::{Authorizer, Mapper, Transformer};
@@ -47,117 +45,4 @@ pub use types::{
     Permission, ResponsePermission, TlsIdentity,
 };
 
-/// Which world a plugin implements, i.e. which hook it serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Authorizer,
-    Mapper,
-    Transformer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Authorizer => "authorizer",
-            Role::Mapper => "mapper",
-            Role::Transformer => "transformer",
-        }
-    }
-
-    /// The call deadline used when the configuration gives none.
-    pub fn default_deadline(self) -> Duration {
-        match self {
-            // Once per CONNECT, run off the tokio workers.
-            Role::Authorizer => Duration::from_millis(100),
-            // Per message, on the connection's reader task.
-            Role::Mapper | Role::Transformer => Duration::from_millis(5),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a failed call means for the message (transformers, mappers). An authorizer always
-/// fails closed: the client is denied whatever this says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailurePolicy {
-    /// Do not deliver, and send the publisher an error.
-    #[default]
-    Reject,
-    /// Do not deliver, silently (logged and counted).
-    Drop,
-    /// Deliver the message as if the plugin were not there.
-    Pass,
-}
-
-impl FailurePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailurePolicy::Reject => "reject",
-            FailurePolicy::Drop => "drop",
-            FailurePolicy::Pass => "pass",
-        }
-    }
-}
-
-/// Default memory cap of one plugin instance (all its linear memories together).
-pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
-
-/// One plugin binding, as declared in the configuration's `plugins {}` block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginSpec {
-    /// The key in `plugins {}`; used in logs and metrics.
-    pub name: String,
-    /// The component file (absolute, or relative to the working directory; the config
-    /// loader resolves paths against the configuration file's directory).
-    pub path: PathBuf,
-    pub role: Role,
-    /// The plugin's configuration as a JSON document (`"{}"` when none).
-    pub config_json: String,
-    /// Per-call deadline.
-    pub deadline: Duration,
-    /// Cap of an instance's linear memory, in bytes.
-    pub memory_limit: usize,
-    /// Accounts the binding applies to; empty = all.
-    pub accounts: Vec<String>,
-    /// Subject filters (wildcards allowed) the binding applies to; empty = all.
-    pub subjects: Vec<String>,
-    pub on_failure: FailurePolicy,
-}
-
-impl PluginSpec {
-    /// A spec with the defaults for `role`: no config, every account and subject, reject on
-    /// failure.
-    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, role: Role) -> Self {
-        PluginSpec {
-            name: name.into(),
-            path: path.into(),
-            role,
-            config_json: "{}".to_string(),
-            deadline: role.default_deadline(),
-            memory_limit: DEFAULT_MEMORY_LIMIT,
-            accounts: Vec::new(),
-            subjects: Vec::new(),
-            on_failure: FailurePolicy::Reject,
-        }
-    }
-
-    /// True when this binding applies to messages in `account` published to `subject`.
-    pub fn applies_to(&self, account: &str, subject: &str) -> bool {
-        (self.accounts.is_empty() || self.accounts.iter().any(|a| a == account))
-            && (self.subjects.is_empty()
-                || self
-                    .subjects
-                    .iter()
-                    .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes())))
-    }
-
-    /// True when this binding applies to `account` (any subject).
-    pub fn applies_to_account(&self, account: &str) -> bool {
-        self.accounts.is_empty() || self.accounts.iter().any(|a| a == account)
-    }
-}
+pub use crate::options::DEFAULT_PLUGIN_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT;

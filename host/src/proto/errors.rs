@@ -53,6 +53,12 @@ pub enum ServerError {
     /// Not sent to the client by nats-server: a slow consumer is just closed
     /// (the server logs "Slow Consumer Detected"). Kept for logs/monitoring.
     SlowConsumer,
+    /// An account's `max_connections` reached (sent after CONNECT, verified against
+    /// nats-server v2.9.10). Closes.
+    MaxAccountConnectionsExceeded,
+    /// The grant a client connected with ran out (nats-server's text for an expired user
+    /// JWT; natrium also uses it for an authorizer plugin's expiry). Closes.
+    AuthenticationExpired,
 }
 
 impl ServerError {
@@ -73,6 +79,8 @@ impl ServerError {
             Self::InvalidClientProtocol => "invalid client protocol",
             Self::NoRespondersRequiresHeaders => "no responders requires headers support",
             Self::SlowConsumer => "Slow Consumer",
+            Self::MaxAccountConnectionsExceeded => "maximum account active connections exceeded",
+            Self::AuthenticationExpired => "User Authentication Expired",
         }
     }
 
@@ -112,9 +120,7 @@ pub const INVALID_CLIENT_PROTOCOL: &str = ServerError::InvalidClientProtocol.tex
 pub const NO_RESPONDERS_REQUIRES_HEADERS: &str = ServerError::NoRespondersRequiresHeaders.text();
 pub const SLOW_CONSUMER: &str = ServerError::SlowConsumer.text();
 
-/// An account's `max_connections` reached (sent after CONNECT, verified against
-/// nats-server v2.9.10). Closes.
-pub const MAX_ACCOUNT_CONNECTIONS: &str = "maximum account active connections exceeded";
+pub const MAX_ACCOUNT_CONNECTIONS: &str = ServerError::MaxAccountConnectionsExceeded.text();
 
 /// Short aliases (used by the server layer).
 pub const AUTH_VIOLATION: &str = AUTHORIZATION_VIOLATION;
@@ -222,6 +228,4 @@ pub fn write_go_quoted(out: &mut BytesMut, s: &[u8]) {
 /// `on_failure: reject` refuses its message (natrium only; nats-server has no plugins).
 pub const MESSAGE_REJECTED_PREFIX: &str = "Message Rejected: ";
 
-/// Sent when the authorization a client connected with runs out (nats-server's text for an
-/// expired user JWT).
-pub const AUTH_EXPIRED: &str = "User Authentication Expired";
+pub const AUTH_EXPIRED: &str = ServerError::AuthenticationExpired.text();

@@ -79,6 +79,7 @@ mod connect;
 pub mod encode;
 pub mod errors;
 pub mod headers;
+mod msg;
 mod parser;
 
 pub use connect::{ConnectError, ConnectOptions};
@@ -87,6 +88,7 @@ pub use encode::{
     PONG,
 };
 pub use errors::ServerError;
+pub use msg::{Msg, MsgRef};
 pub use parser::{parse, ClientOp, Limits, Parsed, ProtoError};
 
 #[cfg(test)]

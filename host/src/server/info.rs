@@ -3,38 +3,14 @@
 use super::{Client, Server, PROTOCOL_VERSION};
 use crate::options::Options;
 use serde_json::{json, Map, Value};
-use std::io::Read;
-
-/// Random bytes from the OS; falls back to a time-seeded generator if /dev/urandom is absent.
-pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok();
-    if !ok {
-        let mut x = super::client::unix_nanos() | 1;
-        for b in &mut buf {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    }
-    buf
-}
 
 /// A server id shaped like nats-server's (an NKey-style `N…` string of 56 base32 characters).
 pub(crate) fn new_server_id() -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    for b in random_bytes(55) {
-        id.push(ALPHABET[(b & 31) as usize] as char);
-    }
-    id
+    format!("N{}", crate::util::random_base32(55, true))
 }
 
-fn base(server: &Server, opts: &Options) -> Map<String, Value> {
+/// The INFO fields every client gets (kept in the core, see `Core::info_base`).
+pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
     let port = server.client_addr().map_or(0, |a| a.port());
     let mut m = Map::new();
     m.insert("server_id".into(), json!(server.id));
@@ -62,13 +38,8 @@ fn base(server: &Server, opts: &Options) -> Map<String, Value> {
 }
 
 /// INFO for one client connection, as JSON bytes.
-pub(crate) fn client_info(
-    server: &Server,
-    opts: &Options,
-    client: &Client,
-    nonce: Option<&str>,
-) -> Vec<u8> {
-    let mut m = base(server, opts);
+pub(crate) fn client_info(server: &Server, client: &Client, nonce: Option<&str>) -> Vec<u8> {
+    let mut m = (*server.info_base()).clone();
     m.insert("client_id".into(), json!(client.id));
     m.insert("client_ip".into(), json!(client.addr.ip().to_string()));
     if let Some(n) = nonce {

@@ -1,37 +1,35 @@
-//! The broker: listeners, the set of live clients, shutdown and lame-duck mode.
+//! The I/O layer: listeners (`accept`), connection tasks (`conn`), lifecycle (start,
+//! shutdown, lame duck, pid and ports files) and reload (`reload`).
 //!
-//! Ownership: each connection has a reader task and a writer task (see `conn`). The server owns
-//! the accounts (each with its own sublist), the user directory, and a map of live clients for
-//! monitoring and shutdown. Locks (never held across `.await`, taken in this order when
+//! Ownership: each connection has a reader task and a writer task (see `conn`); the message
+//! path's shared state (accounts, users, plugins, JetStream, live clients) is the [`Core`]. Locks (never held across `.await`, taken in this order when
 //! nested): `Server::clients` → `Client::subs` → `Client::out`; `Account::links` (read, while
 //! delivering across accounts) → `Client::out`; a sublist's lock and an account's response
 //! routes are only ever taken alone. JetStream: `JsAccount::streams` → a stream's own lock
 //! (creating, updating, backfilling); a stream's lock is a leaf (a publish holds only it while
 //! storing; PubAcks are delivered after it is released).
 
-mod client;
+mod accept;
 mod conn;
 mod info;
-mod plugins;
+mod reload;
 
-pub(crate) use client::Queued;
-pub use client::{Client, CloseReason, ConnMeta, Subscription};
-pub(crate) use info::random_bytes;
+pub use crate::client::{Client, CloseReason, ConnMeta, Subscription};
+pub use crate::path::{Core, Stats};
 
 use crate::account::{Accounts, UserDirectory};
 use crate::options::{Options, RANDOM_PORT};
-use crate::proto::{self, errors};
+use crate::path::plugins::PluginSet;
+use crate::proto;
 use crate::tls;
 use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// The nats-server feature level natrium implements; clients switch features on by it.
@@ -39,42 +37,10 @@ pub const PROTOCOL_VERSION: &str = "2.10.0";
 /// Natrium's own version, reported in /varz and `--version`.
 pub const NATRIUM_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Server-wide counters, updated once per read batch (never per delivery).
-#[derive(Default)]
-pub struct Stats {
-    pub in_msgs: AtomicU64,
-    pub in_bytes: AtomicU64,
-    pub out_msgs: AtomicU64,
-    pub out_bytes: AtomicU64,
-    pub slow_consumers: AtomicU64,
-    pub total_connections: AtomicU64,
-}
-
-impl Stats {
-    fn add_in(&self, msgs: u64, bytes: u64) {
-        self.in_msgs.fetch_add(msgs, Ordering::Relaxed);
-        self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-    fn add_out(&self, msgs: u64, bytes: u64) {
-        self.out_msgs.fetch_add(msgs, Ordering::Relaxed);
-        self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
+/// A running broker: the message path's shared state ([`Core`], which a server derefs to)
+/// plus what only the I/O layer has — listeners, TLS, shutdown, lame duck, pid/ports files.
 pub struct Server {
-    opts: RwLock<Arc<Options>>,
-    pub id: String,
-    pub name: String,
-    pub start: SystemTime,
-    pub accounts: Accounts,
-    pub(crate) users: RwLock<Arc<UserDirectory>>,
-    /// The loaded plugins; connections pick up a new set when `plugin_gen` changes.
-    plugins: RwLock<Arc<plugins::PluginSet>>,
-    plugin_gen: AtomicU64,
-    plugin_engine: Mutex<Option<crate::plugin::PluginEngine>>,
-    clients: Mutex<FxHashMap<u64, Arc<Client>>>,
-    next_cid: AtomicU64,
-    pub stats: Stats,
+    core: Arc<Core>,
     tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     lame_duck: AtomicBool,
     /// Set when the listener must stop accepting (lame duck or shutdown).
@@ -84,8 +50,15 @@ pub struct Server {
     http_addr: Mutex<Option<SocketAddr>>,
     /// Files written at start (pid, ports) and removed at shutdown.
     written_files: Mutex<Vec<PathBuf>>,
-    /// JetStream, when enabled (`-js`, `jetstream {}`).
-    pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
+    /// Serializes reloads (SIGHUP and `$SYS.REQ.SERVER.<id>.RELOAD`).
+    reloading: Mutex<()>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl Server {
@@ -113,34 +86,26 @@ impl Server {
             tracing::warn!("{w}");
         }
         let mut engine = None;
-        let plugin_set = plugins::PluginSet::load(&opts, &mut engine)?;
-        let id = info::new_server_id();
-        let name = if opts.server_name.is_empty() {
-            id.clone()
-        } else {
-            opts.server_name.clone()
-        };
+        let plugin_set = PluginSet::load(&opts, &mut engine)?;
         let jetstream = if opts.jetstream {
             Some(start_jetstream(&opts)?)
         } else {
             None
         };
+        let core = Arc::new(Core::new(
+            opts,
+            info::new_server_id(),
+            accounts,
+            users,
+            plugin_set,
+            engine,
+            jetstream,
+        ));
+        core.set_events(Arc::new(crate::system::events::Advisories));
         let (shutdown, _) = watch::channel(false);
         let (stop_accepting, _) = watch::channel(false);
-        Ok(Arc::new(Server {
-            jetstream,
-            opts: RwLock::new(Arc::new(opts)),
-            id,
-            name,
-            start: SystemTime::now(),
-            accounts,
-            users: RwLock::new(Arc::new(users)),
-            plugins: RwLock::new(Arc::new(plugin_set)),
-            plugin_gen: AtomicU64::new(0),
-            plugin_engine: Mutex::new(engine),
-            clients: Mutex::new(FxHashMap::default()),
-            next_cid: AtomicU64::new(1),
-            stats: Stats::default(),
+        let server = Arc::new(Server {
+            core,
             tls: RwLock::new(tls),
             lame_duck: AtomicBool::new(false),
             stop_accepting,
@@ -148,11 +113,34 @@ impl Server {
             client_addr: Mutex::new(None),
             http_addr: Mutex::new(None),
             written_files: Mutex::new(Vec::new()),
-        }))
+            reloading: Mutex::new(()),
+        });
+        server.attach_internal_clients();
+        server.refresh_info();
+        Ok(server)
     }
 
-    pub fn options(&self) -> Arc<Options> {
-        self.opts.read().clone()
+    /// Internal clients: JetStream and `$SYS.REQ.USER.INFO` in every account (also in those
+    /// created later), and the system account's services.
+    fn attach_internal_clients(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        self.accounts.set_on_create(Arc::new(move |account| {
+            if let Some(server) = weak.upgrade() {
+                crate::path::store::attach(&server.core, account);
+                crate::system::requests::attach_account(&server, account);
+            }
+        }));
+        crate::system::requests::attach_system(self);
+    }
+
+    /// Rebuilds the INFO fields every client gets (after listening, reload, lame duck).
+    pub(crate) fn refresh_info(&self) {
+        let opts = self.options();
+        self.core.set_info_base(info::base(self, &opts));
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// The bound client address, once listening.
@@ -162,123 +150,6 @@ impl Server {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         *self.http_addr.lock()
-    }
-
-    pub fn clients(&self) -> Vec<Arc<Client>> {
-        self.clients.lock().values().cloned().collect()
-    }
-
-    pub fn num_clients(&self) -> usize {
-        self.clients.lock().len()
-    }
-
-    pub fn num_subscriptions(&self) -> u64 {
-        self.accounts.num_subscriptions()
-    }
-
-    pub fn all_subscriptions(&self) -> Vec<Arc<Subscription>> {
-        self.accounts
-            .all()
-            .iter()
-            .flat_map(|a| a.sublist.all())
-            .collect()
-    }
-
-    /// The name of the system account: the operator's system account in operator mode,
-    /// else `system_account` (default `$SYS`).
-    pub fn system_account_name(&self) -> String {
-        let directory = self.user_directory();
-        if let Some(name) = directory.operator().and_then(|op| op.system_account()) {
-            return name.to_string();
-        }
-        self.options().system_account.clone()
-    }
-
-    /// Whether anyone subscribes in the system account (events are not even built if not).
-    pub fn system_has_subscribers(&self) -> bool {
-        self.accounts
-            .get(&self.system_account_name())
-            .is_some_and(|a| a.sublist.count() > 0)
-    }
-
-    /// Publishes a server-generated message into the system account's subject space: only
-    /// system-account subscribers can receive it.
-    pub fn publish_system(&self, subject: &str, payload: &[u8]) {
-        let name = self.system_account_name();
-        if let Some(account) = self.accounts.get(&name) {
-            self.deliver_internal(&account, subject.as_bytes(), payload);
-        }
-    }
-
-    /// Delivers a server-generated message on `subject` in `account` (plain subscribers and
-    /// one member of each queue group), waking each receiver's writer.
-    pub(crate) fn deliver_internal(
-        &self,
-        account: &crate::account::Account,
-        subject: &[u8],
-        payload: &[u8],
-    ) {
-        let max_pending = usize::try_from(self.options().max_pending).unwrap_or(usize::MAX);
-        let result = account.sublist.matches(subject);
-        let targets = result
-            .psubs
-            .iter()
-            .chain(result.qsubs.iter().filter_map(|g| g.first()));
-        let (mut msgs, mut bytes) = (0u64, 0u64);
-        for sub in targets {
-            if sub
-                .deny_filter
-                .as_ref()
-                .is_some_and(|p| p.deny_delivery(subject))
-            {
-                continue;
-            }
-            let mut expired = false;
-            match sub
-                .client
-                .queue_msg(sub, subject, None, None, payload, max_pending, &mut expired)
-            {
-                Queued::Yes { .. } => {
-                    sub.client.wake_writer.notify_one();
-                    msgs += 1;
-                    bytes += payload.len() as u64;
-                }
-                Queued::Closed => {}
-                Queued::SlowConsumer => {
-                    self.slow_consumer(&sub.client, CloseReason::SlowConsumerPendingBytes);
-                }
-            }
-            if expired {
-                self.remove_sub(sub);
-            }
-        }
-        if msgs != 0 {
-            self.stats.add_out(msgs, bytes);
-        }
-    }
-
-    pub(crate) fn user_directory(&self) -> Arc<UserDirectory> {
-        self.users.read().clone()
-    }
-
-    /// The current plugin set and its generation.
-    pub(crate) fn plugin_set(&self) -> (u64, Arc<plugins::PluginSet>) {
-        let set = self.plugins.read().clone();
-        (self.plugin_gen.load(Ordering::Acquire), set)
-    }
-
-    pub(crate) fn plugin_generation(&self) -> u64 {
-        self.plugin_gen.load(Ordering::Acquire)
-    }
-
-    /// Per-plugin call and failure counters, for /varz and /metrics.
-    pub fn plugin_stats(&self) -> Vec<crate::plugin::PluginStats> {
-        self.plugins.read().stats()
-    }
-
-    /// Clients must authenticate: configured users or tokens, or an authorizer plugin.
-    pub fn auth_required(&self, opts: &Options) -> bool {
-        opts.auth_required() || !self.plugins.read().authorizers.is_empty()
     }
 
     pub fn is_lame_duck(&self) -> bool {
@@ -354,6 +225,7 @@ impl Server {
             .context("client listener")?;
         let addr = listener.local_addr()?;
         *self.client_addr.lock() = Some(addr);
+        self.refresh_info();
         tracing::info!(
             "Listening for client connections on {}",
             display_addr(&opts.host, addr)
@@ -371,7 +243,7 @@ impl Server {
                 self.shutdown.subscribe(),
             ));
         }
-        tokio::spawn(crate::account::events::statsz_loop(
+        tokio::spawn(crate::system::events::statsz_loop(
             self.clone(),
             self.shutdown.subscribe(),
         ));
@@ -391,144 +263,6 @@ impl Server {
         self.remove_files();
         tracing::info!("Server Exiting..");
         Ok(())
-    }
-
-    /// Accepts until told to stop; the listener closes when this returns.
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
-        let mut stop = self.stop_accepting.subscribe();
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match accepted {
-                Ok((sock, addr)) => {
-                    let _ = sock.set_nodelay(true);
-                    let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(self.clone().serve_conn(sock, addr, cid));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::error!("Error accepting client connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    async fn serve_conn(self: Arc<Self>, mut sock: TcpStream, addr: SocketAddr, cid: u64) {
-        let opts = self.options();
-        let client = Arc::new(Client::new(cid, addr));
-        tracing::debug!("{addr} - cid:{cid} - Client connection created");
-        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let nonce = self
-            .user_directory()
-            .needs_nonce()
-            .then(crate::auth::nkeys::generate_nonce);
-        let info = info::client_info(&self, &opts, &client, nonce.as_deref());
-        if self.num_clients() >= opts.max_connections as usize {
-            let mut b = bytes::BytesMut::new();
-            proto::write_info(&mut b, &info);
-            proto::write_err(&mut b, errors::MAX_CONNECTIONS);
-            let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(&b)).await;
-            tracing::warn!("{addr} - cid:{cid} - Maximum connections exceeded, connection closed");
-            return;
-        }
-        self.clients.lock().insert(cid, client.clone());
-        let acceptor = self.tls.read().clone();
-        match acceptor {
-            None => {
-                let mut b = bytes::BytesMut::new();
-                proto::write_info(&mut b, &info);
-                client.queue_raw(&b);
-                let (rd, wr) = sock.into_split();
-                conn::run(self, client, opts, nonce, rd, wr).await;
-            }
-            Some(acceptor) => {
-                let tls_opts = opts.tls.clone().unwrap_or_default();
-                if !tls_opts.handshake_first {
-                    let mut b = bytes::BytesMut::new();
-                    proto::write_info(&mut b, &info);
-                    if sock.write_all(&b).await.is_err() {
-                        self.unregister(&client);
-                        return;
-                    }
-                }
-                let stream =
-                    match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
-                            self.unregister(&client);
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
-                            self.unregister(&client);
-                            return;
-                        }
-                    };
-                {
-                    let (_, session) = stream.get_ref();
-                    let version = session.protocol_version().map(|v| format!("{v:?}"));
-                    let identity = session
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(|c| tls::CertIdentity::from_der(c))
-                        .map(Arc::new);
-                    let mut meta = client.meta.lock();
-                    meta.tls_version = version;
-                    meta.tls_identity = identity;
-                }
-                if tls_opts.handshake_first {
-                    let mut b = bytes::BytesMut::new();
-                    proto::write_info(&mut b, &info);
-                    client.queue_raw(&b);
-                }
-                let (rd, wr) = tokio::io::split(stream);
-                conn::run(self, client, opts, nonce, rd, wr).await;
-            }
-        }
-    }
-
-    fn unregister(&self, client: &Client) {
-        self.clients.lock().remove(&client.id);
-    }
-
-    fn remove_sub(&self, sub: &Arc<Subscription>) {
-        {
-            let mut subs = sub.client.subs.lock();
-            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-                subs.remove(&sub.sid);
-            }
-        }
-        sub.account.sublist.remove(sub);
-    }
-
-    pub(crate) fn close_client(&self, client: &Client, reason: CloseReason) {
-        client.mark_closed(reason);
-    }
-
-    /// A client that cannot keep up is disconnected, never waited for.
-    pub(crate) fn slow_consumer(&self, client: &Client, reason: CloseReason) {
-        let pending = client.pending_bytes();
-        if client.mark_closed(reason) {
-            client.out.lock().buf.clear();
-            self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            let opts = self.options();
-            match reason {
-                CloseReason::SlowConsumerWriteDeadline => tracing::info!(
-                    "{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {pending} bytes pending",
-                    conn::client_label(client),
-                    opts.write_deadline
-                ),
-                _ => tracing::info!(
-                    "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                    conn::client_label(client),
-                    opts.max_pending
-                ),
-            }
-        }
     }
 
     fn close_all(&self, reason: CloseReason) {
@@ -576,74 +310,6 @@ impl Server {
             }
         }
         self.shutdown();
-    }
-
-    /// Applies a re-read configuration: what can change safely on a live server.
-    pub fn reload(&self, new: Options) -> anyhow::Result<()> {
-        let tls = match &new.tls {
-            Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
-            None => None,
-        };
-        let users = UserDirectory::from_options(&new)
-            .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
-        let plugin_set = {
-            let mut engine = self.plugin_engine.lock().take();
-            let loaded = plugins::PluginSet::load(&new, &mut engine);
-            *self.plugin_engine.lock() = engine;
-            loaded?
-        };
-        for name in &new.accounts {
-            self.accounts.get_or_create(name);
-        }
-        for name in &new.accounts {
-            let l = new
-                .account_limits
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, l)| *l)
-                .unwrap_or_default();
-            self.accounts.get_or_create(name).set_limits(&l);
-        }
-        crate::account::links::check(&new).map_err(|e| anyhow::anyhow!(e))?;
-        self.accounts
-            .apply_mappings(&new.mappings)
-            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
-        for w in crate::account::links::wire(&self.accounts, &new) {
-            tracing::warn!("{w}");
-        }
-        let mut cur = self.opts.write();
-        let mut next = (**cur).clone();
-        // Listener addresses, names and store locations need a restart.
-        next.max_payload = new.max_payload;
-        next.max_control_line = new.max_control_line;
-        next.max_connections = new.max_connections;
-        next.max_pending = new.max_pending;
-        next.max_pings_out = new.max_pings_out;
-        next.ping_interval = new.ping_interval;
-        next.write_deadline = new.write_deadline;
-        next.auth_timeout = new.auth_timeout;
-        next.username = new.username;
-        next.password = new.password;
-        next.auth_token = new.auth_token;
-        next.users = new.users;
-        next.accounts = new.accounts;
-        next.exports = new.exports;
-        next.imports = new.imports;
-        next.mappings = new.mappings;
-        next.account_limits = new.account_limits;
-        next.no_auth_user = new.no_auth_user;
-        next.plugins = new.plugins;
-        next.debug = new.debug;
-        next.trace = new.trace;
-        next.lame_duck_duration = new.lame_duck_duration;
-        next.lame_duck_grace_period = new.lame_duck_grace_period;
-        next.tls = new.tls;
-        *cur = Arc::new(next);
-        *self.tls.write() = tls;
-        *self.users.write() = Arc::new(users);
-        *self.plugins.write() = Arc::new(plugin_set);
-        self.plugin_gen.fetch_add(1, Ordering::Release);
-        Ok(())
     }
 
     fn write_files(&self, opts: &Options) -> anyhow::Result<()> {

@@ -1,13 +1,19 @@
-//! The server's loaded plugins and how a published message passes through them:
+//! The plugin stage: the loaded plugins and how a published message passes through them —
 //! mappers first, then transformers, each filtered by its binding's accounts and subjects.
+//! With a transformer loaded, a read's publishes are held from the first covered one on
+//! (so that this publisher's order is kept) and go through the plugins together.
 
+use super::session::Session;
 use crate::options::Options;
 use crate::plugin::{
     Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
     PluginEngine, PluginError, PluginStats, Role, Transformer,
 };
+use crate::proto::errors::MESSAGE_REJECTED_PREFIX;
+use crate::proto::{ClientOp, MsgRef};
 use anyhow::Context;
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 
 /// One generation of loaded plugins; swapped whole on reload.
 #[derive(Default)]
@@ -131,11 +137,18 @@ fn failure(policy: FailurePolicy, name: &str, e: &PluginError) -> Option<Verdict
 }
 
 /// A published message on its way to the plugins (borrowed from the read buffer).
-pub(crate) struct Publish<'a> {
-    pub subject: &'a [u8],
-    pub reply: Option<&'a [u8]>,
-    pub headers: Option<&'a [u8]>,
-    pub payload: &'a [u8],
+pub(crate) type Publish<'a> = crate::proto::MsgRef<'a>;
+
+/// Publishes held for one plugin batch (see `Session::defer`).
+pub(super) const MAX_DEFERRED: usize = 256;
+
+/// A publish waiting for its plugin batch; borrows the read buffer.
+pub(crate) struct Deferred<'a> {
+    /// The message, with its subject after native mappings.
+    pub subject: std::borrow::Cow<'a, [u8]>,
+    pub msg: Publish<'a>,
+    /// Whether a plugin binding covers it (the rest only keep their place in line).
+    pub plugged: bool,
 }
 
 /// One message's progress through the pipeline.
@@ -224,21 +237,8 @@ impl Progress {
 }
 
 /// Runs the mappers and transformers that apply to (account, subject).
-pub(crate) fn on_publish(
-    set: &PluginSet,
-    account: &str,
-    subject: &[u8],
-    reply: Option<&[u8]>,
-    headers: Option<&[u8]>,
-    payload: &[u8],
-) -> Verdict {
-    let p = Publish {
-        subject,
-        reply,
-        headers,
-        payload,
-    };
-    on_publish_batch(set, account, std::slice::from_ref(&p))
+pub(crate) fn on_publish(set: &PluginSet, account: &str, msg: &Publish<'_>) -> Verdict {
+    on_publish_batch(set, account, std::slice::from_ref(msg))
         .pop()
         .unwrap_or(Verdict::Unchanged)
 }
@@ -360,6 +360,104 @@ pub(crate) fn on_publish_batch(
     progress.into_iter().map(Progress::verdict).collect()
 }
 
+// ---- the stage, as a session runs it ---------------------------------------------------
+
+/// Entries in the per-session "does a plugin apply" cache before it is reset.
+const HITS_MAX: usize = 512;
+
+impl Session {
+    /// Whether any plugin binding covers `subject` here; cached per subject because most
+    /// traffic is usually outside the bound subjects.
+    pub(super) fn plugins_apply(&mut self, subject: &[u8]) -> bool {
+        if let Some(&hit) = self.plugin_hits.get(subject) {
+            return hit;
+        }
+        if self.plugin_hits.len() >= HITS_MAX {
+            self.plugin_hits.clear();
+        }
+        let hit = self.plugins.any_applies(&self.account.name, subject);
+        self.plugin_hits.insert(subject.into(), hit);
+        hit
+    }
+
+    /// With a transformer loaded, publishes are collected (from the first one a plugin covers
+    /// on) and go through the plugins together. Any other op is handed back: the caller
+    /// settles the batch before it.
+    pub(super) fn defer<'a>(
+        &mut self,
+        deferred: &mut Vec<Deferred<'a>>,
+        op: ClientOp<'a>,
+    ) -> Result<(), ClientOp<'a>> {
+        // An HPUB from a client without headers goes the unbatched way, which refuses it.
+        if matches!(op, ClientOp::Hpub { .. }) && !self.client.headers.load(Ordering::Relaxed) {
+            return Err(op);
+        }
+        let msg = op.into_msg()?;
+        let Some(subject) = self.admit_pub(&msg) else {
+            return Ok(());
+        };
+        let plugged = self.plugins_apply(&subject);
+        if !plugged && deferred.is_empty() {
+            self.route_pub(&msg.with_subject(&subject));
+            return Ok(());
+        }
+        deferred.push(Deferred {
+            subject,
+            msg,
+            plugged,
+        });
+        if deferred.len() >= MAX_DEFERRED {
+            self.settle_deferred(deferred);
+        }
+        Ok(())
+    }
+
+    /// Runs the held publishes through the plugins and routes them in order.
+    pub(super) fn settle_deferred(&mut self, deferred: &mut Vec<Deferred<'_>>) {
+        if deferred.is_empty() {
+            return;
+        }
+        let plugins = self.plugins.clone();
+        let batch: Vec<Publish<'_>> = deferred
+            .iter()
+            .filter(|d| d.plugged)
+            .map(|d| d.msg.with_subject(&d.subject))
+            .collect();
+        let mut verdicts = on_publish_batch(&plugins, &self.account.name, &batch).into_iter();
+        drop(batch);
+        for d in deferred.drain(..) {
+            let verdict = if d.plugged {
+                verdicts.next().unwrap_or(Verdict::Unchanged)
+            } else {
+                Verdict::Unchanged
+            };
+            self.settle_verdict(verdict, &d.msg.with_subject(&d.subject));
+        }
+    }
+
+    /// Routes a message as its plugins decided.
+    pub(super) fn settle_verdict(&mut self, verdict: Verdict, msg: &MsgRef<'_>) {
+        match verdict {
+            Verdict::Unchanged => self.route_pub(msg),
+            Verdict::Rewritten(m) => self.route_pub(&MsgRef {
+                subject: m.subject.as_bytes(),
+                reply: m.reply.as_deref().map(str::as_bytes),
+                headers: m.headers.as_deref(),
+                payload: &m.payload,
+            }),
+            Verdict::Drop => {}
+            Verdict::Reject(reason) => {
+                let clean: String = reason
+                    .chars()
+                    .map(|c| if c == '\'' || c.is_control() { ' ' } else { c })
+                    .take(200)
+                    .collect();
+                self.send_err(&format!("{MESSAGE_REJECTED_PREFIX}{clean}"));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +482,7 @@ mod tests {
         let set = PluginSet::default();
         assert!(!set.on_publish_path());
         assert!(matches!(
-            on_publish(&set, "$G", b"a", None, None, b"x"),
+            on_publish(&set, "$G", &Publish::new(b"a", b"x")),
             Verdict::Unchanged
         ));
     }

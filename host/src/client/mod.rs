@@ -1,12 +1,22 @@
-//! The part of a client connection that other connections touch: its outbound buffer and its
-//! subscriptions.
+//! Clients as the rest of the broker sees them: the part of a connection that other
+//! connections touch (its outbound buffer and its subscriptions), without the socket.
 //!
 //! A publisher's task appends frames straight into a subscriber's `Outbound` under a short
 //! mutex and, once per read batch, wakes the subscriber's writer task. Only the writer task
 //! touches the socket's write half; only the reader task touches the read half.
+//!
+//! *Internal clients* (JetStream's API and stream capture, the `$SYS` services) are clients
+//! too: they subscribe in account sublists like any connection, and a delivery to them calls
+//! their [`Internal`] handler instead of queuing bytes (see `internal`).
 
-use crate::proto;
-use crate::subject::Entry;
+mod internal;
+mod subscription;
+
+pub use internal::{Commit, Durable, Effects, Internal};
+pub use subscription::Subscription;
+
+use crate::proto::{self, MsgRef};
+use crate::util::unix_nanos;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -60,6 +70,31 @@ impl CloseReason {
     }
 }
 
+impl From<proto::ServerError> for CloseReason {
+    /// Why a connection ends after a closing error of the table in `proto::errors`.
+    fn from(e: proto::ServerError) -> Self {
+        use proto::ServerError as E;
+        match e {
+            E::MaxControlLineExceeded => CloseReason::MaxControlLineExceeded,
+            E::MaxPayloadViolation => CloseReason::MaxPayloadExceeded,
+            E::AuthorizationViolation => CloseReason::AuthenticationViolation,
+            E::AuthenticationTimeout => CloseReason::AuthenticationTimeout,
+            E::AuthenticationExpired => CloseReason::AuthenticationExpired,
+            E::StaleConnection => CloseReason::StaleConnection,
+            E::MaxConnectionsExceeded => CloseReason::MaxConnectionsExceeded,
+            E::MaxAccountConnectionsExceeded => CloseReason::MaxAccountConnectionsExceeded,
+            E::SecureConnectionTlsRequired => CloseReason::TlsHandshakeError,
+            E::SlowConsumer => CloseReason::SlowConsumerPendingBytes,
+            E::UnknownProtocolOperation
+            | E::InvalidClientProtocol
+            | E::NoRespondersRequiresHeaders
+            | E::InvalidSubject
+            | E::InvalidPublishSubject
+            | E::MaxSubscriptionsExceeded => CloseReason::ProtocolViolation,
+        }
+    }
+}
+
 /// Bytes waiting to be written to one client, and the counters that are cheapest to keep
 /// under the lock a delivery already holds.
 pub(crate) struct Outbound {
@@ -86,7 +121,34 @@ pub struct ConnMeta {
     /// The verified client certificate's identity (mutual TLS).
     pub tls_identity: Option<Arc<crate::tls::CertIdentity>>,
     /// Operator mode: the user JWT's identity, re-checked when its account is updated.
-    pub jwt_user: Option<crate::account::JwtIdentity>,
+    pub jwt_user: Option<crate::auth::identity::JwtIdentity>,
+    /// The credentials presented in CONNECT (never shown in monitoring).
+    pub(crate) creds: Option<Arc<ConnectCreds>>,
+}
+
+/// What a client authenticated with, so that a reload can ask whether the new configuration
+/// still accepts it (as nats-server re-checks its clients after a reload).
+#[derive(Clone, Default)]
+pub struct ConnectCreds {
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub token: Option<String>,
+    pub nkey: Option<String>,
+    pub sig: Option<String>,
+    pub jwt: Option<String>,
+    /// The nonce the client signed.
+    pub nonce: Option<String>,
+    /// An authorizer plugin admitted it (a reload of plugins does not re-ask).
+    pub by_plugin: bool,
+}
+
+impl std::fmt::Debug for ConnectCreds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectCreds")
+            .field("user", &self.user)
+            .field("by_plugin", &self.by_plugin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-client state shared between its own tasks, publishers and monitoring.
@@ -116,6 +178,11 @@ pub struct Client {
     /// only pays an atomic load per read batch.
     pub(crate) pending_perms: Mutex<Option<Option<Arc<crate::auth::permissions::Permissions>>>>,
     pub(crate) perms_changed: AtomicBool,
+    /// The permissions this client was granted (for `$SYS.REQ.USER.INFO` and monitoring; the
+    /// reader task enforces its own copy).
+    pub(crate) granted: Mutex<Option<Arc<crate::auth::permissions::Permissions>>>,
+    /// Set for internal clients: deliveries call this handler instead of queuing bytes.
+    pub(crate) internal: Option<Arc<dyn Internal>>,
 }
 
 /// Result of queuing a frame for a client.
@@ -154,7 +221,35 @@ impl Client {
             rtt_nanos: AtomicU64::new(0),
             pending_perms: Mutex::new(None),
             perms_changed: AtomicBool::new(false),
+            granted: Mutex::new(None),
+            internal: None,
         }
+    }
+
+    /// An internal client (no socket): `handler` takes every message its subscriptions get.
+    /// It never appears in `/connz`; `kind` names it in logs.
+    pub fn new_internal(id: u64, kind: &str, handler: Arc<dyn Internal>) -> Self {
+        let mut c = Client::new(id, SocketAddr::from(([0, 0, 0, 0], 0)));
+        c.internal = Some(handler);
+        c.headers.store(true, Ordering::Relaxed);
+        c.meta.get_mut().name = kind.to_string();
+        c
+    }
+
+    /// How logs name this client: `addr - cid:N`, as nats-server does.
+    pub fn label(&self) -> String {
+        format!("{} - cid:{}", self.addr, self.id)
+    }
+
+    /// The handler of an internal client.
+    #[inline]
+    pub fn internal(&self) -> Option<&Arc<dyn Internal>> {
+        self.internal.as_ref()
+    }
+
+    /// The permissions granted at CONNECT (or by the last update), if restricted.
+    pub fn granted_permissions(&self) -> Option<Arc<crate::auth::permissions::Permissions>> {
+        self.granted.lock().clone()
     }
 
     /// Appends raw protocol bytes (PONG, +OK, -ERR, INFO) for this client.
@@ -171,17 +266,19 @@ impl Client {
 
     /// Queues one message for subscription `sub` of this client. Headers are dropped (MSG
     /// instead of HMSG) for a client that did not ask for them, as nats-server does.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn queue_msg(
         &self,
         sub: &Subscription,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
+        msg: &MsgRef<'_>,
         max_pending: usize,
         auto_unsub: &mut bool,
     ) -> Queued {
+        let MsgRef {
+            subject,
+            reply,
+            headers,
+            payload,
+        } = *msg;
         let with_headers = headers.filter(|_| self.headers.load(Ordering::Relaxed));
         let hdr_len = with_headers.map_or(0, <[u8]>::len);
         let mut out = self.out.lock();
@@ -241,6 +338,7 @@ impl Client {
         &self,
         perms: Option<Arc<crate::auth::permissions::Permissions>>,
     ) {
+        *self.granted.lock() = perms.clone();
         *self.pending_perms.lock() = Some(perms);
         self.perms_changed.store(true, Ordering::Release);
     }
@@ -309,44 +407,4 @@ impl Client {
     pub fn rtt(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.rtt_nanos.load(Ordering::Relaxed))
     }
-}
-
-/// One SUB of one client.
-pub struct Subscription {
-    pub client: Arc<Client>,
-    /// The account whose sublist holds this subscription.
-    pub account: Arc<crate::account::Account>,
-    /// Set when the subscription's subject is allowed but some subjects it matches are
-    /// denied to this client: those messages are not delivered.
-    pub(crate) deny_filter: Option<Arc<crate::auth::permissions::Permissions>>,
-    pub subject: Bytes,
-    pub queue: Option<Bytes>,
-    pub sid: Bytes,
-    /// Auto-unsubscribe after this many deliveries; 0 = never.
-    pub(crate) max: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-}
-
-impl Subscription {
-    pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-    pub fn max(&self) -> u64 {
-        self.max.load(Ordering::Relaxed)
-    }
-}
-
-impl Entry for Subscription {
-    fn subject(&self) -> &[u8] {
-        &self.subject
-    }
-    fn queue(&self) -> Option<&[u8]> {
-        self.queue.as_deref()
-    }
-}
-
-pub(crate) fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

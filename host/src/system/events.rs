@@ -6,15 +6,28 @@
 //! - `$SYS.ACCOUNT.<account>.DISCONNECT`: `io.nats.server.advisory.v1.client_disconnect`, when
 //!   an admitted client goes away (with its message counts and the close reason);
 //! - `$SYS.SERVER.<id>.STATSZ`: the server's statistics, every [`STATSZ_INTERVAL`] and in
-//!   reply to `$SYS.REQ.SERVER.PING` (see `system`).
+//!   reply to `$SYS.REQ.SERVER.PING` (see `requests`).
 //!
 //! `$SYS.REQ.USER.INFO` replies are built here too ([`user_info`]).
 
 use crate::auth::permissions::{Permissions, SubjectPermission};
-use crate::server::{Client, CloseReason, Server};
+use crate::client::{Client, CloseReason};
+use crate::path::Core;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
+
+/// Connect and disconnect advisories, as the message path reports them.
+pub struct Advisories;
+
+impl crate::path::Events for Advisories {
+    fn connected(&self, core: &Core, client: &Client, account: &str) {
+        client_connect(core, client, account);
+    }
+    fn disconnected(&self, core: &Core, client: &Client, account: &str, reason: CloseReason) {
+        client_disconnect(core, client, account, reason);
+    }
+}
 
 /// How often STATSZ is published.
 pub const STATSZ_INTERVAL: Duration = Duration::from_secs(10);
@@ -25,7 +38,7 @@ const DISCONNECT_TYPE: &str = "io.nats.server.advisory.v1.client_disconnect";
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The `server` object of every event and response; `seq` counts them.
-pub fn server_info(server: &Server) -> Value {
+pub fn server_info(server: &Core) -> Value {
     let opts = server.options();
     json!({
         "name": server.name,
@@ -41,7 +54,7 @@ pub fn server_info(server: &Server) -> Value {
 /// A unique event id (22 base62 characters, like nats-server's NUIDs).
 fn event_id() -> String {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    crate::server::random_bytes(22)
+    crate::util::random_bytes(22)
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % 62] as char)
         .collect()
@@ -81,7 +94,7 @@ fn client_info(client: &Client, stop: Option<SystemTime>) -> Value {
     Value::Object(m)
 }
 
-fn publish(server: &Server, subject: &str, body: &Value) {
+fn publish(server: &Core, subject: &str, body: &Value) {
     match serde_json::to_vec(body) {
         Ok(payload) => server.publish_system(subject, &payload),
         Err(e) => tracing::warn!("cannot encode system event {subject}: {e}"),
@@ -89,7 +102,7 @@ fn publish(server: &Server, subject: &str, body: &Value) {
 }
 
 /// `$SYS.ACCOUNT.<account>.CONNECT` for a client just admitted into `account`.
-pub fn client_connect(server: &Server, client: &Client, account: &str) {
+pub fn client_connect(server: &Core, client: &Client, account: &str) {
     if !server.system_has_subscribers() {
         return;
     }
@@ -105,7 +118,7 @@ pub fn client_connect(server: &Server, client: &Client, account: &str) {
 
 /// `$SYS.ACCOUNT.<account>.DISCONNECT` for an admitted client that went away. `sent` is what
 /// the client published, `received` what was delivered to it (nats-server's view).
-pub fn client_disconnect(server: &Server, client: &Client, account: &str, reason: CloseReason) {
+pub fn client_disconnect(server: &Core, client: &Client, account: &str, reason: CloseReason) {
     if !server.system_has_subscribers() {
         return;
     }
@@ -139,7 +152,7 @@ fn resident_memory() -> u64 {
 }
 
 /// The STATSZ message: `{"server":{..},"statsz":{..}}`.
-pub fn statsz(server: &Server) -> Vec<u8> {
+pub fn statsz(server: &Core) -> Vec<u8> {
     let s = &server.stats;
     let active_accounts = server
         .accounts
@@ -176,7 +189,7 @@ pub fn statsz(server: &Server) -> Vec<u8> {
 
 /// Publishes STATSZ every [`STATSZ_INTERVAL`] until shutdown.
 pub async fn statsz_loop(
-    server: std::sync::Arc<Server>,
+    server: std::sync::Arc<crate::server::Server>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval_at(
@@ -217,7 +230,7 @@ fn subject_permission(p: &Option<SubjectPermission>) -> Value {
 /// The reply to `$SYS.REQ.USER.INFO`:
 /// `{"server":{..},"data":{"user":..,"account":..,"permissions":{..}}}` (no `permissions`
 /// for an unrestricted user), as nats-server 2.10 sends it.
-pub fn user_info(server: &Server, client: &Client, perms: Option<&Permissions>) -> Vec<u8> {
+pub fn user_info(server: &Core, client: &Client, perms: Option<&Permissions>) -> Vec<u8> {
     let meta = client.meta();
     let mut data = Map::new();
     data.insert("user".into(), json!(meta.user.unwrap_or_default()));

@@ -1,0 +1,288 @@
+//! CONNECT: protocol options, authentication (configured users and operator JWTs first, then
+//! authorizer plugins), admission into the account (its connection limit and its payload and
+//! subscription limits), and the connect/disconnect events.
+
+use super::session::{Flow, Session};
+use crate::account::{AuthError, AuthOutcome, Credentials};
+use crate::auth::permissions::{
+    ConnPermissions, PermissionSpec, Permissions, ResponsePermission, SubjectPermission,
+};
+use crate::client::CloseReason;
+use crate::plugin::{ConnectRequest, Decision};
+use crate::proto::{self, ServerError};
+use crate::util::unix_nanos;
+use bytes::BytesMut;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Session {
+    pub(super) fn on_connect(&mut self, json: &[u8]) -> Flow {
+        let co = match proto::ConnectOptions::parse(json) {
+            Ok(co) => co,
+            Err(e) => {
+                tracing::error!("{} - invalid CONNECT: {e}", self.client.label());
+                return Flow::Close(CloseReason::ProtocolViolation);
+            }
+        };
+        if co.protocol > 1 {
+            return self.fail(ServerError::InvalidClientProtocol);
+        }
+        if co.no_responders && !co.headers {
+            return self.fail(ServerError::NoRespondersRequiresHeaders);
+        }
+        let tls_identity = self.client.meta.lock().tls_identity.clone();
+        let tls_map = tls_identity.as_deref().filter(|_| {
+            self.core
+                .options()
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.verify_and_map)
+        });
+        let creds = Credentials {
+            tls_map,
+            user: co.user.as_deref(),
+            pass: co.pass.as_deref(),
+            token: co.auth_token.as_deref(),
+            nkey: co.nkey.as_deref(),
+            sig: co.sig.as_deref(),
+            nonce: self.nonce.as_deref(),
+            jwt: co.jwt.as_deref(),
+            ip: Some(self.client.addr.ip()),
+        };
+        let directory = self.core.user_directory();
+        // With no users configured the directory admits everyone; an authorizer plugin must
+        // still decide then, so it is not asked.
+        let checked = if directory.auth_required() || self.plugins.authorizers.is_empty() {
+            directory.authenticate(&creds)
+        } else {
+            Err(AuthError::NoMatch)
+        };
+        match checked {
+            Ok(outcome) => self.finish_connect(co, outcome, false),
+            // Configured users come first; anyone else is the authorizer plugin's to decide.
+            Err(_) if !self.plugins.authorizers.is_empty() => {
+                let request = self.connect_request(&co, tls_identity.as_deref());
+                Flow::Authorize(Box::new((co, request)))
+            }
+            Err(e) => self.refuse(&co, &e.to_string()),
+        }
+    }
+
+    /// What an authorizer plugin is asked.
+    fn connect_request(
+        &self,
+        co: &proto::ConnectOptions,
+        tls: Option<&crate::tls::CertIdentity>,
+    ) -> ConnectRequest {
+        let nkey_verified = match (&co.nkey, &co.sig, &self.nonce) {
+            (Some(k), Some(sig), Some(n)) => {
+                crate::auth::nkeys::verify_nonce(k, crate::auth::nkeys::KeyKind::User, n, sig)
+                    .is_ok()
+            }
+            _ => false,
+        };
+        ConnectRequest {
+            user: co.user.clone(),
+            pass: co.pass.clone(),
+            auth_token: co.auth_token.clone(),
+            jwt: co.jwt.clone(),
+            nkey: co.nkey.clone(),
+            nkey_verified,
+            name: co.name.clone(),
+            lang: co.lang.clone(),
+            version: co.version.clone(),
+            client_ip: self.client.addr.ip().to_string(),
+            client_port: self.client.addr.port(),
+            server_name: self.core.name.clone(),
+            server_id: self.core.id.clone(),
+            tls: tls.map(|t| t.to_plugin()),
+        }
+    }
+
+    fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
+        tracing::error!(
+            "{} - \"{}:{}:{}\" - authentication error: {why}",
+            self.client.label(),
+            co.version.as_deref().unwrap_or(""),
+            co.lang.as_deref().unwrap_or(""),
+            co.name.as_deref().unwrap_or("")
+        );
+        self.fail(ServerError::AuthorizationViolation)
+    }
+
+    /// Asks the authorizer plugins in order; the first decision counts, any failure denies.
+    pub async fn authorize(&mut self, co: proto::ConnectOptions, request: ConnectRequest) -> Flow {
+        let Some(authorizer) = self.plugins.authorizers.first().cloned() else {
+            return self.refuse(&co, "no authorizer");
+        };
+        match authorizer.authorize(request).await {
+            Ok(Decision::Allow(allowed)) => {
+                let spec = plugin_permissions(&allowed);
+                let permissions = if spec.is_empty() {
+                    None
+                } else {
+                    match Permissions::compile(&spec) {
+                        Ok(p) => Some(Arc::new(p)),
+                        Err(e) => {
+                            let why = format!(
+                                "plugin '{}' returned bad permissions: {e}",
+                                authorizer.name()
+                            );
+                            return self.refuse(&co, &why);
+                        }
+                    }
+                };
+                let mut expires_at = None;
+                if let Some(at) = allowed.expires_at {
+                    if at <= unix_nanos() {
+                        return self.refuse(&co, "authorization already expired");
+                    }
+                    expires_at = Some(at);
+                }
+                let outcome = AuthOutcome {
+                    account: allowed.account.clone(),
+                    user: Some(allowed.user.clone()),
+                    permissions,
+                    expires_at,
+                    jwt_user: None,
+                    account_limits: None,
+                };
+                self.finish_connect(co, outcome, true)
+            }
+            Ok(Decision::Deny(reason)) => {
+                let why = format!("denied by plugin '{}': {reason}", authorizer.name());
+                self.refuse(&co, &why)
+            }
+            Err(e) => {
+                let why = format!("plugin '{}' failed ({}): {e}", authorizer.name(), e.kind());
+                self.refuse(&co, &why)
+            }
+        }
+    }
+
+    fn finish_connect(
+        &mut self,
+        co: proto::ConnectOptions,
+        outcome: AuthOutcome,
+        by_plugin: bool,
+    ) -> Flow {
+        if let Some(at) = outcome.expires_at {
+            let left = Duration::from_nanos(at.saturating_sub(unix_nanos()));
+            self.expires = Some(tokio::time::Instant::now() + left);
+        }
+        self.enter_account(&outcome.account);
+        if let Some(l) = &outcome.account_limits {
+            self.account.set_limits(l);
+        }
+        if let Err(flow) = self.admit(co.protocol) {
+            return flow;
+        }
+        *self.client.granted.lock() = outcome.permissions.clone();
+        self.perms = outcome.permissions.map(ConnPermissions::new);
+        let tracks = self
+            .perms
+            .as_ref()
+            .is_some_and(|p| p.permissions().response().is_some());
+        self.client.tracks_replies.store(tracks, Ordering::Relaxed);
+        self.connected = true;
+        self.verbose = co.verbose;
+        self.pedantic = co.pedantic;
+        self.echo = co.echo;
+        self.no_responders = co.no_responders;
+        self.client.headers.store(co.headers, Ordering::Relaxed);
+        {
+            let mut meta = self.client.meta.lock();
+            meta.name = co.name.unwrap_or_default();
+            meta.lang = co.lang.unwrap_or_default();
+            meta.version = co.version.unwrap_or_default();
+            meta.user = outcome.user;
+            meta.account = self.account.name.to_string();
+            meta.jwt_user = outcome.jwt_user;
+            // Kept so that a reload can check them against the new configuration.
+            meta.creds = Some(Arc::new(crate::client::ConnectCreds {
+                user: co.user,
+                pass: co.pass,
+                token: co.auth_token,
+                nkey: co.nkey,
+                sig: co.sig,
+                jwt: co.jwt,
+                nonce: self.nonce.clone(),
+                by_plugin,
+            }));
+        }
+        if let Some(events) = self.core.events() {
+            events.connected(&self.core, &self.client, &self.account.name);
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    /// Admits the client into its account: enforces the account's connection limit and
+    /// takes its subscription and payload limits (a lower max_payload makes the parser
+    /// refuse bigger PUBs with 'Maximum Payload Violation', as nats-server does).
+    fn admit(&mut self, protocol: i64) -> Result<(), Flow> {
+        if !self.account.try_add_connection() {
+            tracing::error!(
+                "{} - Maximum account active connections exceeded for account {}",
+                self.client.label(),
+                self.account.name
+            );
+            return Err(self.fail(ServerError::MaxAccountConnectionsExceeded));
+        }
+        self.admitted = true;
+        self.max_subs = self.account.max_subscriptions();
+        if let Some(max) = self.account.max_payload() {
+            if max < self.limits.max_payload {
+                self.limits.max_payload = max;
+                // Like nats-server, tell clients that understand async INFO the new limit.
+                if protocol >= 1 {
+                    self.send_max_payload_info(max);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_max_payload_info(&mut self, max: usize) {
+        let mut info = (*self.core.info_base()).clone();
+        info.insert("client_id".into(), serde_json::json!(self.client.id));
+        info.insert("max_payload".into(), serde_json::json!(max));
+        let Ok(info) = serde_json::to_vec(&info) else {
+            return;
+        };
+        let mut b = BytesMut::new();
+        proto::write_info(&mut b, &info);
+        self.send(&b);
+    }
+
+    /// Undoes `admit` when the connection ends, and tells the system account.
+    pub(super) fn release(&mut self, reason: CloseReason) {
+        if !std::mem::take(&mut self.admitted) {
+            return;
+        }
+        self.account.remove_connection();
+        let reason = self.client.close_reason().unwrap_or(reason);
+        if let Some(events) = self.core.events() {
+            events.disconnected(&self.core, &self.client, &self.account.name, reason);
+        }
+    }
+}
+
+/// An authorizer's permissions in the configuration's terms (empty allow = all not denied).
+fn plugin_permissions(a: &crate::plugin::Allowed) -> PermissionSpec {
+    let side = |p: &crate::plugin::Permission| {
+        (!p.allow.is_empty() || !p.deny.is_empty()).then(|| SubjectPermission {
+            allow: (!p.allow.is_empty()).then(|| p.allow.clone()),
+            deny: (!p.deny.is_empty()).then(|| p.deny.clone()),
+        })
+    };
+    PermissionSpec {
+        publish: side(&a.publish),
+        subscribe: side(&a.subscribe),
+        response: a.allow_responses.as_ref().map(|r| ResponsePermission {
+            max_msgs: i64::from(r.max_msgs),
+            expires: Duration::from_millis(r.expires_ms),
+        }),
+    }
+}

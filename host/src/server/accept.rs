@@ -1,0 +1,113 @@
+//! Accepting clients: the listener loop, the max-connections check, the TLS handshake
+//! (before or after INFO), and the INFO a new client gets first.
+
+use super::{conn, info, Server};
+use crate::client::Client;
+use crate::proto;
+use crate::tls;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+impl Server {
+    /// Accepts until told to stop; the listener closes when this returns.
+    pub(super) async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut stop = self.stop_accepting.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match accepted {
+                Ok((sock, addr)) => {
+                    let _ = sock.set_nodelay(true);
+                    let cid = self.next_client_id();
+                    tokio::spawn(self.clone().serve_conn(sock, addr, cid));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::error!("Error accepting client connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_conn(self: Arc<Self>, mut sock: TcpStream, addr: SocketAddr, cid: u64) {
+        let opts = self.options();
+        let client = Arc::new(Client::new(cid, addr));
+        tracing::debug!("{addr} - cid:{cid} - Client connection created");
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let nonce = self
+            .user_directory()
+            .needs_nonce()
+            .then(crate::auth::nkeys::generate_nonce);
+        let info = info::client_info(&self, &client, nonce.as_deref());
+        if self.num_clients() >= opts.max_connections as usize {
+            let mut b = bytes::BytesMut::new();
+            proto::write_info(&mut b, &info);
+            proto::write_err(&mut b, proto::ServerError::MaxConnectionsExceeded.text());
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(&b)).await;
+            tracing::warn!("{addr} - cid:{cid} - Maximum connections exceeded, connection closed");
+            return;
+        }
+        self.register(client.clone());
+        let acceptor = self.tls.read().clone();
+        match acceptor {
+            None => {
+                let mut b = bytes::BytesMut::new();
+                proto::write_info(&mut b, &info);
+                client.queue_raw(&b);
+                let (rd, wr) = sock.into_split();
+                conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+            }
+            Some(acceptor) => {
+                let tls_opts = opts.tls.clone().unwrap_or_default();
+                if !tls_opts.handshake_first {
+                    let mut b = bytes::BytesMut::new();
+                    proto::write_info(&mut b, &info);
+                    if sock.write_all(&b).await.is_err() {
+                        self.core.unregister(&client);
+                        return;
+                    }
+                }
+                let stream =
+                    match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
+                            self.core.unregister(&client);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
+                            self.core.unregister(&client);
+                            return;
+                        }
+                    };
+                {
+                    let (_, session) = stream.get_ref();
+                    let version = session.protocol_version().map(|v| format!("{v:?}"));
+                    let identity = session
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| tls::CertIdentity::from_der(c))
+                        .map(Arc::new);
+                    let mut meta = client.meta.lock();
+                    meta.tls_version = version;
+                    meta.tls_identity = identity;
+                }
+                if tls_opts.handshake_first {
+                    let mut b = bytes::BytesMut::new();
+                    proto::write_info(&mut b, &info);
+                    client.queue_raw(&b);
+                }
+                let (rd, wr) = tokio::io::split(stream);
+                conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Small pure helpers shared by every layer: the wall clock in nanoseconds and random bytes.
+
+use std::time::SystemTime;
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `n` bytes from the operating system's CSPRNG (server ids, reply tokens, nonces): values
+/// that other users must not be able to predict.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf
+}
+
+/// `n` random characters from a base32 alphabet (upper or lower case).
+pub fn random_base32(n: usize, upper: bool) -> String {
+    const UPPER: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let alphabet = if upper { UPPER } else { LOWER };
+    random_bytes(n)
+        .iter()
+        .map(|b| alphabet[(b & 31) as usize] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_values_differ_and_have_the_asked_length() {
+        let (a, b) = (random_base32(22, true), random_base32(22, true));
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
+    }
+}
