@@ -107,8 +107,5 @@ fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
 
 fn reload(server: &Server) {
     tracing::info!("Trapped \"hangup\" signal");
-    match server.reload_from_sources() {
-        Ok(()) => tracing::info!("Reloaded server configuration"),
-        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
-    }
+    let _ = server.reload_from_sources();
 }

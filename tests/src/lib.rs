@@ -416,10 +416,25 @@ impl TestServer {
 
     /// Waits until the logs contain `needle`.
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        self.wait_for_log_after(0, needle, timeout).await
+    }
+
+    /// How much the server has logged so far: a mark for [`wait_for_log_after`](Self::wait_for_log_after).
+    pub fn log_mark(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Waits until the server logs a line containing `needle` after `mark`.
+    pub async fn wait_for_log_after(
+        &self,
+        mark: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         let logs = self.logs.clone();
         let n = needle.to_string();
         let found =
-            tokio::task::spawn_blocking(move || logs.wait_for(0, timeout, |t| t.contains(&n)))
+            tokio::task::spawn_blocking(move || logs.wait_for(mark, timeout, |t| t.contains(&n)))
                 .await
                 .context("log waiter panicked")?;
         if !found {

@@ -165,7 +165,7 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
         if opts.system_account != crate::options::SYSTEM_ACCOUNT
             && !crate::auth::nkeys::is_valid_public_key(
                 &opts.system_account,
-                crate::auth::KeyKind::Account,
+                crate::auth::nkeys::KeyKind::Account,
             )
         {
             return Err(ConfigError::Conflict(format!(
@@ -205,7 +205,7 @@ fn operators(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
                 ))
             }
         };
-        let token = crate::auth::Creds::parse(&text)
+        let token = crate::auth::creds::Creds::parse(&text)
             .map(|c| c.jwt)
             .map_err(|e| invalid(key, item, format!("error parsing operator JWT: {e}")))?;
         crate::auth::jwt::decode_operator(&token)
@@ -319,7 +319,8 @@ fn resolver_preload(key: &str, v: &Value) -> Result<Vec<(String, String)>, Confi
                 "preload should be a map of account_public_key:account_jwt",
             )
         })?;
-        if !crate::auth::nkeys::is_valid_public_key(&sub.key, crate::auth::KeyKind::Account) {
+        if !crate::auth::nkeys::is_valid_public_key(&sub.key, crate::auth::nkeys::KeyKind::Account)
+        {
             return Err(invalid(
                 key,
                 &sub.value,

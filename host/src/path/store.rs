@@ -45,6 +45,10 @@ pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
     let Some(js) = core.jetstream.clone() else {
         return;
     };
+    // As in nats-server, the system account never has JetStream.
+    if *account.name == *core.options().system_account {
+        return;
+    }
     let attached = {
         let mut map = core.js_attached.lock();
         map.entry(account.name.clone())

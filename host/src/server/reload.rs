@@ -76,8 +76,18 @@ fn not_reloadable(old: &Options, new: &Options) -> Vec<String> {
 }
 
 impl Server {
-    /// Builds the options again from the sources the running ones came from and applies them.
+    /// Builds the options again from the sources the running ones came from and applies
+    /// them; logs the outcome in nats-server's words.
     pub fn reload_from_sources(&self) -> Result<(), ReloadError> {
+        let outcome = self.rebuild_and_reload();
+        match &outcome {
+            Ok(()) => tracing::info!("Reloaded server configuration"),
+            Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+        }
+        outcome
+    }
+
+    fn rebuild_and_reload(&self) -> Result<(), ReloadError> {
         let current = self.options();
         let new = if !current.command_line.is_empty() {
             match crate::cli::parse(current.command_line.clone())? {

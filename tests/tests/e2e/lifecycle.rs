@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use async_nats::ConnectOptions;
-use natrium_tests::{connect_with, sync, TestServer, IO_TIMEOUT};
+use natrium_tests::{connect_with, find, sync, RawConn, TestServer, IO_TIMEOUT};
 
 fn signal(server: &TestServer, sig: &str) -> Result<()> {
     let pid = server.pid().context("server is not running")?;
@@ -28,10 +28,12 @@ async fn token_client(server: &TestServer, token: &str) -> Result<async_nats::Cl
 }
 
 #[tokio::test]
-async fn sighup_reloads_credentials_without_dropping_connections() -> Result<()> {
+async fn sighup_reloads_credentials() -> Result<()> {
     let server = TestServer::with_config("authorization { token: first }\n")?;
-    let old = token_client(&server, "first").await?;
-    sync(&old).await?;
+    let mut old = RawConn::connect(server.port()).await?;
+    old.send("CONNECT {\"verbose\":false,\"auth_token\":\"first\"}\r\nPING\r\n")
+        .await?;
+    old.expect("PONG\r\n").await?;
 
     std::fs::write(
         server.dir().join("server.conf"),
@@ -49,8 +51,14 @@ async fn sighup_reloads_credentials_without_dropping_connections() -> Result<()>
     );
     let new = token_client(&server, "second").await?;
     sync(&new).await?;
-    // The connection made before the reload is still served.
-    sync(&old).await?;
+    // The connection made with the old token is closed, as nats-server does (reload.rs has
+    // the rest of what a reload does to open connections).
+    let (bytes, closed) = old.read_to_close(IO_TIMEOUT).await?;
+    ensure!(
+        closed && find(&bytes, b"-ERR 'Authorization Violation'").is_some(),
+        "the old-token connection must be closed: {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
     Ok(())
 }
 
