@@ -100,7 +100,12 @@ impl Router {
         msg: &MsgRef<'_>,
         origin: Origin<'_>,
     ) -> usize {
-        let result = self.lookup(account, msg.subject);
+        // What the server itself publishes is mostly replies (PubAcks, API answers) to unique
+        // inbox subjects: caching those would only churn the cache.
+        let result = match origin.client {
+            Some(_) => self.lookup(account, msg.subject),
+            None => Arc::new(account.sublist.matches(msg.subject)),
+        };
         let mut delivered = self.deliver_all(core, account, &result, msg, origin);
         if account.is_linked() || msg.subject.starts_with(RESPONSE_PREFIX) {
             delivered += self.route_across(core, account, msg, origin);
