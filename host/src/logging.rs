@@ -64,9 +64,13 @@ pub fn init(debug: bool, trace: bool, logtime: bool, file: Option<&Path>) -> any
         pid: std::process::id(),
         logtime,
     };
+    // A log line that cannot be written (the reader of stderr went away) is dropped: the
+    // default reports it with eprintln!, which panics on a closed pipe — inside a signal
+    // handler that would leave SIGTERM ignored.
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
+        .log_internal_errors(false)
         .event_format(format);
     let result = match file {
         Some(path) => {

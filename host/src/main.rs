@@ -4,6 +4,7 @@ use anyhow::Context;
 use natrium::cli::{self, Command};
 use natrium::options::Options;
 use natrium::server::{Server, NATRIUM_VERSION};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(target: "natrium::fatal", "{e:#}");
-                eprintln!("natrium: {e:#}");
+                let _ = writeln!(std::io::stderr(), "natrium: {e:#}");
                 ExitCode::from(1)
             }
         },
@@ -84,14 +85,8 @@ fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = int.recv() => {
-                    tracing::info!("Trapped \"interrupt\" signal");
-                    server.shutdown();
-                }
-                _ = term.recv() => {
-                    tracing::info!("Trapped \"terminated\" signal");
-                    server.shutdown();
-                }
+                _ = int.recv() => stop(&server, "interrupt"),
+                _ = term.recv() => stop(&server, "terminated"),
                 _ = hup.recv() => reload(&server),
                 _ = usr1.recv() => {
                     tracing::info!("Trapped \"user defined signal 1\": log file reopen is not needed (append mode)");
@@ -103,6 +98,12 @@ fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Stops the server; nothing here may fail or block, whatever became of stdout and stderr.
+fn stop(server: &Server, signal: &str) {
+    tracing::info!("Trapped \"{signal}\" signal");
+    server.shutdown();
 }
 
 fn reload(server: &Server) {

@@ -333,7 +333,7 @@ impl Client {
 
     /// Hands new permissions to the reader task, which applies them before it processes its
     /// next read batch (subscriptions are adjusted by the caller, see
-    /// `account::system::apply_to_connections`).
+    /// `system::requests::apply_to_connections` and `path::apply_permissions`).
     pub(crate) fn set_permissions(
         &self,
         perms: Option<Arc<crate::auth::permissions::Permissions>>,
@@ -355,6 +355,37 @@ impl Client {
             return None;
         }
         self.pending_perms.lock().take()
+    }
+
+    /// nats-server's `ClientInfo` object, as events and advisories carry it (empty strings
+    /// left out, as Go's `omitempty` does).
+    pub fn event_info(&self, stop: Option<SystemTime>) -> serde_json::Value {
+        use serde_json::json;
+        let meta = self.meta();
+        let mut m = serde_json::Map::new();
+        m.insert("start".into(), json!(crate::timefmt::rfc3339(self.start)));
+        m.insert("host".into(), json!(self.addr.ip().to_string()));
+        m.insert("id".into(), json!(self.id));
+        m.insert("acc".into(), json!(meta.account));
+        let mut opt = |k: &str, v: &str| {
+            if !v.is_empty() {
+                m.insert(k.into(), json!(v));
+            }
+        };
+        opt("user", meta.user.as_deref().unwrap_or(""));
+        opt("name", &meta.name);
+        opt("lang", &meta.lang);
+        opt("ver", &meta.version);
+        let rtt = self.rtt().as_nanos();
+        if rtt != 0 {
+            m.insert("rtt".into(), json!(u64::try_from(rtt).unwrap_or(u64::MAX)));
+        }
+        if let Some(stop) = stop {
+            m.insert("stop".into(), json!(crate::timefmt::rfc3339(stop)));
+        }
+        m.insert("kind".into(), json!("Client"));
+        m.insert("client_type".into(), json!("nats"));
+        serde_json::Value::Object(m)
     }
 
     /// Marks the client closed and wakes both of its tasks; the reader task cleans up.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use data_encoding::BASE64;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::config::StreamConfig;
 use super::errors::ApiError;
@@ -220,14 +220,14 @@ fn config_from(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
 fn create(acc: &JsAccount, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
     let cfg = config_from(name, payload)?;
     let (s, did_create) = acc.create_stream(cfg)?;
-    let mut v = s.info_json(None, false);
+    let mut v = s.info_json(false);
     v["did_create"] = json!(did_create);
     Ok(v)
 }
 
 fn update(acc: &JsAccount, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
     let cfg = config_from(name, payload)?;
-    Ok(acc.update_stream(cfg)?.info_json(None, false))
+    Ok(acc.update_stream(cfg)?.info_json(false))
 }
 
 #[derive(Deserialize, Default)]
@@ -236,12 +236,38 @@ struct InfoRequest {
     subjects_filter: Option<String>,
     #[serde(default)]
     deleted_details: bool,
+    #[serde(default)]
+    offset: usize,
 }
 
+/// Subjects per stream info reply; a client pages through more with `offset`.
+const MAX_SUBJECT_DETAILS: usize = 100_000;
+
+/// `STREAM.INFO`, with nats-server's paging of `subjects_filter` details: `total` subjects
+/// match, this reply holds those from `offset` (in subject order), at most `limit` of them.
 fn info(acc: &JsAccount, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
     let s = stream_of(acc, name)?;
     let req: InfoRequest = parse(payload)?;
-    Ok(s.info_json(req.subjects_filter.as_deref(), req.deleted_details))
+    let mut v = s.info_json(req.deleted_details);
+    let (mut total, mut offset, mut limit) = (0, 0, 0);
+    if let Some(filter) = req.subjects_filter.as_deref().filter(|f| !f.is_empty()) {
+        let counts = s.subject_counts(filter);
+        if !counts.is_empty() {
+            (total, offset, limit) = (counts.len(), req.offset, MAX_SUBJECT_DETAILS);
+            let from = offset.min(total);
+            let page: Map<String, Value> = counts[from..(from + limit).min(total)]
+                .iter()
+                .map(|(subject, n)| (subject.clone(), json!(n)))
+                .collect();
+            if !page.is_empty() {
+                v["state"]["subjects"] = Value::Object(page);
+            }
+        }
+    }
+    v["total"] = json!(total);
+    v["offset"] = json!(offset);
+    v["limit"] = json!(limit);
+    Ok(v)
 }
 
 #[derive(Deserialize, Default)]
@@ -301,7 +327,7 @@ fn list(acc: &JsAccount, payload: &[u8]) -> Result<Value, ApiError> {
         .iter()
         .skip(req.offset)
         .take(LIST_LIMIT)
-        .map(|s| s.info_json(None, false))
+        .map(|s| s.info_json(false))
         .collect();
     Ok(
         json!({"total": streams.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": page, "missing": []}),

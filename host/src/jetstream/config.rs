@@ -1,5 +1,5 @@
 //! Stream configuration: the JSON shape of nats-server's `StreamConfig`, its defaults and its
-//! validation. Fields natrium does not interpret (placement, metadata, compression …) are kept
+//! validation. Fields natrium does not interpret (placement, metadata …) are kept
 //! and echoed back, so a client comparing configs sees what it sent.
 
 use serde::{Deserialize, Serialize};
@@ -60,14 +60,31 @@ pub struct StreamSource {
     pub name: String,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub opt_start_seq: u64,
+    /// RFC 3339: only messages stored at or after it are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filter_subject: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+impl StreamSource {
+    /// `opt_start_time` in Unix nanoseconds (0 when unset).
+    pub fn start_time_ns(&self) -> i64 {
+        self.opt_start_time
+            .as_deref()
+            .and_then(crate::timefmt::parse_rfc3339)
+            .unwrap_or(0)
+    }
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+fn no_compression() -> String {
+    "none".to_string()
 }
 
 fn minus_one() -> i64 {
@@ -127,6 +144,10 @@ pub struct StreamConfig {
     pub mirror_direct: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub discard_new_per_subject: bool,
+    /// `none` or `s2`, echoed as nats-server 2.10 does (`none` when unset). Natrium stores
+    /// messages uncompressed either way; the choice changes nothing a client can observe.
+    #[serde(default = "no_compression")]
+    pub compression: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_transform: Option<SubjectTransform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +245,29 @@ impl StreamConfig {
                 return Err(ApiError::mirror_with_sources());
             }
             check_name(&m.name)?;
+        }
+        if self.compression.is_empty() {
+            self.compression = no_compression();
+        }
+        if !matches!(self.compression.as_str(), "none" | "s2") {
+            return Err(ApiError::invalid_json(format!(
+                "unknown compression {:?}",
+                self.compression
+            )));
+        }
+        if self.mirror_direct && self.mirror.is_none() {
+            return Err(ApiError::invalid_config(
+                "stream has no mirror but does have mirror direct",
+            ));
+        }
+        for src in self.mirror.iter().chain(self.sources.iter()) {
+            if let Some(t) = &src.opt_start_time {
+                if crate::timefmt::parse_rfc3339(t).is_none() {
+                    return Err(ApiError::invalid_json(format!(
+                        "parsing time \"{t}\": not an RFC 3339 time"
+                    )));
+                }
+            }
         }
         for s in &self.sources {
             check_name(&s.name)?;

@@ -11,6 +11,7 @@
 //! stream through the message path (`path::store`), which subscribes to every filter of
 //! [`JsAccount::capture_filters`] in the account's sublist as an internal client.
 
+pub mod advisory;
 pub mod api;
 pub mod config;
 pub mod errors;
@@ -255,7 +256,7 @@ impl JetStream {
                 messages += st.msgs;
                 bytes += st.bytes;
                 if with_streams {
-                    let mut info = s.info_json(None, false);
+                    let mut info = s.info_json(false);
                     info["name"] = json!(s.name);
                     infos.push(info);
                 }
@@ -390,7 +391,12 @@ impl JsAccount {
                 src.filter_subject.as_str()
             };
             let mut seq = src.opt_start_seq.max(1);
+            let since = src.start_time_ns();
             while let Ok(Some(m)) = origin.next_for_subject(seq, filter) {
+                if m.timestamp_ns < since {
+                    seq = m.seq + 1;
+                    continue;
+                }
                 let hdrs = (!m.headers.is_empty()).then_some(m.headers.as_slice());
                 let room = |storage, size| self.room(storage, size);
                 if let Err(e) = target.ingest(&m.subject, hdrs, &m.payload, Origin::Source, &room) {
@@ -575,14 +581,8 @@ impl JsAccount {
                 Storage::File => ApiError::storage_exceeded(),
             });
         }
-        for src in config.sources.iter().chain(config.mirror.iter()) {
-            if !streams.contains_key(&src.name) {
-                return Err(ApiError::create_failed(format!(
-                    "source stream '{}' not found",
-                    src.name
-                )));
-            }
-        }
+        // An origin that does not exist yet is not an error (as in nats-server): its messages
+        // are copied once it exists and stores them.
         let created = SystemTime::now();
         let (store, dir) = match config.storage {
             Storage::Memory => (self.open_store(&config, Path::new("")), None),

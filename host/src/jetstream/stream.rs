@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::config::{Discard, Storage, StreamConfig};
 use super::errors::ApiError;
-use super::store::{msg_size, StoredMsg, StreamStore};
+use super::store::{StoredMsg, StreamStore};
 use crate::proto::headers::header_value;
 use crate::subject::mapping::Mapping;
 
@@ -352,7 +352,7 @@ impl Stream {
     }
 
     /// The `state` object of StreamInfo.
-    pub fn state_json(&self, subjects_filter: Option<&str>, deleted_details: bool) -> Value {
+    pub fn state_json(&self, deleted_details: bool) -> Value {
         let inner = self.inner.lock();
         let st = inner.store.state();
         let first_ts = if st.msgs > 0 {
@@ -384,28 +384,17 @@ impl Stream {
                 state["deleted"] = json!(inner.store.deleted());
             }
         }
-        if let Some(f) = subjects_filter.filter(|f| !f.is_empty()) {
-            let m: Map<String, Value> = inner
-                .store
-                .subject_counts(f)
-                .into_iter()
-                .map(|(s, n)| (s, json!(n)))
-                .collect();
-            if !m.is_empty() {
-                state["subjects"] = Value::Object(m);
-            }
-        }
         state
     }
 
     /// The StreamInfo object (without `type`).
-    pub fn info_json(&self, subjects_filter: Option<&str>, deleted_details: bool) -> Value {
+    pub fn info_json(&self, deleted_details: bool) -> Value {
         let cfg = self.config();
         let config = serde_json::to_value(&cfg).unwrap_or(Value::Null);
         let mut v = json!({
             "config": config,
             "created": crate::timefmt::rfc3339(self.created),
-            "state": self.state_json(subjects_filter, deleted_details),
+            "state": self.state_json(deleted_details),
             "ts": crate::timefmt::rfc3339(SystemTime::now()),
         });
         // Local copies are made synchronously with the origin's writes: never behind.
@@ -423,6 +412,13 @@ impl Stream {
             v["sources"] = cfg.sources.iter().map(source_info).collect();
         }
         v
+    }
+
+    /// Live messages per subject matching `filter`, sorted by subject.
+    pub fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
+        let mut counts = self.inner.lock().store.subject_counts(filter);
+        counts.sort_unstable();
+        counts
     }
 
     /// Forgets this stream's bytes in the account's usage (it is being deleted).
@@ -553,7 +549,7 @@ impl Inner {
                 .and_then(|s| String::from_utf8(s).ok())
         });
         let subject = transformed.as_deref().unwrap_or(subject);
-        let size = msg_size(subject, hdrs, payload);
+        let size = self.store.msg_size(subject, hdrs, payload);
         // Only republished copies carry it; not worth a lookup per message otherwise.
         let prev_on_subject = self
             .republish

@@ -16,7 +16,7 @@ use super::Core;
 use crate::account::Account;
 use crate::client::{Client, Commit, Durable, Effects, Internal, Subscription};
 use crate::jetstream::stream::{Origin, Stream};
-use crate::jetstream::{api, JetStream, JsAccount};
+use crate::jetstream::{advisory, api, JetStream, JsAccount};
 use crate::proto::{Msg, MsgRef};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -170,7 +170,7 @@ impl Internal for ApiService {
         &self,
         _sub: &Subscription,
         msg: &MsgRef<'_>,
-        _from: Option<&Client>,
+        from: Option<&Client>,
         fx: &mut Effects,
     ) -> bool {
         let Some(attached) = self.attached.upgrade() else {
@@ -196,11 +196,48 @@ impl Internal for ApiService {
         let Some(r) = api::handle(&attached.js, &attached.acc, subject, msg.payload) else {
             return false;
         };
+        if r.headers.is_none() {
+            // DIRECT.GET answers (with headers) are not API responses and are not audited.
+            attached.advise(subject, msg.payload, &r.payload, from, fx);
+        }
         if let Some(reply) = msg.reply {
             fx.reply(reply, r.headers.map(Bytes::from), r.payload);
         }
         attached.sync_capture();
         true
+    }
+}
+
+impl Attached {
+    /// The advisories an API request causes, published in this account when someone in it
+    /// listens (nats-server does not build them otherwise either).
+    fn advise(
+        &self,
+        subject: &str,
+        request: &[u8],
+        response: &[u8],
+        from: Option<&Client>,
+        fx: &mut Effects,
+    ) {
+        let (Some(account), Some(core)) = (self.account.upgrade(), self.core.upgrade()) else {
+            return;
+        };
+        let listens = |s: &str| !account.sublist.matches(s.as_bytes()).is_empty();
+        let domain = self.js.config.domain.as_deref();
+        if let Some((action, body)) = advisory::stream_action(subject, response, domain) {
+            if listens(&action) {
+                fx.publish
+                    .push(Msg::new(Bytes::from(action), Bytes::from(body)));
+            }
+        }
+        if listens(advisory::API_AUDIT) {
+            let client = from.map_or(serde_json::Value::Null, |c| c.event_info(None));
+            let body = advisory::api_audit(&core.name, client, subject, request, response, domain);
+            fx.publish.push(Msg::new(
+                Bytes::from_static(advisory::API_AUDIT.as_bytes()),
+                Bytes::from(body),
+            ));
+        }
     }
 }
 

@@ -320,9 +320,18 @@ impl Server {
             self.written_files.lock().push(p.clone());
         }
         if let Some(dir) = &opts.ports_file_dir {
-            let exe = std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            // Named after the name the process was started as (argv[0]), as nats-server
+            // does: a harness that starts a `nats-server` symlink waits for that name.
+            let exe = std::env::args_os()
+                .next()
+                .and_then(|a| {
+                    let name = std::path::Path::new(&a)
+                        .file_name()?
+                        .to_string_lossy()
+                        .into_owned();
+                    Some(name.trim_end_matches(".exe").to_string())
+                })
+                .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "natrium".to_string());
             let path = dir.join(format!("{exe}_{pid}.ports"));
             let ports = info::ports_json(self, opts);

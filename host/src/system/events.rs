@@ -52,46 +52,8 @@ pub fn server_info(server: &Core) -> Value {
 }
 
 /// A unique event id (22 base62 characters, like nats-server's NUIDs).
-fn event_id() -> String {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    crate::util::random_bytes(22)
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % 62] as char)
-        .collect()
-}
-
 fn now() -> String {
     crate::timefmt::rfc3339(SystemTime::now())
-}
-
-/// The `client` object: nats-server's `ClientInfo` (empty strings left out, as Go's
-/// `omitempty` does).
-fn client_info(client: &Client, stop: Option<SystemTime>) -> Value {
-    let meta = client.meta();
-    let mut m = Map::new();
-    m.insert("start".into(), json!(crate::timefmt::rfc3339(client.start)));
-    m.insert("host".into(), json!(client.addr.ip().to_string()));
-    m.insert("id".into(), json!(client.id));
-    m.insert("acc".into(), json!(meta.account));
-    let mut opt = |k: &str, v: &str| {
-        if !v.is_empty() {
-            m.insert(k.into(), json!(v));
-        }
-    };
-    opt("user", meta.user.as_deref().unwrap_or(""));
-    opt("name", &meta.name);
-    opt("lang", &meta.lang);
-    opt("ver", &meta.version);
-    let rtt = client.rtt().as_nanos();
-    if rtt != 0 {
-        m.insert("rtt".into(), json!(u64::try_from(rtt).unwrap_or(u64::MAX)));
-    }
-    if let Some(stop) = stop {
-        m.insert("stop".into(), json!(crate::timefmt::rfc3339(stop)));
-    }
-    m.insert("kind".into(), json!("Client"));
-    m.insert("client_type".into(), json!("nats"));
-    Value::Object(m)
 }
 
 fn publish(server: &Core, subject: &str, body: &Value) {
@@ -108,10 +70,10 @@ pub fn client_connect(server: &Core, client: &Client, account: &str) {
     }
     let body = json!({
         "type": CONNECT_TYPE,
-        "id": event_id(),
+        "id": crate::util::event_id(),
         "timestamp": now(),
         "server": server_info(server),
-        "client": client_info(client, None),
+        "client": client.event_info(None),
     });
     publish(server, &format!("$SYS.ACCOUNT.{account}.CONNECT"), &body);
 }
@@ -127,10 +89,10 @@ pub fn client_disconnect(server: &Core, client: &Client, account: &str, reason: 
     let (out_msgs, out_bytes) = client.out_stats();
     let body = json!({
         "type": DISCONNECT_TYPE,
-        "id": event_id(),
+        "id": crate::util::event_id(),
         "timestamp": crate::timefmt::rfc3339(stop),
         "server": server_info(server),
-        "client": client_info(client, Some(stop)),
+        "client": client.event_info(Some(stop)),
         "sent": {"msgs": in_msgs, "bytes": in_bytes},
         "received": {"msgs": out_msgs, "bytes": out_bytes},
         "reason": reason.as_str(),

@@ -224,6 +224,24 @@ fn ports_file_and_pid_file() -> Result<()> {
 }
 
 #[test]
+fn ports_file_is_named_after_the_name_the_server_was_started_as() -> Result<()> {
+    // A harness that starts `nats-server` (here a symlink to the binary under test) waits
+    // for `nats-server_<pid>.ports`.
+    let dir = tempfile::tempdir()?;
+    let link = dir.path().join("nats-server");
+    std::os::unix::fs::symlink(natrium_tests::server_bin()?, &link)?;
+    let dir_s = dir.path().display().to_string();
+    let server = TestServer::start_bin(&link, &["--ports_file_dir", &dir_s])?;
+    let pid = server.pid().context("server pid")?;
+    let ports = wait_for_file(
+        &dir.path().join(format!("nats-server_{pid}.ports")),
+        Duration::from_secs(5),
+    )?;
+    ensure!(ports.contains(&server.url()), "ports file: {ports}");
+    Ok(())
+}
+
+#[test]
 fn random_monitoring_port_is_logged() -> Result<()> {
     let server = TestServer::start(&["-m", "-1"])?;
     let logs = server.logs();

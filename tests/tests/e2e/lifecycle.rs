@@ -129,3 +129,67 @@ async fn sigusr1_log_reopen_does_not_stop_the_server() -> Result<()> {
     sync(&c).await?;
     Ok(())
 }
+
+#[test]
+fn sigterm_stops_a_server_whose_output_pipes_were_closed() -> Result<()> {
+    // A supervisor that started the server with pipes and went away: every later log line
+    // meets a closed pipe, and SIGTERM must still stop the server.
+    let dir = tempfile::tempdir()?;
+    let bin = natrium_tests::server_bin()?;
+    let mut child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", "-1", "-D", "--ports_file_dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning the server")?;
+    let name = bin
+        .file_name()
+        .context("binary name")?
+        .to_string_lossy()
+        .into_owned();
+    let ports_file = dir.path().join(format!("{name}_{}.ports", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ports = loop {
+        if let Ok(text) = std::fs::read_to_string(&ports_file) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                break v;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no ports file {}",
+            ports_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+
+    // Make it log (debug logs every connection) into the closed pipes.
+    let url = ports["nats"][0]
+        .as_str()
+        .context("nats URL in the ports file")?;
+    let addr = url.trim_start_matches("nats://");
+    for _ in 0..3 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            use std::io::Write;
+            let _ = s.write_all(b"CONNECT {}\r\nPING\r\n");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the server ignored SIGTERM after its output pipes closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

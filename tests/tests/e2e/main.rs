@@ -15,6 +15,7 @@ mod cli;
 mod differential;
 mod javascript;
 mod jetstream;
+mod jetstream_details;
 mod jetstream_import;
 mod jetstream_more;
 mod lifecycle;

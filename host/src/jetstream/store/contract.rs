@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use super::{
-    msg_size, FileStore, FileStoreConfig, MemoryStore, StreamState, StreamStore, SubjectState,
-};
+use super::{FileStore, FileStoreConfig, MemoryStore, StreamState, StreamStore, SubjectState};
 
 fn append_get_and_state(s: &mut dyn StreamStore) {
     assert_eq!(
@@ -29,9 +27,9 @@ fn append_get_and_state(s: &mut dyn StreamStore) {
     assert_eq!(m.timestamp_ns, 20);
     assert!(s.get(0).unwrap().is_none());
     assert!(s.get(4).unwrap().is_none());
-    let bytes = msg_size("a.1", b"", b"one")
-        + msg_size("a.2", b"NATS/1.0\r\nX: y\r\n\r\n", b"two")
-        + msg_size("a.1", b"", b"");
+    let bytes = s.msg_size("a.1", b"", b"one")
+        + s.msg_size("a.2", b"NATS/1.0\r\nX: y\r\n\r\n", b"two")
+        + s.msg_size("a.1", b"", b"");
     assert_eq!(
         s.state(),
         StreamState {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::index::Index;
-use super::{msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
+use super::{file_msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
 
 const FLAG_TOMBSTONE: u64 = 1 << 62;
 const FLAG_PURGE: u64 = 1 << 61;
@@ -334,7 +334,7 @@ impl FileStore {
             max_seq = max_seq.max(rec.seq);
             match rec.kind {
                 Kind::Msg => {
-                    let size = msg_size(rec.subject, rec.headers, rec.payload);
+                    let size = file_msg_size(rec.subject, rec.headers, rec.payload);
                     let loc = Loc {
                         segment: id,
                         offset: offset as u64,
@@ -619,6 +619,10 @@ impl FileStore {
 }
 
 impl StreamStore for FileStore {
+    fn msg_size(&self, subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+        file_msg_size(subject, headers, payload)
+    }
+
     fn append(
         &mut self,
         subject: &str,
@@ -638,7 +642,7 @@ impl StreamStore for FileStore {
             len: rec.len() as u32,
         };
         self.index
-            .insert(seq, subject, msg_size(subject, headers, payload), loc);
+            .insert(seq, subject, file_msg_size(subject, headers, payload), loc);
         self.after_write()?;
         Ok(seq)
     }

@@ -1,7 +1,7 @@
 //! The memory store: the shared index holding the messages themselves.
 
 use super::index::Index;
-use super::{msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
+use super::{memory_msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
 
 /// A stream kept in memory only (`storage: memory`).
 #[derive(Default)]
@@ -17,6 +17,10 @@ impl MemoryStore {
 }
 
 impl StreamStore for MemoryStore {
+    fn msg_size(&self, subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+        memory_msg_size(subject, headers, payload)
+    }
+
     fn append(
         &mut self,
         subject: &str,
@@ -32,8 +36,12 @@ impl StreamStore for MemoryStore {
             payload: payload.to_vec(),
             timestamp_ns,
         };
-        self.index
-            .insert(seq, subject, msg_size(subject, headers, payload), msg);
+        self.index.insert(
+            seq,
+            subject,
+            memory_msg_size(subject, headers, payload),
+            msg,
+        );
         Ok(seq)
     }
 

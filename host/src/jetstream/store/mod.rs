@@ -32,10 +32,23 @@ pub struct StoredMsg {
     pub timestamp_ns: i64,
 }
 
-/// Accounted size of a message, as nats-server's memstore counts it
+/// Accounted size of a message in a memory store, as nats-server's memstore counts it
 /// (subject + headers + payload + 16 bytes of sequence and timestamp).
-pub fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+pub fn memory_msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
     (subject.len() + headers.len() + payload.len() + 16) as u64
+}
+
+/// Accounted size of a message in a file store, as nats-server's filestore counts its record:
+/// length (4) + sequence (8) + timestamp (8) + subject length (2) + subject, the header block
+/// with its length (4) when there is one, the payload, and the hash (8). Clients compare
+/// `state.bytes` with what nats-server reports, so this is its arithmetic, not our layout's.
+pub fn file_msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+    let headers = if headers.is_empty() {
+        0
+    } else {
+        4 + headers.len()
+    };
+    (22 + subject.len() + headers + payload.len() + 8) as u64
 }
 
 /// Totals of a stream, in the shape of nats-server's `StreamState`.
@@ -43,7 +56,7 @@ pub fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
 pub struct StreamState {
     /// Live messages.
     pub msgs: u64,
-    /// Sum of [`msg_size`] over live messages.
+    /// Sum of [`StreamStore::msg_size`] over live messages.
     pub bytes: u64,
     /// First live sequence; `last_seq + 1` when the stream is empty.
     pub first_seq: u64,
@@ -107,6 +120,9 @@ pub enum StoreError {
 ///
 /// Mutations take `&mut self`: the caller (the stream) owns its store and serializes access.
 pub trait StreamStore {
+    /// How this store accounts a message in `bytes` (and so against `max_bytes`).
+    fn msg_size(&self, subject: &str, headers: &[u8], payload: &[u8]) -> u64;
+
     /// Appends a message and returns its sequence (last sequence + 1). With the file store the
     /// record has been written (and fsynced under [`SyncPolicy::Always`]) when this returns.
     fn append(

@@ -1,0 +1,88 @@
+//! JetStream advisories (`$JS.EVENT.ADVISORY.>`) in nats-server's JSON shapes. They are
+//! published into the account whose JetStream acted (see `path::store`), and only built when
+//! someone there listens.
+
+use serde_json::{json, Value};
+use std::time::SystemTime;
+
+/// Where every API request and its response are audited.
+pub const API_AUDIT: &str = "$JS.EVENT.ADVISORY.API";
+
+/// `io.nats.jetstream.advisory.v1.api_audit` for one API request.
+pub fn api_audit(
+    server: &str,
+    client: Value,
+    subject: &str,
+    request: &[u8],
+    response: &[u8],
+    domain: Option<&str>,
+) -> Vec<u8> {
+    let mut v = json!({
+        "type": "io.nats.jetstream.advisory.v1.api_audit",
+        "id": crate::util::event_id(),
+        "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+        "server": server,
+        "client": client,
+        "subject": subject,
+        "request": String::from_utf8_lossy(request),
+        "response": String::from_utf8_lossy(response),
+    });
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// The stream lifecycle advisory for an API request that created, updated or deleted a
+/// stream (its response carries no error): `(subject, body)`.
+pub fn stream_action(
+    api_subject: &str,
+    response: &[u8],
+    domain: Option<&str>,
+) -> Option<(String, Vec<u8>)> {
+    let rest = api_subject.strip_prefix(super::api::PREFIX)?;
+    let (event, action, stream) = match rest.split('.').collect::<Vec<_>>().as_slice() {
+        ["STREAM", "CREATE", name] => ("CREATED", "create", *name),
+        ["STREAM", "UPDATE", name] => ("UPDATED", "modify", *name),
+        ["STREAM", "DELETE", name] => ("DELETED", "delete", *name),
+        _ => return None,
+    };
+    let answer: Value = serde_json::from_slice(response).ok()?;
+    if answer.get("error").is_some() {
+        return None;
+    }
+    let mut v = json!({
+        "type": "io.nats.jetstream.advisory.v1.stream_action",
+        "id": crate::util::event_id(),
+        "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+        "stream": stream,
+        "action": action,
+    });
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    Some((
+        format!("$JS.EVENT.ADVISORY.STREAM.{event}.{stream}"),
+        serde_json::to_vec(&v).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_successful_lifecycle_requests_make_stream_actions() {
+        let (subject, body) =
+            stream_action("$JS.API.STREAM.CREATE.ORDERS", br#"{"config":{}}"#, None).unwrap();
+        assert_eq!(subject, "$JS.EVENT.ADVISORY.STREAM.CREATED.ORDERS");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["action"], "create");
+        assert_eq!(v["stream"], "ORDERS");
+        assert!(stream_action("$JS.API.STREAM.DELETE.X", br#"{"error":{}}"#, None).is_none());
+        assert!(stream_action("$JS.API.STREAM.INFO.X", b"{}", None).is_none());
+        let (subject, _) = stream_action("$JS.API.STREAM.UPDATE.X", b"{}", Some("hub")).unwrap();
+        assert_eq!(subject, "$JS.EVENT.ADVISORY.STREAM.UPDATED.X");
+    }
+}
