@@ -148,6 +148,9 @@ pub struct StreamConfig {
     /// messages uncompressed either way; the choice changes nothing a client can observe.
     #[serde(default = "no_compression")]
     pub compression: String,
+    /// The sequence of the stream's first message (nats-server 2.10), set at creation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_transform: Option<SubjectTransform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +248,9 @@ impl StreamConfig {
                 return Err(ApiError::mirror_with_sources());
             }
             check_name(&m.name)?;
+            if self.first_seq > 0 {
+                return Err(ApiError::mirror_with_first_seq());
+            }
         }
         if self.compression.is_empty() {
             self.compression = no_compression();

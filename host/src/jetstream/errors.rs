@@ -128,6 +128,13 @@ impl ApiError {
     pub fn mirror_with_subjects() -> Self {
         Self::new(400, 10034, "stream mirrors can not contain subjects")
     }
+    pub fn mirror_with_first_seq() -> Self {
+        Self::new(
+            400,
+            10143,
+            "stream mirrors can not have first sequence configured",
+        )
+    }
     pub fn mirror_with_sources() -> Self {
         Self::new(
             400,

@@ -607,6 +607,7 @@ impl JsAccount {
             dir,
             [self.usage.clone(), self.server_usage.clone()],
         )?;
+        s.start_at(s.config().first_seq)?;
         self.backfill(&streams, &s);
         streams.insert(s.name.clone(), s.clone());
         self.rebuild_filters(&streams);

@@ -414,6 +414,14 @@ impl Stream {
         v
     }
 
+    /// Makes `first` the sequence of the next message of a new stream (`first_seq`).
+    pub fn start_at(&self, first: u64) -> Result<(), ApiError> {
+        if first > 1 {
+            self.inner.lock().store.compact(first)?;
+        }
+        Ok(())
+    }
+
     /// Live messages per subject matching `filter`, sorted by subject.
     pub fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
         let mut counts = self.inner.lock().store.subject_counts(filter);

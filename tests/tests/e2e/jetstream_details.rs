@@ -271,3 +271,27 @@ async fn stream_info_pages_subject_details() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stream_starts_at_its_first_seq() -> Result<()> {
+    if is_nats_server() {
+        // `first_seq` arrived in nats-server 2.10.
+        return Ok(());
+    }
+    let Js { client, js, .. } = &Js::start().await?;
+    let r = created(
+        client,
+        json!({"name": "F", "subjects": ["f"], "first_seq": 100}),
+    )
+    .await?;
+    ensure!(r["config"]["first_seq"] == 100, "{r}");
+    let ack = publish(js, "f", "one").await?;
+    ensure!(ack.sequence == 100, "first message got {}", ack.sequence);
+    let r = create(
+        client,
+        json!({"name": "MF", "mirror": {"name": "F"}, "first_seq": 5}),
+    )
+    .await?;
+    ensure!(r["error"]["err_code"] == 10143, "{r}");
+    Ok(())
+}
