@@ -54,10 +54,10 @@ fn main() -> ExitCode {
 
 fn run(opts: Options) -> anyhow::Result<()> {
     natrium::logging::init(
-        opts.debug,
-        opts.trace,
-        opts.logtime,
-        opts.log_file.as_deref(),
+        opts.logging.debug,
+        opts.logging.trace,
+        opts.logging.logtime,
+        opts.logging.file.as_deref(),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -94,26 +94,26 @@ pub struct OperatorMode {
 impl OperatorMode {
     /// `None` unless operators are configured.
     pub fn from_options(opts: &Options) -> Result<Option<Arc<OperatorMode>>, String> {
-        if opts.operator.is_empty() {
+        if opts.operator.jwts.is_empty() {
             return Ok(None);
         }
         let now = jwt::now_unix();
-        let mut operators = Vec::with_capacity(opts.operator.len());
-        for token in &opts.operator {
+        let mut operators = Vec::with_capacity(opts.operator.jwts.len());
+        for token in &opts.operator.jwts {
             let op = jwt::decode_operator(token).map_err(|e| format!("operator JWT: {e}"))?;
             jwt::validate_operator(&op, now)
                 .map_err(|e| format!("operator {}: {e}", op.claims.sub))?;
             operators.push(op);
         }
-        let system_account = if opts.system_account != super::SYSTEM_ACCOUNT {
-            Some(opts.system_account.clone())
+        let system_account = if opts.accounts.system_account != super::SYSTEM_ACCOUNT {
+            Some(opts.accounts.system_account.clone())
         } else {
             operators
                 .iter()
                 .map(|o| o.nats.system_account.clone())
                 .find(|s| !s.is_empty())
         };
-        let store = match &opts.resolver {
+        let store = match &opts.operator.resolver {
             None => return Err("operators require an account resolver to be configured".into()),
             Some(ResolverSpec::Memory) => Store::Memory(RwLock::new(FxHashMap::default())),
             Some(ResolverSpec::Dir {
@@ -133,7 +133,7 @@ impl OperatorMode {
             system_account,
             store,
         };
-        for (key, token) in &opts.resolver_preload {
+        for (key, token) in &opts.operator.preload {
             // A preload never replaces a newer JWT the directory already has.
             mode.save_if_newer(key, token)
                 .map_err(|e| format!("preload account error for {key:?}: {e}"))?;
@@ -352,6 +352,7 @@ pub fn jwt_account_limits(claims: &AccountClaims) -> crate::options::AccountLimi
 mod tests {
     use super::*;
     use crate::auth::jwt::UserClaims;
+    use crate::options::OperatorOptions;
     use ::nkeys::KeyPair;
 
     struct Chain {
@@ -368,9 +369,11 @@ mod tests {
         let mut ac = AccountClaims::new(&acc.public_key());
         let acc_jwt = jwt::encode(&mut ac, &op).expect("account jwt");
         let opts = Options {
-            operator: vec![op_jwt],
-            resolver: Some(ResolverSpec::Memory),
-            resolver_preload: vec![(acc.public_key(), acc_jwt)],
+            operator: OperatorOptions {
+                jwts: vec![op_jwt],
+                resolver: Some(ResolverSpec::Memory),
+                preload: vec![(acc.public_key(), acc_jwt)],
+            },
             ..Default::default()
         };
         Chain { op, acc, opts }

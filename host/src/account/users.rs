@@ -99,17 +99,17 @@ impl UserDirectory {
     /// Checks and compiles every user; an error names the user and stops start-up.
     pub fn from_options(opts: &Options) -> Result<Self, String> {
         let mut dir = UserDirectory {
-            token: opts.auth_token.clone(),
-            no_auth_user: opts.no_auth_user.clone(),
+            token: opts.auth.token.clone(),
+            no_auth_user: opts.auth.no_auth_user.clone(),
             operator: OperatorMode::from_options(opts)?,
             ..Default::default()
         };
-        if let Some(u) = &opts.username {
-            let p = Password::parse(opts.password.as_deref().unwrap_or(""))
+        if let Some(u) = &opts.auth.username {
+            let p = Password::parse(opts.auth.password.as_deref().unwrap_or(""))
                 .map_err(|e| format!("user {u:?}: {e}"))?;
             dir.single = Some((u.clone(), p));
         }
-        for u in &opts.users {
+        for u in &opts.auth.users {
             dir.add(u)?;
         }
         if let Some(n) = &dir.no_auth_user {
@@ -295,6 +295,7 @@ fn global(user: Option<&str>) -> AuthOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::AuthOptions;
 
     fn user(name: &str, pass: &str, account: &str) -> UserSpec {
         UserSpec {
@@ -323,7 +324,10 @@ mod tests {
         };
         let mapped = |users: Vec<UserSpec>, pass: Option<&str>| {
             let opts = Options {
-                users,
+                auth: AuthOptions {
+                    users,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -389,11 +393,14 @@ mod tests {
     #[test]
     fn users_land_in_their_accounts() {
         let opts = Options {
-            users: vec![
-                user("a", "pa", "A"),
-                user("b", "pb", "B"),
-                user("g", "pg", ""),
-            ],
+            auth: AuthOptions {
+                users: vec![
+                    user("a", "pa", "A"),
+                    user("b", "pb", "B"),
+                    user("g", "pg", ""),
+                ],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -427,8 +434,11 @@ mod tests {
     #[test]
     fn no_auth_user_applies_only_without_credentials() {
         let opts = Options {
-            users: vec![user("a", "pa", "A")],
-            no_auth_user: Some("a".into()),
+            auth: AuthOptions {
+                users: vec![user("a", "pa", "A")],
+                no_auth_user: Some("a".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -444,20 +454,29 @@ mod tests {
     #[test]
     fn bad_configuration_is_reported() {
         let opts = Options {
-            users: vec![user("a", "pa", "A"), user("a", "pb", "B")],
-            ..Default::default()
-        };
-        assert!(UserDirectory::from_options(&opts).is_err());
-        let opts = Options {
-            no_auth_user: Some("ghost".into()),
-            ..Default::default()
-        };
-        assert!(UserDirectory::from_options(&opts).is_err());
-        let opts = Options {
-            users: vec![UserSpec {
-                nkey: Some("not-a-key".into()),
+            auth: AuthOptions {
+                users: vec![user("a", "pa", "A"), user("a", "pb", "B")],
                 ..Default::default()
-            }],
+            },
+            ..Default::default()
+        };
+        assert!(UserDirectory::from_options(&opts).is_err());
+        let opts = Options {
+            auth: AuthOptions {
+                no_auth_user: Some("ghost".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(UserDirectory::from_options(&opts).is_err());
+        let opts = Options {
+            auth: AuthOptions {
+                users: vec![UserSpec {
+                    nkey: Some("not-a-key".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert!(UserDirectory::from_options(&opts).is_err());
@@ -468,11 +487,14 @@ mod tests {
         let kp = ::nkeys::KeyPair::new_user();
         let public = kp.public_key();
         let opts = Options {
-            users: vec![UserSpec {
-                nkey: Some(public.clone()),
-                account: "N".into(),
+            auth: AuthOptions {
+                users: vec![UserSpec {
+                    nkey: Some(public.clone()),
+                    account: "N".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid nkey user");

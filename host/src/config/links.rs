@@ -7,7 +7,7 @@ use crate::options::{ExportSpec, ImportSpec, LinkKind, Options};
 /// The export that allows `imp`: same account and kind, a subject covering the import's, and
 /// either public or naming the importer.
 pub fn export_for<'a>(opts: &'a Options, imp: &ImportSpec) -> Option<&'a ExportSpec> {
-    opts.exports.iter().find(|e| {
+    opts.accounts.exports.iter().find(|e| {
         e.account == imp.from
             && e.kind == imp.kind
             && crate::auth::permissions::is_subset_match(
@@ -21,12 +21,12 @@ pub fn export_for<'a>(opts: &'a Options, imp: &ImportSpec) -> Option<&'a ExportS
 /// Checks that every configured import is allowed by an export, as nats-server does at
 /// start-up (an unauthorized import is a configuration error, with nats-server's text).
 pub fn check(opts: &Options) -> Result<(), String> {
-    for imp in &opts.imports {
+    for imp in &opts.accounts.imports {
         let kind = match imp.kind {
             LinkKind::Stream => "stream",
             LinkKind::Service => "service",
         };
-        if !opts.accounts.contains(&imp.from) {
+        if !opts.accounts.names.contains(&imp.from) {
             return Err(format!(
                 "Error adding {kind} import {:?}: account {:?} not found",
                 imp.subject, imp.from

@@ -27,14 +27,13 @@ impl PluginSet {
     /// Compiles and links every configured plugin; any failure stops start-up (or a reload).
     pub fn load(opts: &Options, engine: &mut Option<PluginEngine>) -> anyhow::Result<PluginSet> {
         let mut set = PluginSet::default();
-        if opts.plugins.is_empty() {
+        if opts.plugins.specs.is_empty() {
             return Ok(set);
         }
         if engine.is_none() {
-            let cache_dir = opts
-                .plugin_cache_dir
-                .clone()
-                .unwrap_or_else(|| EngineConfig::default_cache_dir(opts.store_dir.as_deref()));
+            let cache_dir = opts.plugins.cache_dir.clone().unwrap_or_else(|| {
+                EngineConfig::default_cache_dir(opts.jetstream.store_dir.as_deref())
+            });
             *engine = Some(
                 PluginEngine::new(EngineConfig {
                     cache_dir: Some(cache_dir),
@@ -45,7 +44,7 @@ impl PluginSet {
         let Some(engine) = engine.as_ref() else {
             return Ok(set);
         };
-        for spec in &opts.plugins {
+        for spec in &opts.plugins.specs {
             let what = || format!("loading plugin '{}' ({})", spec.name, spec.path.display());
             match spec.role {
                 Role::Authorizer => set

@@ -72,22 +72,22 @@ impl Server {
         let users = UserDirectory::from_options(&opts)
             .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
         let accounts = Accounts::default();
-        for name in &opts.accounts {
+        for name in &opts.accounts.names {
             accounts.get_or_create(name);
         }
-        for (name, l) in &opts.account_limits {
+        for (name, l) in &opts.accounts.limits {
             accounts.get_or_create(name).set_limits(l);
         }
         crate::account::links::check(&opts).map_err(|e| anyhow::anyhow!(e))?;
         accounts
-            .apply_mappings(&opts.mappings)
+            .apply_mappings(&opts.accounts.mappings)
             .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
         for w in crate::account::links::wire(&accounts, &opts) {
             tracing::warn!("{w}");
         }
         let mut engine = None;
         let plugin_set = PluginSet::load(&opts, &mut engine)?;
-        let jetstream = if opts.jetstream {
+        let jetstream = if opts.jetstream.enabled {
             Some(start_jetstream(&opts)?)
         } else {
             None
@@ -193,17 +193,20 @@ impl Server {
             tracing::info!("-------------------------------------------");
             tokio::spawn(jetstream_loop(js.clone(), self.shutdown.subscribe()));
         }
-        if opts.cluster_name.is_some() || opts.cluster_listen.is_some() || !opts.routes.is_empty() {
+        if opts.cluster.name.is_some()
+            || opts.cluster.listen.is_some()
+            || !opts.cluster.routes.is_empty()
+        {
             tracing::warn!("Clustering is not available yet in natrium; cluster options ignored");
         }
 
         // As in nats-server: port 0 means no monitoring, and the host defaults to the client's.
-        let http_host = if opts.http_host.is_empty() {
-            opts.host.clone()
+        let http_host = if opts.listen.http_host.is_empty() {
+            opts.listen.host.clone()
         } else {
-            opts.http_host.clone()
+            opts.listen.http_host.clone()
         };
-        let http = match opts.http_port.filter(|&p| p != 0) {
+        let http = match opts.listen.http_port.filter(|&p| p != 0) {
             Some(p) => {
                 let l = bind(&http_host, p).await.context("monitoring listener")?;
                 let addr = l.local_addr()?;
@@ -220,7 +223,7 @@ impl Server {
             }
             None => None,
         };
-        let listener = bind(&opts.host, opts.port)
+        let listener = bind(&opts.listen.host, opts.listen.port)
             .await
             .context("client listener")?;
         let addr = listener.local_addr()?;
@@ -228,7 +231,7 @@ impl Server {
         self.refresh_info();
         tracing::info!(
             "Listening for client connections on {}",
-            display_addr(&opts.host, addr)
+            display_addr(&opts.listen.host, addr)
         );
         if opts.tls.is_some() {
             tracing::info!("TLS required for client connections");
@@ -293,12 +296,13 @@ impl Server {
             c.queue_raw(&frame);
             c.wake_writer.notify_one();
         }
-        tokio::time::sleep(opts.lame_duck_grace_period).await;
+        tokio::time::sleep(opts.limits.lame_duck_grace_period).await;
         let clients = self.clients();
         if !clients.is_empty() {
             let spread = opts
+                .limits
                 .lame_duck_duration
-                .saturating_sub(opts.lame_duck_grace_period);
+                .saturating_sub(opts.limits.lame_duck_grace_period);
             let step = spread / clients.len() as u32;
             let step = step.min(Duration::from_secs(1));
             tracing::info!("Closing {} existing clients", clients.len());
@@ -314,12 +318,12 @@ impl Server {
 
     fn write_files(&self, opts: &Options) -> anyhow::Result<()> {
         let pid = std::process::id();
-        if let Some(p) = &opts.pid_file {
+        if let Some(p) = &opts.files.pid_file {
             std::fs::write(p, pid.to_string())
                 .with_context(|| format!("writing pid file {}", p.display()))?;
             self.written_files.lock().push(p.clone());
         }
-        if let Some(dir) = &opts.ports_file_dir {
+        if let Some(dir) = &opts.files.ports_file_dir {
             let exe = std::env::current_exe()
                 .ok()
                 .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -365,26 +369,27 @@ fn display_addr(host: &str, addr: SocketAddr) -> String {
 fn start_jetstream(opts: &Options) -> anyhow::Result<Arc<crate::jetstream::JetStream>> {
     use crate::jetstream::{store::SyncPolicy, JetStream, JsConfig};
     let store_dir = opts
+        .jetstream
         .store_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
-    let sync = match opts.js_sync_interval {
+    let sync = match opts.jetstream.sync_interval {
         Some(d) if d.is_zero() => SyncPolicy::Always,
         Some(d) => SyncPolicy::Interval(d),
         None => SyncPolicy::Interval(Duration::from_secs(120)),
     };
     let config = JsConfig {
         store_dir,
-        max_memory: opts.js_max_memory.unwrap_or(-1),
-        max_storage: opts.js_max_storage.unwrap_or(-1),
+        max_memory: opts.jetstream.max_memory.unwrap_or(-1),
+        max_storage: opts.jetstream.max_storage.unwrap_or(-1),
         sync,
-        domain: opts.js_domain.clone(),
+        domain: opts.jetstream.domain.clone(),
     };
-    let limits = opts.js_account_limits.iter().cloned().collect();
+    let limits = opts.jetstream.account_limits.iter().cloned().collect();
     // nats-server: without `accounts {}` the global account has JetStream; with them, only
     // the accounts that enable it. Operator mode: every account (JWT JetStream limits are not
     // interpreted yet).
-    let all = opts.accounts.is_empty() || !opts.operator.is_empty();
+    let all = opts.accounts.names.is_empty() || !opts.operator.jwts.is_empty();
     JetStream::start(config, limits, all).context("starting JetStream")
 }
 

@@ -32,45 +32,46 @@ pub enum ReloadError {
     Invalid(anyhow::Error),
 }
 
-/// The options a running server cannot change: a reload that changes one is refused.
+/// The options a running server cannot change: a reload that changes one is refused. Each
+/// is reported under its configuration name (nats-server's), not its path in [`Options`].
 fn not_reloadable(old: &Options, new: &Options) -> Vec<String> {
     let mut refused = Vec::new();
     macro_rules! fixed {
-        ($($field:ident),* $(,)?) => {$(
-            let (a, b) = (format!("{:?}", old.$field), format!("{:?}", new.$field));
+        ($($name:ident: $($field:ident).+),* $(,)?) => {$(
+            let (a, b) = (format!("{:?}", old.$($field).+), format!("{:?}", new.$($field).+));
             if a != b {
                 refused.push(format!(
                     "config reload not supported for {}: old={a}, new={b}",
-                    stringify!($field)
+                    stringify!($name)
                 ));
             }
         )*};
     }
     fixed!(
-        host,
-        port,
-        http_host,
-        http_port,
-        server_name,
-        client_advertise,
-        pid_file,
-        ports_file_dir,
-        log_file,
-        logtime,
-        jetstream,
-        store_dir,
-        js_max_memory,
-        js_max_storage,
-        js_sync_interval,
-        js_domain,
-        js_account_limits,
-        operator,
-        resolver,
-        system_account,
-        cluster_name,
-        cluster_listen,
-        routes,
-        plugin_cache_dir,
+        host: listen.host,
+        port: listen.port,
+        http_host: listen.http_host,
+        http_port: listen.http_port,
+        server_name: server_name,
+        client_advertise: listen.client_advertise,
+        pid_file: files.pid_file,
+        ports_file_dir: files.ports_file_dir,
+        log_file: logging.file,
+        logtime: logging.logtime,
+        jetstream: jetstream.enabled,
+        store_dir: jetstream.store_dir,
+        js_max_memory: jetstream.max_memory,
+        js_max_storage: jetstream.max_storage,
+        js_sync_interval: jetstream.sync_interval,
+        js_domain: jetstream.domain,
+        js_account_limits: jetstream.account_limits,
+        operator: operator.jwts,
+        resolver: operator.resolver,
+        system_account: accounts.system_account,
+        cluster_name: cluster.name,
+        cluster_listen: cluster.listen,
+        routes: cluster.routes,
+        plugin_cache_dir: plugins.cache_dir,
     );
     refused
 }
@@ -129,7 +130,7 @@ impl Server {
             ReloadError::Invalid(anyhow::anyhow!("authorization configuration: {e}"))
         })?;
         crate::account::links::check(&new).map_err(|e| ReloadError::Invalid(anyhow::anyhow!(e)))?;
-        for m in &new.mappings {
+        for m in &new.accounts.mappings {
             crate::subject::mapping::Mapping::new(&m.source, &m.destinations).map_err(|e| {
                 ReloadError::Invalid(anyhow::anyhow!("mappings: account {}: {e}", m.account))
             })?;
@@ -142,16 +143,17 @@ impl Server {
         };
 
         // Apply.
-        for name in &new.accounts {
+        for name in &new.accounts.names {
             let limits = new
-                .account_limits
+                .accounts
+                .limits
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, l)| *l)
                 .unwrap_or_default();
             self.accounts.get_or_create(name).set_limits(&limits);
         }
-        if let Err(e) = self.accounts.apply_mappings(&new.mappings) {
+        if let Err(e) = self.accounts.apply_mappings(&new.accounts.mappings) {
             tracing::error!("mappings: {e}");
         }
         for w in crate::account::links::wire(&self.accounts, &new) {
@@ -167,7 +169,7 @@ impl Server {
             crate::path::store::attach(self.core(), &account);
         }
         self.refresh_info();
-        for plugin in &new.plugins {
+        for plugin in &new.plugins.specs {
             tracing::debug!(
                 "plugin '{}' ({}) reloaded",
                 plugin.name,
