@@ -264,6 +264,21 @@ pub enum LinkKind {
     Service,
 }
 
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Stream => "stream",
+            LinkKind::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How many responses a service import lets through per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResponseType {

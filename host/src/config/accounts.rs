@@ -468,8 +468,8 @@ fn response(key: &str, v: &Value) -> Result<Option<ResponsePermission>, ConfigEr
             }
             "expires" | "ttl" => {
                 let s = string(&f.key, &f.value)?;
-                r.expires =
-                    super::apply::parse_duration(&s).map_err(|m| invalid(&f.key, &f.value, m))?;
+                r.expires = super::apply::parse_duration(&s)
+                    .map_err(|e| invalid(&f.key, &f.value, e.to_string()))?;
             }
             _ => return Err(unknown(f)),
         }

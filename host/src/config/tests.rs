@@ -548,12 +548,32 @@ fn go_duration_parser() {
     assert_eq!(ok("10µs"), Duration::from_micros(10));
     assert_eq!(ok("7ns"), Duration::from_nanos(7));
     assert_eq!(ok("+1s"), Duration::from_secs(1));
-    assert!(parse_duration("10").is_err_and(|e| e.contains("missing unit")));
-    assert!(parse_duration("").is_err());
-    assert!(parse_duration("s").is_err());
-    assert!(parse_duration("-1s").is_err());
-    assert!(parse_duration("1d").is_err_and(|e| e.contains("unknown unit")));
-    assert!(parse_duration("9999999999h").is_err());
+    let err = |s: &str| parse_duration(s).err().map(|e| e.to_string());
+    assert_eq!(
+        err("10").as_deref(),
+        Some("time: missing unit in duration \"10\"")
+    );
+    assert_eq!(err("").as_deref(), Some("time: invalid duration \"\""));
+    assert_eq!(err("s").as_deref(), Some("time: invalid duration \"s\""));
+    assert_eq!(
+        err("-1s").as_deref(),
+        Some("negative duration \"-1s\" is not allowed")
+    );
+    assert_eq!(
+        parse_duration("1d"),
+        Err(DurationError::UnknownUnit {
+            input: "1d".into(),
+            unit: "d".into()
+        })
+    );
+    assert_eq!(
+        err("1d").as_deref(),
+        Some("time: unknown unit \"d\" in duration \"1d\"")
+    );
+    assert!(matches!(
+        parse_duration("9999999999h"),
+        Err(DurationError::Invalid { .. })
+    ));
 }
 
 #[test]

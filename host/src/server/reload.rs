@@ -7,13 +7,12 @@
 //! change reaches live connections: a client whose credentials the new configuration no
 //! longer accepts is closed with 'Authorization Violation'; changed permissions apply at once.
 
-use super::Server;
+use super::{Server, StartError};
 use crate::account::{Credentials, UserDirectory};
 use crate::client::{Client, CloseReason};
 use crate::options::Options;
 use crate::path::plugins::PluginSet;
 use crate::proto::ServerError;
-use anyhow::Context;
 use std::sync::Arc;
 
 /// Why a reload was refused; the old configuration is still running.
@@ -28,8 +27,10 @@ pub enum ReloadError {
     /// Options that need a restart changed (nats-server's wording, one per option).
     #[error("{}", .0.join("; "))]
     NotReloadable(Vec<String>),
-    #[error("{0:#}")]
-    Invalid(anyhow::Error),
+    /// The new options fail a check the server makes at start-up (TLS files, users,
+    /// imports, mappings, plugins).
+    #[error(transparent)]
+    Invalid(#[from] StartError),
 }
 
 /// The options a running server cannot change: a reload that changes one is refused. Each
@@ -120,26 +121,22 @@ impl Server {
             return Err(ReloadError::NotReloadable(refused));
         }
         // Build everything that can fail before changing anything.
-        let tls = match &new.tls {
-            Some(t) => Some(crate::tls::acceptor(t).context("TLS configuration")),
-            None => None,
-        }
-        .transpose()
-        .map_err(ReloadError::Invalid)?;
-        let users = UserDirectory::from_options(&new).map_err(|e| {
-            ReloadError::Invalid(anyhow::anyhow!("authorization configuration: {e}"))
-        })?;
-        crate::account::links::check(&new).map_err(|e| ReloadError::Invalid(anyhow::anyhow!(e)))?;
+        let tls = new
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()
+            .map_err(StartError::Tls)?;
+        let users = UserDirectory::from_options(&new).map_err(StartError::Users)?;
+        crate::account::links::check(&new).map_err(StartError::Config)?;
         for m in &new.accounts.mappings {
-            crate::subject::mapping::Mapping::new(&m.source, &m.destinations).map_err(|e| {
-                ReloadError::Invalid(anyhow::anyhow!("mappings: account {}: {e}", m.account))
-            })?;
+            crate::account::compile_mapping(m).map_err(StartError::Mappings)?;
         }
         let plugins = {
             let mut engine = self.core().plugin_engine.lock().take();
             let loaded = PluginSet::load(&new, &mut engine);
             *self.core().plugin_engine.lock() = engine;
-            loaded.map_err(ReloadError::Invalid)?
+            loaded.map_err(StartError::Plugins)?
         };
 
         // Apply.

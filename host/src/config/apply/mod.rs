@@ -80,7 +80,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
-    super::links::check(opts).map_err(ConfigError::Conflict)?;
+    super::links::check(opts)?;
     if u64::from(opts.limits.max_payload) > opts.limits.max_pending {
         return Err(ConfigError::Conflict(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",
@@ -389,7 +389,7 @@ fn or_default(d: Duration, default: Duration) -> Duration {
 /// warning). An unquoted `2m` is refused: the size suffix made it the number 2000000.
 fn duration_or_secs(key: &str, v: &Value, opts: &mut Options) -> Result<Duration, ConfigError> {
     match &v.kind {
-        Kind::String(s) => parse_duration(s).map_err(|m| invalid(key, v, m)),
+        Kind::String(s) => parse_duration(s).map_err(|e| invalid(key, v, e.to_string())),
         Kind::Integer(n) => {
             let literal = v.literal.as_deref().unwrap_or("");
             if literal.ends_with(|c: char| c.is_ascii_alphabetic()) {
@@ -416,7 +416,7 @@ fn duration_str(key: &str, v: &Value) -> Result<Duration, ConfigError> {
     let s = v
         .as_str()
         .ok_or_else(|| wrong_type(key, v, "a duration string such as \"30s\""))?;
-    parse_duration(s).map_err(|m| invalid(key, v, m))
+    parse_duration(s).map_err(|e| invalid(key, v, e.to_string()))
 }
 
 /// Timeouts written in (possibly fractional) seconds, or as a duration string.
@@ -424,22 +424,37 @@ fn seconds(key: &str, v: &Value) -> Result<Duration, ConfigError> {
     let secs = match &v.kind {
         Kind::Integer(n) => *n as f64,
         Kind::Float(f) => *f,
-        Kind::String(s) => return parse_duration(s).map_err(|m| invalid(key, v, m)),
+        Kind::String(s) => return parse_duration(s).map_err(|e| invalid(key, v, e.to_string())),
         _ => return Err(wrong_type(key, v, "a number of seconds")),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| invalid(key, v, "must be a non-negative number"))
 }
 
+/// Why a duration string was refused; `input` is the whole string as written. The texts are
+/// Go's `time.ParseDuration` errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("time: invalid duration \"{input}\"")]
+    Invalid { input: String },
+    #[error("negative duration \"{input}\" is not allowed")]
+    Negative { input: String },
+    #[error("time: missing unit in duration \"{input}\"")]
+    MissingUnit { input: String },
+    #[error("time: unknown unit \"{unit}\" in duration \"{input}\"")]
+    UnknownUnit { input: String, unit: String },
+}
+
 /// Parses a Go `time.ParseDuration` string ("1h30m", "500ms", "1.5s"). Negative durations
 /// are refused since no setting can use them. Errors read like Go's.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration \"{s}\"");
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let input = || s.to_string();
+    let invalid = || DurationError::Invalid { input: input() };
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest.starts_with('-') {
         if rest == "-0" {
             return Ok(Duration::ZERO);
         }
-        return Err(format!("negative duration \"{s}\" is not allowed"));
+        return Err(DurationError::Negative { input: input() });
     }
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -468,14 +483,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
         let nanos: u128 = match unit {
-            "" => return Err(format!("time: missing unit in duration \"{s}\"")),
+            "" => return Err(DurationError::MissingUnit { input: input() }),
             "ns" => 1,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    input: input(),
+                    unit: unit.to_string(),
+                })
+            }
         };
         // Digits beyond what fits are ignored rather than overflowing (Go does the same).
         let int_val: u128 = if int_part.is_empty() {
