@@ -399,39 +399,39 @@ fn apply_flags(given: &[Given], opts: &mut Options) -> Result<(), CliError> {
                 .push(format!("--{} (command line)", g.name))
         };
         match (g.flag, &g.val) {
-            (Flag::Addr, Val::Str(s)) => opts.host = s.clone(),
-            (Flag::Port, Val::Int(n)) => opts.port = port(g, *n)?,
+            (Flag::Addr, Val::Str(s)) => opts.listen.host = s.clone(),
+            (Flag::Port, Val::Int(n)) => opts.listen.port = port(g, *n)?,
             (Flag::Name, Val::Str(s)) => opts.server_name = s.clone(),
-            (Flag::Pid, Val::Str(s)) => opts.pid_file = Some(s.into()),
-            (Flag::HttpPort, Val::Int(n)) => opts.http_port = Some(port(g, *n)?),
-            (Flag::ClientAdvertise, Val::Str(s)) => opts.client_advertise = Some(s.clone()),
-            (Flag::PortsFileDir, Val::Str(s)) => opts.ports_file_dir = Some(s.into()),
-            (Flag::Log, Val::Str(s)) => opts.log_file = Some(s.into()),
-            (Flag::Logtime, Val::Bool(b)) => opts.logtime = *b,
-            (Flag::Debug, Val::Bool(b)) => opts.debug = *b,
-            (Flag::Trace, Val::Bool(b)) => opts.trace = *b,
+            (Flag::Pid, Val::Str(s)) => opts.files.pid_file = Some(s.into()),
+            (Flag::HttpPort, Val::Int(n)) => opts.listen.http_port = Some(port(g, *n)?),
+            (Flag::ClientAdvertise, Val::Str(s)) => opts.listen.client_advertise = Some(s.clone()),
+            (Flag::PortsFileDir, Val::Str(s)) => opts.files.ports_file_dir = Some(s.into()),
+            (Flag::Log, Val::Str(s)) => opts.logging.file = Some(s.into()),
+            (Flag::Logtime, Val::Bool(b)) => opts.logging.logtime = *b,
+            (Flag::Debug, Val::Bool(b)) => opts.logging.debug = *b,
+            (Flag::Trace, Val::Bool(b)) => opts.logging.trace = *b,
             (Flag::TraceVerbose, Val::Bool(b)) => {
-                opts.trace = *b;
+                opts.logging.trace = *b;
                 if *b {
                     note(opts);
                 }
             }
             (Flag::DebugTrace, Val::Bool(b)) => {
-                opts.debug = *b;
-                opts.trace = *b;
+                opts.logging.debug = *b;
+                opts.logging.trace = *b;
             }
             (Flag::DebugTraceVerbose, Val::Bool(b)) => {
-                opts.debug = *b;
-                opts.trace = *b;
+                opts.logging.debug = *b;
+                opts.logging.trace = *b;
                 if *b {
                     note(opts);
                 }
             }
-            (Flag::JetStream, Val::Bool(b)) => opts.jetstream = *b,
-            (Flag::StoreDir, Val::Str(s)) => opts.store_dir = Some(s.into()),
-            (Flag::User, Val::Str(s)) => opts.username = Some(s.clone()),
-            (Flag::Pass, Val::Str(s)) => opts.password = Some(s.clone()),
-            (Flag::Auth, Val::Str(s)) => opts.auth_token = Some(s.clone()),
+            (Flag::JetStream, Val::Bool(b)) => opts.jetstream.enabled = *b,
+            (Flag::StoreDir, Val::Str(s)) => opts.jetstream.store_dir = Some(s.into()),
+            (Flag::User, Val::Str(s)) => opts.auth.username = Some(s.clone()),
+            (Flag::Pass, Val::Str(s)) => opts.auth.password = Some(s.clone()),
+            (Flag::Auth, Val::Str(s)) => opts.auth.token = Some(s.clone()),
             (Flag::Tls, Val::Bool(b)) => {
                 if *b {
                     tls_override = !tls_disabled;
@@ -458,18 +458,18 @@ fn apply_flags(given: &[Given], opts: &mut Options) -> Result<(), CliError> {
                 tls_override = !tls_disabled;
             }
             (Flag::Routes, Val::Str(s)) => {
-                opts.routes = s
+                opts.cluster.routes = s
                     .split(',')
                     .map(str::trim)
                     .filter(|r| !r.is_empty())
                     .map(str::to_string)
                     .collect();
-                routes_given = !opts.routes.is_empty();
+                routes_given = !opts.cluster.routes.is_empty();
             }
             (Flag::Cluster | Flag::ClusterListen, Val::Str(s)) => {
-                opts.cluster_listen = cluster_listen(s, opts, &g.name);
+                opts.cluster.listen = cluster_listen(s, opts, &g.name);
             }
-            (Flag::ClusterName, Val::Str(s)) => opts.cluster_name = Some(s.clone()),
+            (Flag::ClusterName, Val::Str(s)) => opts.cluster.name = Some(s.clone()),
             // `--syslog=false` and the like ask for nothing natrium lacks.
             (Flag::Syslog | Flag::NoAdvertise, Val::Bool(true)) => note(opts),
             (
@@ -515,7 +515,7 @@ fn apply_flags(given: &[Given], opts: &mut Options) -> Result<(), CliError> {
             .unwrap_or(std::time::Duration::from_secs(2));
         opts.tls = Some(tls_flags);
     }
-    if routes_given && opts.cluster_listen.is_none() {
+    if routes_given && opts.cluster.listen.is_none() {
         return Err(CliError::RoutesWithoutCluster);
     }
     Ok(())
@@ -694,28 +694,28 @@ mod tests {
     #[test]
     fn no_args_is_defaults() {
         let o = run("");
-        assert_eq!(o.port, 4222);
+        assert_eq!(o.listen.port, 4222);
         assert!(o.config_file.is_none());
     }
 
     #[test]
     fn value_forms() {
         for line in ["-p 4333", "--port 4333", "-p=4333", "--port=4333"] {
-            assert_eq!(run(line).port, 4333, "{line}");
+            assert_eq!(run(line).listen.port, 4333, "{line}");
         }
-        assert_eq!(run("-p -1").port, -1);
-        assert_eq!(run("-p=-1").port, -1);
-        assert_eq!(run("-p 0x10").port, 16);
+        assert_eq!(run("-p -1").listen.port, -1);
+        assert_eq!(run("-p=-1").listen.port, -1);
+        assert_eq!(run("-p 0x10").listen.port, 16);
         assert_eq!(
-            run("-sd=/tmp/js").store_dir.as_deref(),
+            run("-sd=/tmp/js").jetstream.store_dir.as_deref(),
             Some(Path::new("/tmp/js"))
         );
         assert_eq!(
-            run("--store_dir /tmp/js2").store_dir.as_deref(),
+            run("--store_dir /tmp/js2").jetstream.store_dir.as_deref(),
             Some(Path::new("/tmp/js2"))
         );
         // The last occurrence wins.
-        assert_eq!(run("-p 1 -p 2").port, 2);
+        assert_eq!(run("-p 1 -p 2").listen.port, 2);
     }
 
     #[test]
@@ -724,35 +724,35 @@ mod tests {
             "-a 127.0.0.1 -n srv -m 8222 -P /tmp/p.pid -l /tmp/l.log --ports_file_dir /tmp \
                      --client_advertise adv:4222",
         );
-        assert_eq!(o.host, "127.0.0.1");
+        assert_eq!(o.listen.host, "127.0.0.1");
         assert_eq!(o.server_name, "srv");
-        assert_eq!(o.http_port, Some(8222));
-        assert_eq!(o.pid_file.as_deref(), Some(Path::new("/tmp/p.pid")));
-        assert_eq!(o.log_file.as_deref(), Some(Path::new("/tmp/l.log")));
-        assert_eq!(o.ports_file_dir.as_deref(), Some(Path::new("/tmp")));
-        assert_eq!(o.client_advertise.as_deref(), Some("adv:4222"));
-        assert_eq!(run("--addr 1.2.3.4").host, "1.2.3.4");
-        assert_eq!(run("--net 1.2.3.5").host, "1.2.3.5");
+        assert_eq!(o.listen.http_port, Some(8222));
+        assert_eq!(o.files.pid_file.as_deref(), Some(Path::new("/tmp/p.pid")));
+        assert_eq!(o.logging.file.as_deref(), Some(Path::new("/tmp/l.log")));
+        assert_eq!(o.files.ports_file_dir.as_deref(), Some(Path::new("/tmp")));
+        assert_eq!(o.listen.client_advertise.as_deref(), Some("adv:4222"));
+        assert_eq!(run("--addr 1.2.3.4").listen.host, "1.2.3.4");
+        assert_eq!(run("--net 1.2.3.5").listen.host, "1.2.3.5");
         assert_eq!(run("--name a").server_name, "a");
         assert_eq!(run("--server_name b").server_name, "b");
-        assert_eq!(run("--http_port 9").http_port, Some(9));
+        assert_eq!(run("--http_port 9").listen.http_port, Some(9));
     }
 
     #[test]
     fn boolean_flags() {
         let o = run("-D -V");
-        assert!(o.debug && o.trace);
+        assert!(o.logging.debug && o.logging.trace);
         let o = run("-DV");
-        assert!(o.debug && o.trace);
+        assert!(o.logging.debug && o.logging.trace);
         let o = run("-DV -D=false");
-        assert!(!o.debug && o.trace);
-        assert!(!run("-T=false").logtime);
-        assert!(!run("--logtime=0").logtime);
-        assert!(run("-T").logtime);
-        assert!(run("-js").jetstream);
-        assert!(run("--jetstream=true").jetstream);
-        assert!(run("--debug=T").debug);
-        assert!(run("-VV").trace);
+        assert!(!o.logging.debug && o.logging.trace);
+        assert!(!run("-T=false").logging.logtime);
+        assert!(!run("--logtime=0").logging.logtime);
+        assert!(run("-T").logging.logtime);
+        assert!(run("-js").jetstream.enabled);
+        assert!(run("--jetstream=true").jetstream.enabled);
+        assert!(run("--debug=T").logging.debug);
+        assert!(run("-VV").logging.trace);
         // A boolean flag does not consume the next argument.
         assert_eq!(fail("-D false"), "unrecognized command: \"false\"");
         assert_eq!(
@@ -765,10 +765,10 @@ mod tests {
     fn auth_flags() {
         let o = run("--user u --pass p");
         assert_eq!(
-            (o.username.as_deref(), o.password.as_deref()),
+            (o.auth.username.as_deref(), o.auth.password.as_deref()),
             (Some("u"), Some("p"))
         );
-        assert_eq!(run("--auth tok").auth_token.as_deref(), Some("tok"));
+        assert_eq!(run("--auth tok").auth.token.as_deref(), Some("tok"));
         assert!(fail("--user u --auth t").contains("Cannot have a user/pass and token"));
     }
 
@@ -804,15 +804,16 @@ mod tests {
         let o = run(
             "--cluster nats://0.0.0.0:6222 --routes nats://a:6222,nats://b:6222 --cluster_name c",
         );
-        assert_eq!(o.cluster_listen.as_deref(), Some("0.0.0.0:6222"));
+        assert_eq!(o.cluster.listen.as_deref(), Some("0.0.0.0:6222"));
         assert_eq!(
-            o.routes,
+            o.cluster.routes,
             vec!["nats://a:6222".to_string(), "nats://b:6222".to_string()]
         );
-        assert_eq!(o.cluster_name.as_deref(), Some("c"));
+        assert_eq!(o.cluster.name.as_deref(), Some("c"));
         assert_eq!(
             run("--cluster_listen 127.0.0.1:7000")
-                .cluster_listen
+                .cluster
+                .listen
                 .as_deref(),
             Some("127.0.0.1:7000")
         );
@@ -905,13 +906,13 @@ mod tests {
         )?;
         let c = conf.display();
         let o = run(&format!("-c {c} -p 6000 -D=false"));
-        assert_eq!(o.port, 6000);
-        assert!(!o.debug);
+        assert_eq!(o.listen.port, 6000);
+        assert!(!o.logging.debug);
         assert_eq!(o.server_name, "fromfile");
-        assert_eq!(o.max_payload, 2 << 20);
+        assert_eq!(o.limits.max_payload, 2 << 20);
         assert_eq!(o.config_file.as_deref(), Some(conf.as_path()));
         // Flag order does not matter: the file is always loaded first.
-        assert_eq!(run(&format!("-p 6001 --config={c}")).port, 6001);
+        assert_eq!(run(&format!("-p 6001 --config={c}")).listen.port, 6001);
         // TLS flags replace the file's TLS block but keep its timeout.
         let t = run(&format!("-c {c} --tlscert c2 --tlskey k2"))
             .tls
@@ -921,7 +922,13 @@ mod tests {
         assert!(run(&format!("-c {c} --tls=false")).tls.is_none());
         // Routes need cluster capabilities, which the file may provide.
         std::fs::write(&conf, "cluster { listen: 0.0.0.0:6222 }\n")?;
-        assert_eq!(run(&format!("-c {c} --routes nats://x:1")).routes.len(), 1);
+        assert_eq!(
+            run(&format!("-c {c} --routes nats://x:1"))
+                .cluster
+                .routes
+                .len(),
+            1
+        );
         // -t returns the options instead of running.
         assert!(matches!(
             parse(args(&format!("-t -c {c}"))),
@@ -934,7 +941,7 @@ mod tests {
         assert!(fail("-c /nonexistent/x.conf").contains("error opening config file"));
         // Cross-checks apply after flags are merged.
         std::fs::write(&conf, "max_payload: 60MB\n")?;
-        assert!(run(&format!("-c {c}")).max_payload == 60 << 20);
+        assert!(run(&format!("-c {c}")).limits.max_payload == 60 << 20);
         Ok(())
     }
 

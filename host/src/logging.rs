@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -47,12 +47,31 @@ where
     }
 }
 
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("cannot open log file {}: {source}", path.display())]
+    OpenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A global subscriber was already installed.
+    #[error("installing logger: {0}")]
+    Install(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 fn timestamp() -> String {
     crate::timefmt::log_stamp(std::time::SystemTime::now())
 }
 
 /// Installs the global subscriber. `-D` enables debug, `-V` trace; `-l FILE` appends there.
-pub fn init(debug: bool, trace: bool, logtime: bool, file: Option<&Path>) -> anyhow::Result<()> {
+pub fn init(
+    debug: bool,
+    trace: bool,
+    logtime: bool,
+    file: Option<&Path>,
+) -> Result<(), LoggingError> {
     let level = if trace {
         Level::TRACE
     } else if debug {
@@ -78,14 +97,17 @@ pub fn init(debug: bool, trace: bool, logtime: bool, file: Option<&Path>) -> any
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
+                .map_err(|source| LoggingError::OpenFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             builder
                 .with_writer(std::sync::Mutex::new(LineWriter(f)))
                 .try_init()
         }
         None => builder.with_writer(std::io::stderr).try_init(),
     };
-    result.map_err(|e| anyhow::anyhow!("installing logger: {e}"))
+    result.map_err(LoggingError::Install)
 }
 
 /// Flushes each line so a log file can be tailed by tools waiting for "Server is ready".

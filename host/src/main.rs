@@ -1,6 +1,6 @@
 //! `natrium`: the broker binary, started with nats-server's command-line flags.
 
-use anyhow::Context;
+use anyhow::anyhow;
 use natrium::cli::{self, Command};
 use natrium::options::Options;
 use natrium::server::{Server, NATRIUM_VERSION};
@@ -42,11 +42,13 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        // The library's errors include their causes in their text, so an error is printed
+        // with `{}`: anyhow's `{:#}` would repeat every cause.
         Command::Run(opts) => match run(opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!(target: "natrium::fatal", "{e:#}");
-                let _ = writeln!(std::io::stderr(), "natrium: {e:#}");
+                tracing::error!(target: "natrium::fatal", "{e}");
+                let _ = writeln!(std::io::stderr(), "natrium: {e}");
                 ExitCode::from(1)
             }
         },
@@ -55,19 +57,20 @@ fn main() -> ExitCode {
 
 fn run(opts: Options) -> anyhow::Result<()> {
     natrium::logging::init(
-        opts.debug,
-        opts.trace,
-        opts.logtime,
-        opts.log_file.as_deref(),
+        opts.logging.debug,
+        opts.logging.trace,
+        opts.logging.logtime,
+        opts.logging.file.as_deref(),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
+        .map_err(|e| anyhow!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
         let server = Server::new(opts)?;
         spawn_signal_handlers(server.clone())?;
-        server.run().await
+        server.run().await?;
+        Ok(())
     })
 }
 
@@ -75,13 +78,16 @@ fn run(opts: Options) -> anyhow::Result<()> {
 /// SIGUSR2: lame-duck mode. SIGUSR1: acknowledged (log reopen).
 fn spawn_signal_handlers(server: Arc<Server>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let mut usr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
+    let handler = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| anyhow!("installing {name} handler: {e}"))
+    };
+    let mut int = handler(SignalKind::interrupt(), "SIGINT")?;
+    let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut hup = handler(SignalKind::hangup(), "SIGHUP")?;
+    let mut usr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
     // SIGUSR1 (`--signal reopen`) must not kill the server; log files are opened in append
     // mode, so rotation tools that copy-truncate keep working.
-    let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut usr1 = handler(SignalKind::user_defined1(), "SIGUSR1")?;
     tokio::spawn(async move {
         loop {
             tokio::select! {

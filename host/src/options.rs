@@ -1,6 +1,9 @@
 //! Typed server options: what the command line and the configuration file both produce.
 //!
 //! Defaults match nats-server's so that a configuration written for it means the same here.
+//! [`Options`] is grouped into one section per concern (listeners, limits, authorization,
+//! accounts, operator mode, logging, files, JetStream, cluster, plugins); each section's
+//! `Default` holds nats-server's defaults for its fields.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use std::fmt;
 pub const RANDOM_PORT: i32 = -1;
 
 /// Everything the server needs to start. Built by `cli` (flags) layered over `config` (file).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Path of the configuration file this was read from, if any (for reload and `-t`).
     pub config_file: Option<PathBuf>,
@@ -20,6 +23,36 @@ pub struct Options {
     pub command_line: Vec<String>,
     pub server_name: String,
     pub server_tags: Vec<String>,
+    /// The client and monitoring listeners.
+    pub listen: ListenOptions,
+    /// Per-connection limits and timers, and lame-duck timing.
+    pub limits: LimitOptions,
+    /// Who may connect when accounts are configured in the file (not operator mode).
+    pub auth: AuthOptions,
+    /// Configured accounts and what links and maps subjects between and within them.
+    pub accounts: AccountOptions,
+    /// Operator (decentralized JWT) mode.
+    pub operator: OperatorOptions,
+    pub tls: Option<TlsOptions>,
+    pub logging: LoggingOptions,
+    /// Files the server writes at start and removes at shutdown.
+    pub files: FileOptions,
+    pub jetstream: JetStreamOptions,
+    /// Accepted and reported; clustering is a later issue.
+    pub cluster: ClusterOptions,
+    pub plugins: PluginOptions,
+
+    /// Keys that were read but name features natrium does not have yet; logged as warnings.
+    pub unsupported: Vec<String>,
+    /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
+    /// warnings, like nats-server's configuration warnings.
+    pub config_warnings: Vec<String>,
+}
+
+/// The client listener (`-a`/`-p`, `host`/`port`/`listen`) and the monitoring one (`-m`,
+/// `http`/`http_port`).
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
     /// Client listener host (`-a`, `host`/`net`/`listen`).
     pub host: String,
     /// Client listener port; `RANDOM_PORT` (-1) picks one, 0 also picks one.
@@ -30,7 +63,24 @@ pub struct Options {
     pub http_host: String,
     /// Monitoring port; `None` or `Some(0)` when monitoring is off, -1 for a random port.
     pub http_port: Option<i32>,
+}
 
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            host: "0.0.0.0".to_string(),
+            port: 4222,
+            client_advertise: None,
+            http_host: String::new(),
+            http_port: None,
+        }
+    }
+}
+
+/// What one connection may do and how long it is given (`max_payload`, `ping_interval`,
+/// `authorization { timeout }`, ...), and the lame-duck timing.
+#[derive(Debug, Clone)]
+pub struct LimitOptions {
     pub max_payload: u32,
     pub max_control_line: u32,
     pub max_connections: u32,
@@ -43,15 +93,44 @@ pub struct Options {
     pub auth_timeout: Duration,
     pub lame_duck_duration: Duration,
     pub lame_duck_grace_period: Duration,
+}
 
-    /// Single-user auth (flags or `authorization {}`).
+impl Default for LimitOptions {
+    fn default() -> Self {
+        LimitOptions {
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_connections: 64 * 1024,
+            max_pending: 64 * 1024 * 1024,
+            max_pings_out: 2,
+            ping_interval: Duration::from_secs(120),
+            write_deadline: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(2),
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Configured credentials: single-user auth (flags or `authorization {}`), a token, and the
+/// users of `authorization { users }` and `accounts { X { users } }`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthOptions {
     pub username: Option<String>,
     pub password: Option<String>,
-    pub auth_token: Option<String>,
+    /// `--auth`, `authorization { token }`.
+    pub token: Option<String>,
     /// Users from `authorization { users [...] }` (account `$G`) and `accounts { X { users } }`.
     pub users: Vec<UserSpec>,
-    /// Accounts declared in `accounts {}` (users are listed in `users` with their account).
-    pub accounts: Vec<String>,
+    /// The user a client without credentials is treated as (`no_auth_user`).
+    pub no_auth_user: Option<String>,
+}
+
+/// `accounts {}`, top-level `mappings` and `system_account`.
+#[derive(Debug, Clone)]
+pub struct AccountOptions {
+    /// Accounts declared in `accounts {}` (their users are in `AuthOptions::users`).
+    pub names: Vec<String>,
     /// `exports` of the configured accounts.
     pub exports: Vec<ExportSpec>,
     /// `imports` of the configured accounts.
@@ -60,59 +139,100 @@ pub struct Options {
     /// top-level `mappings` belong to `$G`.
     pub mappings: Vec<MappingSpec>,
     /// `accounts { X { limits { ... } } }`: account name → its limits.
-    pub account_limits: Vec<(String, AccountLimits)>,
-    /// The user a client without credentials is treated as (`no_auth_user`).
-    pub no_auth_user: Option<String>,
+    pub limits: Vec<(String, AccountLimits)>,
     /// `system_account` (default `$SYS`; in operator mode an account public key, or the
     /// operator JWT's `system_account` when left at the default).
     pub system_account: String,
+}
+
+impl Default for AccountOptions {
+    fn default() -> Self {
+        AccountOptions {
+            names: Vec::new(),
+            exports: Vec::new(),
+            imports: Vec::new(),
+            mappings: Vec::new(),
+            limits: Vec::new(),
+            system_account: SYSTEM_ACCOUNT.to_string(),
+        }
+    }
+}
+
+/// Operator (decentralized JWT) mode: `operator`, `resolver`, `resolver_preload`.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorOptions {
     /// Trusted operator JWTs (`operator`/`operators`, read from files or given inline), as
-    /// encoded tokens. Non-empty means operator (decentralized JWT) mode.
-    pub operator: Vec<String>,
+    /// encoded tokens. Non-empty means operator mode.
+    pub jwts: Vec<String>,
     /// `resolver`: where account JWTs come from in operator mode.
     pub resolver: Option<ResolverSpec>,
     /// `resolver_preload`: account public key → account JWT, in the order written.
-    pub resolver_preload: Vec<(String, String)>,
+    pub preload: Vec<(String, String)>,
+}
 
-    pub tls: Option<TlsOptions>,
-
-    pub log_file: Option<PathBuf>,
+/// `-l`/`logfile`, `-D`/`debug`, `-V`/`trace`, `-T`/`logtime`.
+#[derive(Debug, Clone)]
+pub struct LoggingOptions {
+    /// Append log lines to this file instead of stderr.
+    pub file: Option<PathBuf>,
     pub debug: bool,
     pub trace: bool,
     /// Prefix log lines with a time stamp (`-T`, `logtime`). On by default as in nats-server.
     pub logtime: bool,
+}
+
+impl Default for LoggingOptions {
+    fn default() -> Self {
+        LoggingOptions {
+            file: None,
+            debug: false,
+            trace: false,
+            logtime: true,
+        }
+    }
+}
+
+/// `-P`/`pid_file` and `--ports_file_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
+}
 
-    /// `-js` / `jetstream {}`: streams persisted under `store_dir`.
-    pub jetstream: bool,
+/// `-js` / `-sd` / `jetstream {}` (server-wide), and the `jetstream {}` limits of accounts.
+#[derive(Debug, Clone, Default)]
+pub struct JetStreamOptions {
+    /// Streams are served (and persisted under `store_dir`).
+    pub enabled: bool,
     pub store_dir: Option<PathBuf>,
     /// `jetstream { max_mem_store }`, bytes; `None` = unlimited.
-    pub js_max_memory: Option<i64>,
+    pub max_memory: Option<i64>,
     /// `jetstream { max_file_store }`, bytes; `None` = unlimited.
-    pub js_max_storage: Option<i64>,
+    pub max_storage: Option<i64>,
     /// `jetstream { sync_interval }`: `None` = the default (2 minutes); `Some(ZERO)` = always.
-    pub js_sync_interval: Option<Duration>,
-    pub js_domain: Option<String>,
+    pub sync_interval: Option<Duration>,
+    pub domain: Option<String>,
     /// Per-account `jetstream {}` limits from `accounts {}`.
-    pub js_account_limits: Vec<(String, JetStreamLimits)>,
+    pub account_limits: Vec<(String, JetStreamLimits)>,
+}
 
-    /// Accepted and reported; clustering is a later issue.
-    pub cluster_name: Option<String>,
-    pub cluster_listen: Option<String>,
+/// `cluster {}` / `--cluster*`, `--routes`: accepted and reported, not acted on yet.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub name: Option<String>,
+    /// `host:port` of the route listener.
+    pub listen: Option<String>,
     pub routes: Vec<String>,
+}
 
+/// `plugins {}` and `plugin_cache_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct PluginOptions {
     /// Wasm plugins declared in `plugins {}`, in the order written.
-    pub plugins: Vec<PluginSpec>,
+    pub specs: Vec<PluginSpec>,
     /// Where compiled plugins are cached (`plugin_cache_dir`); `None` means
     /// `<store_dir or temp>/natrium-plugin-cache`.
-    pub plugin_cache_dir: Option<PathBuf>,
-
-    /// Keys that were read but name features natrium does not have yet; logged as warnings.
-    pub unsupported: Vec<String>,
-    /// Accepted-but-discouraged settings (e.g. `ping_interval: 60` instead of "60s"); logged as
-    /// warnings, like nats-server's configuration warnings.
-    pub config_warnings: Vec<String>,
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Per-account limits (`limits { max_connections, max_subscriptions, max_payload }`, or an
@@ -142,6 +262,21 @@ pub struct MappingSpec {
 pub enum LinkKind {
     Stream,
     Service,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Stream => "stream",
+            LinkKind::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How many responses a service import lets through per request.
@@ -238,74 +373,13 @@ impl Default for TlsOptions {
     }
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            config_file: None,
-            command_line: Vec::new(),
-            server_name: String::new(),
-            server_tags: Vec::new(),
-            host: "0.0.0.0".to_string(),
-            port: 4222,
-            client_advertise: None,
-            http_host: String::new(),
-            http_port: None,
-            max_payload: 1024 * 1024,
-            max_control_line: 4096,
-            max_connections: 64 * 1024,
-            max_pending: 64 * 1024 * 1024,
-            max_pings_out: 2,
-            ping_interval: Duration::from_secs(120),
-            write_deadline: Duration::from_secs(10),
-            auth_timeout: Duration::from_secs(2),
-            lame_duck_duration: Duration::from_secs(120),
-            lame_duck_grace_period: Duration::from_secs(10),
-            username: None,
-            password: None,
-            auth_token: None,
-            users: Vec::new(),
-            accounts: Vec::new(),
-            exports: Vec::new(),
-            imports: Vec::new(),
-            mappings: Vec::new(),
-            account_limits: Vec::new(),
-            no_auth_user: None,
-            system_account: SYSTEM_ACCOUNT.to_string(),
-            operator: Vec::new(),
-            resolver: None,
-            resolver_preload: Vec::new(),
-            tls: None,
-            log_file: None,
-            debug: false,
-            trace: false,
-            logtime: true,
-            pid_file: None,
-            ports_file_dir: None,
-            jetstream: false,
-            store_dir: None,
-            js_max_memory: None,
-            js_max_storage: None,
-            js_sync_interval: None,
-            js_domain: None,
-            js_account_limits: Vec::new(),
-            cluster_name: None,
-            cluster_listen: None,
-            routes: Vec::new(),
-            plugins: Vec::new(),
-            plugin_cache_dir: None,
-            unsupported: Vec::new(),
-            config_warnings: Vec::new(),
-        }
-    }
-}
-
 impl Options {
     /// True when a client must authenticate before anything else.
     pub fn auth_required(&self) -> bool {
-        self.username.is_some()
-            || self.auth_token.is_some()
-            || !self.users.is_empty()
-            || !self.operator.is_empty()
+        self.auth.username.is_some()
+            || self.auth.token.is_some()
+            || !self.auth.users.is_empty()
+            || !self.operator.jwts.is_empty()
     }
 }
 

@@ -180,7 +180,7 @@ pub fn wire(accounts: &super::Accounts, opts: &Options) -> Vec<String> {
     for a in accounts.all() {
         *a.links.write() = Links::default();
     }
-    for imp in &opts.imports {
+    for imp in &opts.accounts.imports {
         let Some(exporter) = accounts.get(&imp.from) else {
             warnings.push(format!(
                 "account {} imports from unknown account {}",

@@ -9,9 +9,11 @@ pub mod operator;
 mod users;
 
 pub use operator::{JwtIdentity, OperatorMode};
-pub use users::{AuthError, AuthOutcome, Credentials, UserDirectory};
+pub use users::{AuthError, AuthOutcome, Credentials, UserConfigError, UserDirectory};
 
 use crate::client::Subscription;
+use crate::options::MappingSpec;
+use crate::subject::mapping::{Mapping, MappingError};
 use crate::subject::Sublist;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
@@ -19,6 +21,23 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 pub use crate::options::{GLOBAL_ACCOUNT, SYSTEM_ACCOUNT};
+
+/// A configured mapping that does not compile, with the account it was written for.
+#[derive(Debug, thiserror::Error)]
+#[error("account {account}: {source}")]
+pub struct AccountMappingError {
+    pub account: String,
+    #[source]
+    pub source: MappingError,
+}
+
+/// Compiles one configured mapping.
+pub fn compile_mapping(spec: &MappingSpec) -> Result<Mapping, AccountMappingError> {
+    Mapping::new(&spec.source, &spec.destinations).map_err(|source| AccountMappingError {
+        account: spec.account.clone(),
+        source,
+    })
+}
 
 pub struct Account {
     pub name: Arc<str>,
@@ -31,7 +50,7 @@ pub struct Account {
     /// Random token in this account's generated reply subjects.
     pub response_token: String,
     /// Native subject mappings, applied on publish when `mapped` is set.
-    mappings: RwLock<Arc<Vec<crate::subject::mapping::Mapping>>>,
+    mappings: RwLock<Arc<Vec<Mapping>>>,
     mapped: AtomicBool,
     /// Limits (negative = none): from the configuration's `limits {}` or the account JWT.
     max_connections: AtomicI64,
@@ -130,7 +149,7 @@ impl Account {
     }
 
     /// Replaces this account's mappings (configuration load or reload).
-    pub fn set_mappings(&self, list: Vec<crate::subject::mapping::Mapping>) {
+    pub fn set_mappings(&self, list: Vec<Mapping>) {
         self.mapped.store(!list.is_empty(), Ordering::Relaxed);
         *self.mappings.write() = Arc::new(list);
     }
@@ -216,12 +235,10 @@ impl Accounts {
     }
 
     /// Installs the configured mappings on their accounts (every account's list is replaced).
-    pub fn apply_mappings(&self, specs: &[crate::options::MappingSpec]) -> Result<(), String> {
-        let mut by_account: FxHashMap<&str, Vec<crate::subject::mapping::Mapping>> =
-            FxHashMap::default();
+    pub fn apply_mappings(&self, specs: &[MappingSpec]) -> Result<(), AccountMappingError> {
+        let mut by_account: FxHashMap<&str, Vec<Mapping>> = FxHashMap::default();
         for m in specs {
-            let mapping = crate::subject::mapping::Mapping::new(&m.source, &m.destinations)
-                .map_err(|e| format!("account {}: {e}", m.account))?;
+            let mapping = compile_mapping(m)?;
             by_account
                 .entry(m.account.as_str())
                 .or_default()

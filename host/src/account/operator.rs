@@ -7,7 +7,9 @@
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
 use super::users::{AuthError, AuthOutcome, Credentials};
-use crate::auth::jwt::{self, AccountClaims, ClientInfo, OperatorClaims, SigningKey, UserScope};
+use crate::auth::jwt::{
+    self, AccountClaims, ClientInfo, JwtError, OperatorClaims, SigningKey, UserScope,
+};
 use crate::auth::nkeys::{self, KeyKind};
 use crate::auth::permissions::{PermissionSpec, Permissions};
 use crate::options::{Options, ResolverSpec};
@@ -76,6 +78,71 @@ enum Store {
     },
 }
 
+/// Why operator mode cannot start from the options (start-up or reload stops).
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("operator JWT: {0}")]
+    Decode(#[source] JwtError),
+    /// The operator JWT (subject `operator`) does not validate.
+    #[error("operator {operator}: {source}")]
+    Invalid {
+        operator: String,
+        #[source]
+        source: JwtError,
+    },
+    #[error("operators require an account resolver to be configured")]
+    NoResolver,
+    #[error("resolver dir {}: {source}", dir.display())]
+    ResolverDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("preload account error for {account:?}: {source}")]
+    Preload {
+        account: String,
+        #[source]
+        source: JwtStoreError,
+    },
+}
+
+/// Why the JWT of an account could not be looked up, or did not validate.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountClaimsError {
+    #[error("account {0} not found")]
+    NotFound(String),
+    #[error("account JWT: {source}")]
+    Decode {
+        account: String,
+        #[source]
+        source: JwtError,
+    },
+    /// The JWT stored under `account` has another subject.
+    #[error("account JWT stored for {account} is for {subject}")]
+    Mismatch { account: String, subject: String },
+    #[error("account {account}: {source}")]
+    Invalid {
+        account: String,
+        #[source]
+        source: JwtError,
+    },
+}
+
+/// Why an account JWT was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtStoreError {
+    #[error("{0:?} is not a valid public account nkey")]
+    InvalidKey(String),
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Why an account JWT update was refused; `message` is nats-server's wording.
 #[derive(Debug)]
 pub struct UpdateError {
@@ -93,34 +160,38 @@ pub struct OperatorMode {
 
 impl OperatorMode {
     /// `None` unless operators are configured.
-    pub fn from_options(opts: &Options) -> Result<Option<Arc<OperatorMode>>, String> {
-        if opts.operator.is_empty() {
+    pub fn from_options(opts: &Options) -> Result<Option<Arc<OperatorMode>>, OperatorError> {
+        if opts.operator.jwts.is_empty() {
             return Ok(None);
         }
         let now = jwt::now_unix();
-        let mut operators = Vec::with_capacity(opts.operator.len());
-        for token in &opts.operator {
-            let op = jwt::decode_operator(token).map_err(|e| format!("operator JWT: {e}"))?;
-            jwt::validate_operator(&op, now)
-                .map_err(|e| format!("operator {}: {e}", op.claims.sub))?;
+        let mut operators = Vec::with_capacity(opts.operator.jwts.len());
+        for token in &opts.operator.jwts {
+            let op = jwt::decode_operator(token).map_err(OperatorError::Decode)?;
+            jwt::validate_operator(&op, now).map_err(|source| OperatorError::Invalid {
+                operator: op.claims.sub.clone(),
+                source,
+            })?;
             operators.push(op);
         }
-        let system_account = if opts.system_account != super::SYSTEM_ACCOUNT {
-            Some(opts.system_account.clone())
+        let system_account = if opts.accounts.system_account != super::SYSTEM_ACCOUNT {
+            Some(opts.accounts.system_account.clone())
         } else {
             operators
                 .iter()
                 .map(|o| o.nats.system_account.clone())
                 .find(|s| !s.is_empty())
         };
-        let store = match &opts.resolver {
-            None => return Err("operators require an account resolver to be configured".into()),
+        let store = match &opts.operator.resolver {
+            None => return Err(OperatorError::NoResolver),
             Some(ResolverSpec::Memory) => Store::Memory(RwLock::new(FxHashMap::default())),
             Some(ResolverSpec::Dir {
                 dir, allow_delete, ..
             }) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("resolver dir {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| OperatorError::ResolverDir {
+                    dir: dir.clone(),
+                    source,
+                })?;
                 Store::Dir {
                     dir: dir.clone(),
                     allow_delete: *allow_delete,
@@ -133,10 +204,13 @@ impl OperatorMode {
             system_account,
             store,
         };
-        for (key, token) in &opts.resolver_preload {
+        for (key, token) in &opts.operator.preload {
             // A preload never replaces a newer JWT the directory already has.
             mode.save_if_newer(key, token)
-                .map_err(|e| format!("preload account error for {key:?}: {e}"))?;
+                .map_err(|source| OperatorError::Preload {
+                    account: key.clone(),
+                    source,
+                })?;
         }
         Ok(Some(Arc::new(mode)))
     }
@@ -163,19 +237,26 @@ impl OperatorMode {
     }
 
     /// The account's claims, decoded and checked against the trusted operators.
-    pub fn account_claims(&self, account: &str) -> Result<AccountClaims, String> {
+    pub fn account_claims(&self, account: &str) -> Result<AccountClaims, AccountClaimsError> {
         let token = self
             .lookup(account)
-            .ok_or_else(|| format!("account {account} not found"))?;
-        let claims = jwt::decode_account(&token).map_err(|e| format!("account JWT: {e}"))?;
+            .ok_or_else(|| AccountClaimsError::NotFound(account.to_string()))?;
+        let claims = jwt::decode_account(&token).map_err(|source| AccountClaimsError::Decode {
+            account: account.to_string(),
+            source,
+        })?;
         if claims.claims.sub != account {
-            return Err(format!(
-                "account JWT stored for {account} is for {}",
-                claims.claims.sub
-            ));
+            return Err(AccountClaimsError::Mismatch {
+                account: account.to_string(),
+                subject: claims.claims.sub,
+            });
         }
-        jwt::validate_account(&self.operators, &claims, jwt::now_unix())
-            .map_err(|e| format!("account {account}: {e}"))?;
+        jwt::validate_account(&self.operators, &claims, jwt::now_unix()).map_err(|source| {
+            AccountClaimsError::Invalid {
+                account: account.to_string(),
+                source,
+            }
+        })?;
         Ok(claims)
     }
 
@@ -186,7 +267,7 @@ impl OperatorMode {
         };
         let user = jwt::decode_user(token).map_err(|e| AuthError::Jwt(format!("user JWT: {e}")))?;
         let account_key = user.account().to_string();
-        let account = self.account_claims(&account_key).map_err(AuthError::Jwt)?;
+        let account = self.account_claims(&account_key)?;
         let mut info = ClientInfo::new(jwt::now_unix());
         info.ip = c.ip;
         info.nonce = c.nonce;
@@ -280,18 +361,18 @@ impl OperatorMode {
         self.save_if_newer(&key, text).map_err(|e| UpdateError {
             account: key.clone(),
             message: "jwt update resulted in error",
-            error: e,
+            error: e.to_string(),
         })?;
         Ok(claims)
     }
 
     /// Stores `token` for `key` unless the stored JWT is the same or newer (by `iat`), as
     /// nats-server's directory store does.
-    fn save_if_newer(&self, key: &str, token: &str) -> Result<(), String> {
+    fn save_if_newer(&self, key: &str, token: &str) -> Result<(), JwtStoreError> {
         if !nkeys::is_valid_public_key(key, KeyKind::Account) {
-            return Err(format!("{key:?} is not a valid public account nkey"));
+            return Err(JwtStoreError::InvalidKey(key.to_string()));
         }
-        let new = jwt::decode_account(token).map_err(|e| e.to_string())?;
+        let new = jwt::decode_account(token)?;
         let keep_existing = |old: Option<String>| {
             old.and_then(|o| jwt::decode_account(&o).ok())
                 .is_some_and(|o| o.claims.jti == new.claims.jti || o.claims.iat > new.claims.iat)
@@ -313,7 +394,7 @@ impl OperatorMode {
                 let tmp = dir.join(format!(".{key}.jwt.tmp"));
                 std::fs::write(&tmp, token)
                     .and_then(|()| std::fs::rename(&tmp, &path))
-                    .map_err(|e| format!("writing {}: {e}", path.display()))
+                    .map_err(|source| JwtStoreError::Write { path, source })
             }
         }
     }
@@ -352,6 +433,7 @@ pub fn jwt_account_limits(claims: &AccountClaims) -> crate::options::AccountLimi
 mod tests {
     use super::*;
     use crate::auth::jwt::UserClaims;
+    use crate::options::OperatorOptions;
     use ::nkeys::KeyPair;
 
     struct Chain {
@@ -368,9 +450,11 @@ mod tests {
         let mut ac = AccountClaims::new(&acc.public_key());
         let acc_jwt = jwt::encode(&mut ac, &op).expect("account jwt");
         let opts = Options {
-            operator: vec![op_jwt],
-            resolver: Some(ResolverSpec::Memory),
-            resolver_preload: vec![(acc.public_key(), acc_jwt)],
+            operator: OperatorOptions {
+                jwts: vec![op_jwt],
+                resolver: Some(ResolverSpec::Memory),
+                preload: vec![(acc.public_key(), acc_jwt)],
+            },
             ..Default::default()
         };
         Chain { op, acc, opts }

@@ -1,11 +1,11 @@
 //! Who may connect, and where they land: the users, NKeys and tokens from the configuration,
 //! checked against a client's CONNECT.
 
-use super::operator::{JwtIdentity, OperatorMode};
+use super::operator::{AccountClaimsError, JwtIdentity, OperatorError, OperatorMode};
 use super::GLOBAL_ACCOUNT;
-use crate::auth::nkeys::{self, KeyKind};
-use crate::auth::password::Password;
-use crate::auth::permissions::{PermissionSpec, Permissions};
+use crate::auth::nkeys::{self, KeyKind, NkeyError};
+use crate::auth::password::{Password, PasswordError};
+use crate::auth::permissions::{PermissionError, Permissions};
 use crate::options::{Options, UserSpec};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -67,6 +67,43 @@ pub enum AuthError {
     BadSignature(String),
     #[error("{0}")]
     Jwt(String),
+    /// The account of a user JWT could not be found or did not validate.
+    #[error("{0}")]
+    Account(#[from] AccountClaimsError),
+}
+
+/// Why the configured users cannot be used (start-up or reload stops); names the user.
+#[derive(Debug, thiserror::Error)]
+pub enum UserConfigError {
+    /// `user` is the user's name or NKey.
+    #[error("invalid permissions: {source}")]
+    Permissions {
+        user: Option<String>,
+        #[source]
+        source: PermissionError,
+    },
+    #[error("user {user:?}: {source}")]
+    Password {
+        user: String,
+        #[source]
+        source: PasswordError,
+    },
+    #[error("nkey {nkey}: {source}")]
+    Nkey {
+        nkey: String,
+        #[source]
+        source: NkeyError,
+    },
+    #[error("duplicate nkey {0}")]
+    DuplicateNkey(String),
+    #[error("a user needs `user` or `nkey`")]
+    Unnamed,
+    #[error("duplicate user {0:?}")]
+    DuplicateUser(String),
+    #[error("no_auth_user {0:?} is not a configured user")]
+    UnknownNoAuthUser(String),
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
 }
 
 struct Entry {
@@ -86,50 +123,64 @@ pub struct UserDirectory {
     operator: Option<Arc<OperatorMode>>,
 }
 
-fn compile(spec: &Option<PermissionSpec>) -> Result<Option<Arc<Permissions>>, String> {
-    match spec {
-        Some(s) if !s.is_empty() => Permissions::compile(s)
-            .map(|p| Some(Arc::new(p)))
-            .map_err(|e| format!("invalid permissions: {e}")),
+fn compile(u: &UserSpec) -> Result<Option<Arc<Permissions>>, UserConfigError> {
+    match &u.permissions {
+        Some(s) if !s.is_empty() => {
+            Permissions::compile(s)
+                .map(|p| Some(Arc::new(p)))
+                .map_err(|source| UserConfigError::Permissions {
+                    user: u.user.clone().or_else(|| u.nkey.clone()),
+                    source,
+                })
+        }
         _ => Ok(None),
     }
 }
 
 impl UserDirectory {
     /// Checks and compiles every user; an error names the user and stops start-up.
-    pub fn from_options(opts: &Options) -> Result<Self, String> {
+    pub fn from_options(opts: &Options) -> Result<Self, UserConfigError> {
         let mut dir = UserDirectory {
-            token: opts.auth_token.clone(),
-            no_auth_user: opts.no_auth_user.clone(),
+            token: opts.auth.token.clone(),
+            no_auth_user: opts.auth.no_auth_user.clone(),
             operator: OperatorMode::from_options(opts)?,
             ..Default::default()
         };
-        if let Some(u) = &opts.username {
-            let p = Password::parse(opts.password.as_deref().unwrap_or(""))
-                .map_err(|e| format!("user {u:?}: {e}"))?;
+        if let Some(u) = &opts.auth.username {
+            let p =
+                Password::parse(opts.auth.password.as_deref().unwrap_or("")).map_err(|source| {
+                    UserConfigError::Password {
+                        user: u.clone(),
+                        source,
+                    }
+                })?;
             dir.single = Some((u.clone(), p));
         }
-        for u in &opts.users {
+        for u in &opts.auth.users {
             dir.add(u)?;
         }
         if let Some(n) = &dir.no_auth_user {
             if !dir.by_name.contains_key(n) {
-                return Err(format!("no_auth_user {n:?} is not a configured user"));
+                return Err(UserConfigError::UnknownNoAuthUser(n.clone()));
             }
         }
         Ok(dir)
     }
 
-    fn add(&mut self, u: &UserSpec) -> Result<(), String> {
-        let permissions = compile(&u.permissions)?;
+    fn add(&mut self, u: &UserSpec) -> Result<(), UserConfigError> {
+        let permissions = compile(u)?;
         let account = if u.account.is_empty() {
             GLOBAL_ACCOUNT.to_string()
         } else {
             u.account.clone()
         };
         if let Some(nkey) = &u.nkey {
-            nkeys::validate_public_key(nkey, KeyKind::User)
-                .map_err(|e| format!("nkey {nkey}: {e}"))?;
+            nkeys::validate_public_key(nkey, KeyKind::User).map_err(|source| {
+                UserConfigError::Nkey {
+                    nkey: nkey.clone(),
+                    source,
+                }
+            })?;
             let outcome = AuthOutcome {
                 account,
                 user: Some(nkey.clone()),
@@ -139,15 +190,20 @@ impl UserDirectory {
                 account_limits: None,
             };
             if self.by_nkey.insert(nkey.clone(), outcome).is_some() {
-                return Err(format!("duplicate nkey {nkey}"));
+                return Err(UserConfigError::DuplicateNkey(nkey.clone()));
             }
             return Ok(());
         }
         let Some(name) = &u.user else {
-            return Err("a user needs `user` or `nkey`".to_string());
+            return Err(UserConfigError::Unnamed);
         };
         let password = match &u.password {
-            Some(p) => Some(Password::parse(p).map_err(|e| format!("user {name:?}: {e}"))?),
+            Some(p) => Some(
+                Password::parse(p).map_err(|source| UserConfigError::Password {
+                    user: name.clone(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         let entry = Entry {
@@ -162,7 +218,7 @@ impl UserDirectory {
             },
         };
         if self.by_name.insert(name.clone(), entry).is_some() {
-            return Err(format!("duplicate user {name:?}"));
+            return Err(UserConfigError::DuplicateUser(name.clone()));
         }
         Ok(())
     }
@@ -295,6 +351,7 @@ fn global(user: Option<&str>) -> AuthOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::AuthOptions;
 
     fn user(name: &str, pass: &str, account: &str) -> UserSpec {
         UserSpec {
@@ -323,7 +380,10 @@ mod tests {
         };
         let mapped = |users: Vec<UserSpec>, pass: Option<&str>| {
             let opts = Options {
-                users,
+                auth: AuthOptions {
+                    users,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -389,11 +449,14 @@ mod tests {
     #[test]
     fn users_land_in_their_accounts() {
         let opts = Options {
-            users: vec![
-                user("a", "pa", "A"),
-                user("b", "pb", "B"),
-                user("g", "pg", ""),
-            ],
+            auth: AuthOptions {
+                users: vec![
+                    user("a", "pa", "A"),
+                    user("b", "pb", "B"),
+                    user("g", "pg", ""),
+                ],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -427,8 +490,11 @@ mod tests {
     #[test]
     fn no_auth_user_applies_only_without_credentials() {
         let opts = Options {
-            users: vec![user("a", "pa", "A")],
-            no_auth_user: Some("a".into()),
+            auth: AuthOptions {
+                users: vec![user("a", "pa", "A")],
+                no_auth_user: Some("a".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid users");
@@ -444,23 +510,44 @@ mod tests {
     #[test]
     fn bad_configuration_is_reported() {
         let opts = Options {
-            users: vec![user("a", "pa", "A"), user("a", "pb", "B")],
-            ..Default::default()
-        };
-        assert!(UserDirectory::from_options(&opts).is_err());
-        let opts = Options {
-            no_auth_user: Some("ghost".into()),
-            ..Default::default()
-        };
-        assert!(UserDirectory::from_options(&opts).is_err());
-        let opts = Options {
-            users: vec![UserSpec {
-                nkey: Some("not-a-key".into()),
+            auth: AuthOptions {
+                users: vec![user("a", "pa", "A"), user("a", "pb", "B")],
                 ..Default::default()
-            }],
+            },
             ..Default::default()
         };
-        assert!(UserDirectory::from_options(&opts).is_err());
+        let e = UserDirectory::from_options(&opts).err();
+        assert!(matches!(&e, Some(UserConfigError::DuplicateUser(n)) if n == "a"));
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("duplicate user \"a\"")
+        );
+        let opts = Options {
+            auth: AuthOptions {
+                no_auth_user: Some("ghost".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = UserDirectory::from_options(&opts).err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("no_auth_user \"ghost\" is not a configured user")
+        );
+        let opts = Options {
+            auth: AuthOptions {
+                users: vec![UserSpec {
+                    nkey: Some("not-a-key".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(matches!(
+            UserDirectory::from_options(&opts).err(),
+            Some(UserConfigError::Nkey { nkey, .. }) if nkey == "not-a-key"
+        ));
     }
 
     #[test]
@@ -468,11 +555,14 @@ mod tests {
         let kp = ::nkeys::KeyPair::new_user();
         let public = kp.public_key();
         let opts = Options {
-            users: vec![UserSpec {
-                nkey: Some(public.clone()),
-                account: "N".into(),
+            auth: AuthOptions {
+                users: vec![UserSpec {
+                    nkey: Some(public.clone()),
+                    account: "N".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            },
             ..Default::default()
         };
         let d = UserDirectory::from_options(&opts).expect("valid nkey user");

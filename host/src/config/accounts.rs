@@ -64,7 +64,7 @@ fn unsupported(opts: &mut Options, key: &str, e: &Entry) {
 pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
     for acc in map(&e.key, &e.value)? {
         let name = acc.key.clone();
-        opts.accounts.push(name.clone());
+        opts.accounts.names.push(name.clone());
         let Some(body) = acc.value.as_map() else {
             // `accounts { A {} }` and `A: {}` are maps; anything else is an error.
             return Err(invalid(&acc.key, &acc.value, "an account must be a map"));
@@ -74,15 +74,15 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
             match key.as_str() {
                 "users" => {
                     let users = users(&field.key, &field.value, &name)?;
-                    opts.users.extend(users);
+                    opts.auth.users.extend(users);
                 }
                 "exports" => {
                     let list = exports(&field.key, &field.value, &name)?;
-                    opts.exports.extend(list);
+                    opts.accounts.exports.extend(list);
                 }
                 "imports" => {
                     let list = imports(&field.key, &field.value, &name)?;
-                    opts.imports.extend(list);
+                    opts.accounts.imports.extend(list);
                 }
                 "limits" => {
                     let l = limits(&field.key, &field.value)?;
@@ -93,7 +93,8 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                 "max_connections" | "max_conn" | "max_subscriptions" | "max_subs"
                 | "max_payload" | "max_pay" | "max_data" => {
                     let mut l = opts
-                        .account_limits
+                        .accounts
+                        .limits
                         .iter()
                         .find(|(n, _)| *n == name)
                         .map(|(_, l)| *l)
@@ -103,11 +104,11 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                 }
                 "mappings" | "maps" => {
                     let list = mappings(&field.key, &field.value, &name)?;
-                    opts.mappings.extend(list);
+                    opts.accounts.mappings.extend(list);
                 }
                 "jetstream" => {
                     if let Some(l) = account_jetstream(&field.key, &field.value)? {
-                        opts.js_account_limits.push((name.clone(), l));
+                        opts.jetstream.account_limits.push((name.clone(), l));
                     }
                 }
                 "default_permissions" | "nkey" => {
@@ -161,9 +162,9 @@ fn account_jetstream(
 }
 
 fn set_limits(opts: &mut Options, account: &str, l: AccountLimits) {
-    match opts.account_limits.iter_mut().find(|(n, _)| n == account) {
+    match opts.accounts.limits.iter_mut().find(|(n, _)| n == account) {
         Some((_, cur)) => *cur = l,
-        None => opts.account_limits.push((account.to_string(), l)),
+        None => opts.accounts.limits.push((account.to_string(), l)),
     }
 }
 
@@ -467,8 +468,8 @@ fn response(key: &str, v: &Value) -> Result<Option<ResponsePermission>, ConfigEr
             }
             "expires" | "ttl" => {
                 let s = string(&f.key, &f.value)?;
-                r.expires =
-                    super::apply::parse_duration(&s).map_err(|m| invalid(&f.key, &f.value, m))?;
+                r.expires = super::apply::parse_duration(&s)
+                    .map_err(|e| invalid(&f.key, &f.value, e.to_string()))?;
             }
             _ => return Err(unknown(f)),
         }
@@ -495,9 +496,10 @@ mod tests {
             Path::new("/tmp/x.conf"),
         )
         .expect("valid config");
-        assert_eq!(o.accounts, ["A", "B"]);
-        assert_eq!(o.no_auth_user.as_deref(), Some("a"));
+        assert_eq!(o.accounts.names, ["A", "B"]);
+        assert_eq!(o.auth.no_auth_user.as_deref(), Some("a"));
         let a = o
+            .auth
             .users
             .iter()
             .find(|u| u.user.as_deref() == Some("a"))
@@ -513,6 +515,7 @@ mod tests {
             Some(vec!["a.secret".to_string()])
         );
         let g = o
+            .auth
             .users
             .iter()
             .find(|u| u.user.as_deref() == Some("g"))
@@ -549,15 +552,18 @@ mod tests {
             Path::new("/tmp/w.conf"),
         )
         .expect("accepted");
-        assert_eq!(o.exports.len(), 2);
-        assert_eq!(o.exports[0].accounts, ["B"]);
+        assert_eq!(o.accounts.exports.len(), 2);
+        assert_eq!(o.accounts.exports[0].accounts, ["B"]);
         assert_eq!(
-            o.exports[1].response_type,
+            o.accounts.exports[1].response_type,
             crate::options::ResponseType::Stream
         );
-        assert_eq!(o.imports.len(), 2);
-        assert_eq!(o.imports[0].prefix.as_deref(), Some("from_a"));
-        assert_eq!(o.imports[1].kind, crate::options::LinkKind::Service);
+        assert_eq!(o.accounts.imports.len(), 2);
+        assert_eq!(o.accounts.imports[0].prefix.as_deref(), Some("from_a"));
+        assert_eq!(
+            o.accounts.imports[1].kind,
+            crate::options::LinkKind::Service
+        );
         let e = parse_str(
             "accounts { B: { imports: [ { stream: { subject: x } } ] } }\n",
             Path::new("/tmp/v.conf"),
@@ -578,7 +584,8 @@ mod tests {
         .expect("accepted");
         assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
         let get = |n: &str| {
-            o.account_limits
+            o.accounts
+                .limits
                 .iter()
                 .find(|(a, _)| a == n)
                 .map(|(_, l)| *l)

@@ -17,9 +17,9 @@ mod value;
 
 use std::path::{Path, PathBuf};
 
-use crate::options::Options;
+use crate::options::{LinkKind, Options};
 
-pub use apply::{apply, parse_duration, validate};
+pub use apply::{apply, parse_duration, validate, DurationError};
 pub use value::{Entry, Kind, Map, Pos, Value};
 
 /// Everything that can go wrong reading a configuration file.
@@ -49,6 +49,22 @@ pub enum ConfigError {
     /// A combination of settings that cannot work (checked after flags are merged in).
     #[error("{0}")]
     Conflict(String),
+    /// `account` imports `subject` from `from`, an account that is not configured.
+    #[error("Error adding {kind} import {subject:?}: account {from:?} not found")]
+    ImportAccountNotFound {
+        account: String,
+        kind: LinkKind,
+        subject: String,
+        from: String,
+    },
+    /// `account` imports `subject` from `from`, and no export of `from` allows it.
+    #[error("Error adding {kind} import {subject:?}: {kind} import not authorized")]
+    ImportNotAuthorized {
+        account: String,
+        kind: LinkKind,
+        subject: String,
+        from: String,
+    },
 }
 
 /// Reads `path`, applies it over `Options::default()`, and records `config_file`.

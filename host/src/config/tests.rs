@@ -272,8 +272,8 @@ fn unknown_top_level_key() {
 #[test]
 fn keys_are_case_insensitive() {
     let o = opts("PORT: 5000\nAuthorization { USER: a, PASSWORD: b }");
-    assert_eq!(o.port, 5000);
-    assert_eq!(o.username.as_deref(), Some("a"));
+    assert_eq!(o.listen.port, 5000);
+    assert_eq!(o.auth.username.as_deref(), Some("a"));
 }
 
 // ---- variables and includes --------------------------------------------------------------
@@ -300,7 +300,7 @@ fn variable_must_be_defined_earlier() {
 #[test]
 fn variables_used_are_not_unknown_fields() {
     let o = opts("TOKEN: s3cr3t\nauthorization { token: $TOKEN }");
-    assert_eq!(o.auth_token.as_deref(), Some("s3cr3t"));
+    assert_eq!(o.auth.token.as_deref(), Some("s3cr3t"));
     // Defined but never used: still an unknown field, as in nats-server.
     assert!(err("UNUSED: 1").contains("unknown field \"UNUSED\""));
 }
@@ -308,7 +308,10 @@ fn variables_used_are_not_unknown_fields() {
 #[test]
 fn bcrypt_is_not_a_variable() {
     let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
-    assert_eq!(o.password.as_deref(), Some("$2a$11$abcdefghijklmnopqrstuv"));
+    assert_eq!(
+        o.auth.password.as_deref(),
+        Some("$2a$11$abcdefghijklmnopqrstuv")
+    );
 }
 
 #[test]
@@ -322,10 +325,10 @@ fn environment_variables_are_typed() {
         "port: $NATRIUM_CFG_TEST_PORT\nmax_payload: $NATRIUM_CFG_TEST_SIZE\n\
          client_advertise: $NATRIUM_CFG_TEST_NAME\ndebug: $NATRIUM_CFG_TEST_BOOL",
     );
-    assert_eq!(o.port, 4333);
-    assert_eq!(o.max_payload, 2 << 20);
-    assert_eq!(o.client_advertise.as_deref(), Some("my server"));
-    assert!(o.debug);
+    assert_eq!(o.listen.port, 4333);
+    assert_eq!(o.limits.max_payload, 2 << 20);
+    assert_eq!(o.listen.client_advertise.as_deref(), Some("my server"));
+    assert!(o.logging.debug);
     // A file definition shadows the environment.
     std::env::set_var("NATRIUM_CFG_TEST_SHADOW", "1");
     let m = tree("NATRIUM_CFG_TEST_SHADOW: 2\nx: $NATRIUM_CFG_TEST_SHADOW");
@@ -349,11 +352,11 @@ fn includes_relative_to_including_file() -> Result<(), Box<dyn std::error::Error
         "user: bob\npassword: \"pw\"\n",
     )?;
     let o = load(&dir.path().join("main.conf"))?;
-    assert_eq!(o.port, 1234);
-    assert_eq!(o.http_port, Some(8222));
-    assert!(o.debug);
-    assert_eq!(o.username.as_deref(), Some("bob"));
-    assert_eq!(o.password.as_deref(), Some("pw"));
+    assert_eq!(o.listen.port, 1234);
+    assert_eq!(o.listen.http_port, Some(8222));
+    assert!(o.logging.debug);
+    assert_eq!(o.auth.username.as_deref(), Some("bob"));
+    assert_eq!(o.auth.password.as_deref(), Some("pw"));
     assert_eq!(
         o.config_file.as_deref(),
         Some(dir.path().join("main.conf").as_path())
@@ -364,7 +367,7 @@ fn includes_relative_to_including_file() -> Result<(), Box<dyn std::error::Error
         "include \"sub/auth.conf\"",
         &dir.path().join("virtual.conf"),
     )?;
-    assert!(o.debug);
+    assert!(o.logging.debug);
     assert_eq!(o.config_file, None);
     Ok(())
 }
@@ -421,14 +424,14 @@ fn missing_file() {
 #[test]
 fn listen_host_port() {
     let o = opts("listen: 127.0.0.1:4333");
-    assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4333));
+    assert_eq!((o.listen.host.as_str(), o.listen.port), ("127.0.0.1", 4333));
     let o = opts("listen: \"[::1]:4334\"");
-    assert_eq!((o.host.as_str(), o.port), ("::1", 4334));
+    assert_eq!((o.listen.host.as_str(), o.listen.port), ("::1", 4334));
     let o = opts("listen: 4335");
-    assert_eq!((o.host.as_str(), o.port), ("0.0.0.0", 4335));
+    assert_eq!((o.listen.host.as_str(), o.listen.port), ("0.0.0.0", 4335));
     let o = opts("net: 10.0.0.1\nport: -1");
-    assert_eq!((o.host.as_str(), o.port), ("10.0.0.1", -1));
-    assert_eq!(opts("host: localhost").host, "localhost");
+    assert_eq!((o.listen.host.as_str(), o.listen.port), ("10.0.0.1", -1));
+    assert_eq!(opts("host: localhost").listen.host, "localhost");
     assert!(err("listen: localhost").contains("could not parse address string \"localhost\""));
     assert!(err("port: 70000").contains("out of range"));
     assert!(err("port: \"abc\"").contains("expected an integer, got string"));
@@ -438,14 +441,17 @@ fn listen_host_port() {
 fn monitoring() {
     let o = opts("http: 8222");
     // An empty host means "the client listener's host", as in nats-server.
-    assert_eq!((o.http_host.as_str(), o.http_port), ("", Some(8222)));
+    assert_eq!(
+        (o.listen.http_host.as_str(), o.listen.http_port),
+        ("", Some(8222))
+    );
     let o = opts("http: \"127.0.0.1:9222\"");
     assert_eq!(
-        (o.http_host.as_str(), o.http_port),
+        (o.listen.http_host.as_str(), o.listen.http_port),
         ("127.0.0.1", Some(9222))
     );
-    assert_eq!(opts("monitor_port: 8223").http_port, Some(8223));
-    assert_eq!(opts("http_port: -1").http_port, Some(-1));
+    assert_eq!(opts("monitor_port: 8223").listen.http_port, Some(8223));
+    assert_eq!(opts("http_port: -1").listen.http_port, Some(-1));
 }
 
 #[test]
@@ -457,14 +463,14 @@ fn identity_and_logging() {
     );
     assert_eq!(o.server_name, "n1");
     assert_eq!(o.server_tags, vec!["a:1".to_string(), "b".to_string()]);
-    assert_eq!(o.client_advertise.as_deref(), Some("x:4222"));
-    assert!(o.debug && o.trace && !o.logtime);
-    assert_eq!(o.log_file.as_deref(), Some(Path::new("/tmp/n.log")));
-    assert_eq!(o.pid_file.as_deref(), Some(Path::new("/tmp/n.pid")));
-    assert_eq!(o.ports_file_dir.as_deref(), Some(Path::new("/tmp")));
+    assert_eq!(o.listen.client_advertise.as_deref(), Some("x:4222"));
+    assert!(o.logging.debug && o.logging.trace && !o.logging.logtime);
+    assert_eq!(o.logging.file.as_deref(), Some(Path::new("/tmp/n.log")));
+    assert_eq!(o.files.pid_file.as_deref(), Some(Path::new("/tmp/n.pid")));
+    assert_eq!(o.files.ports_file_dir.as_deref(), Some(Path::new("/tmp")));
     let o = opts("logfile: a.log\npidfile: a.pid\nserver_tags: single");
-    assert_eq!(o.log_file.as_deref(), Some(Path::new("a.log")));
-    assert_eq!(o.pid_file.as_deref(), Some(Path::new("a.pid")));
+    assert_eq!(o.logging.file.as_deref(), Some(Path::new("a.log")));
+    assert_eq!(o.files.pid_file.as_deref(), Some(Path::new("a.pid")));
     assert_eq!(o.server_tags, vec!["single".to_string()]);
     assert!(err("debug: 1").contains("expected a boolean, got integer"));
 }
@@ -474,15 +480,15 @@ fn limits() {
     let o = opts(
         "max_payload: 2MB\nmax_control_line: 8KB\nmax_connections: 100\nmax_pending: 128MB\nping_max: 5",
     );
-    assert_eq!(o.max_payload, 2 << 20);
-    assert_eq!(o.max_control_line, 8 << 10);
-    assert_eq!(o.max_connections, 100);
-    assert_eq!(o.max_pending, 128 << 20);
-    assert_eq!(o.max_pings_out, 5);
-    assert_eq!(opts("max_conn: 7").max_connections, 7);
-    assert_eq!(opts("max_connections: -1").max_connections, u32::MAX);
+    assert_eq!(o.limits.max_payload, 2 << 20);
+    assert_eq!(o.limits.max_control_line, 8 << 10);
+    assert_eq!(o.limits.max_connections, 100);
+    assert_eq!(o.limits.max_pending, 128 << 20);
+    assert_eq!(o.limits.max_pings_out, 5);
+    assert_eq!(opts("max_conn: 7").limits.max_connections, 7);
+    assert_eq!(opts("max_connections: -1").limits.max_connections, u32::MAX);
     // 0 means "default", as in nats-server.
-    assert_eq!(opts("max_payload: 0").max_payload, 1 << 20);
+    assert_eq!(opts("max_payload: 0").limits.max_payload, 1 << 20);
     assert_eq!(
         err("max_payload: 5GB"),
         "t.conf:1:14: invalid value for \"max_payload\": max_payload value is too big"
@@ -509,16 +515,16 @@ fn durations() {
         "ping_interval: \"2m\"\nwrite_deadline: \"1.5s\"\nlame_duck_duration: \"1h30m\"\n\
          lame_duck_grace_period: \"500ms\"",
     );
-    assert_eq!(o.ping_interval, Duration::from_secs(120));
-    assert_eq!(o.write_deadline, Duration::from_millis(1500));
-    assert_eq!(o.lame_duck_duration, Duration::from_secs(5400));
-    assert_eq!(o.lame_duck_grace_period, Duration::from_millis(500));
+    assert_eq!(o.limits.ping_interval, Duration::from_secs(120));
+    assert_eq!(o.limits.write_deadline, Duration::from_millis(1500));
+    assert_eq!(o.limits.lame_duck_duration, Duration::from_secs(5400));
+    assert_eq!(o.limits.lame_duck_grace_period, Duration::from_millis(500));
     assert!(o.config_warnings.is_empty());
 
     // Plain integers are seconds, with a warning (nats-server does the same).
     let o = opts("ping_interval: 60\nwrite_deadline: 3");
-    assert_eq!(o.ping_interval, Duration::from_secs(60));
-    assert_eq!(o.write_deadline, Duration::from_secs(3));
+    assert_eq!(o.limits.ping_interval, Duration::from_secs(60));
+    assert_eq!(o.limits.write_deadline, Duration::from_secs(3));
     assert_eq!(o.config_warnings.len(), 2);
     assert!(o.config_warnings[0].contains("ping_interval should be converted to a duration"));
 
@@ -542,26 +548,48 @@ fn go_duration_parser() {
     assert_eq!(ok("10µs"), Duration::from_micros(10));
     assert_eq!(ok("7ns"), Duration::from_nanos(7));
     assert_eq!(ok("+1s"), Duration::from_secs(1));
-    assert!(parse_duration("10").is_err_and(|e| e.contains("missing unit")));
-    assert!(parse_duration("").is_err());
-    assert!(parse_duration("s").is_err());
-    assert!(parse_duration("-1s").is_err());
-    assert!(parse_duration("1d").is_err_and(|e| e.contains("unknown unit")));
-    assert!(parse_duration("9999999999h").is_err());
+    let err = |s: &str| parse_duration(s).err().map(|e| e.to_string());
+    assert_eq!(
+        err("10").as_deref(),
+        Some("time: missing unit in duration \"10\"")
+    );
+    assert_eq!(err("").as_deref(), Some("time: invalid duration \"\""));
+    assert_eq!(err("s").as_deref(), Some("time: invalid duration \"s\""));
+    assert_eq!(
+        err("-1s").as_deref(),
+        Some("negative duration \"-1s\" is not allowed")
+    );
+    assert_eq!(
+        parse_duration("1d"),
+        Err(DurationError::UnknownUnit {
+            input: "1d".into(),
+            unit: "d".into()
+        })
+    );
+    assert_eq!(
+        err("1d").as_deref(),
+        Some("time: unknown unit \"d\" in duration \"1d\"")
+    );
+    assert!(matches!(
+        parse_duration("9999999999h"),
+        Err(DurationError::Invalid { .. })
+    ));
 }
 
 #[test]
 fn authorization_block() {
     let o = opts("authorization {\n user: alice\n password: \"s e c\"\n timeout: 1.5\n}");
-    assert_eq!(o.username.as_deref(), Some("alice"));
-    assert_eq!(o.password.as_deref(), Some("s e c"));
-    assert_eq!(o.auth_timeout, Duration::from_millis(1500));
+    assert_eq!(o.auth.username.as_deref(), Some("alice"));
+    assert_eq!(o.auth.password.as_deref(), Some("s e c"));
+    assert_eq!(o.limits.auth_timeout, Duration::from_millis(1500));
     assert!(o.auth_required());
     let o = opts("authorization { token: abc, timeout: 3 }");
-    assert_eq!(o.auth_token.as_deref(), Some("abc"));
-    assert_eq!(o.auth_timeout, Duration::from_secs(3));
+    assert_eq!(o.auth.token.as_deref(), Some("abc"));
+    assert_eq!(o.limits.auth_timeout, Duration::from_secs(3));
     assert_eq!(
-        opts("authorization { timeout: \"2s\" }").auth_timeout,
+        opts("authorization { timeout: \"2s\" }")
+            .limits
+            .auth_timeout,
         Duration::from_secs(2)
     );
     assert!(
@@ -570,8 +598,8 @@ fn authorization_block() {
     assert!(err("authorization { timeout: -1 }").contains("non-negative"));
     let o = opts("authorization { users: [ {user: a, password: b} ] }");
     assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
-    assert_eq!(o.users.len(), 1);
-    assert_eq!(o.users[0].user.as_deref(), Some("a"));
+    assert_eq!(o.auth.users.len(), 1);
+    assert_eq!(o.auth.users[0].user.as_deref(), Some("a"));
 }
 
 #[test]
@@ -606,38 +634,45 @@ fn tls_block() {
 
 #[test]
 fn jetstream_forms() {
-    assert!(opts("jetstream: true").jetstream);
-    assert!(!opts("jetstream: off").jetstream);
-    assert!(opts("jetstream: enabled").jetstream);
-    assert!(!opts("jetstream: \"disabled\"").jetstream);
+    assert!(opts("jetstream: true").jetstream.enabled);
+    assert!(!opts("jetstream: off").jetstream.enabled);
+    assert!(opts("jetstream: enabled").jetstream.enabled);
+    assert!(!opts("jetstream: \"disabled\"").jetstream.enabled);
     assert!(err("jetstream: maybe").contains("expected 'enabled' or 'disabled'"));
     let o = opts(
         "jetstream {\n store_dir: /data/js\n max_mem: 1G\n max_file_store: 10GB\n domain: hub\n}",
     );
-    assert!(o.jetstream);
-    assert_eq!(o.store_dir.as_deref(), Some(Path::new("/data/js")));
-    assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
-    assert_eq!(o.js_max_memory, Some(1_000_000_000)); // "G" is decimal, "GB" binary
-    assert_eq!(o.js_max_storage, Some(10 << 30));
-    assert_eq!(o.js_domain.as_deref(), Some("hub"));
+    assert!(o.jetstream.enabled);
     assert_eq!(
-        opts("jetstream { sync_interval: always }").js_sync_interval,
+        o.jetstream.store_dir.as_deref(),
+        Some(Path::new("/data/js"))
+    );
+    assert!(o.unsupported.is_empty(), "{:?}", o.unsupported);
+    assert_eq!(o.jetstream.max_memory, Some(1_000_000_000)); // "G" is decimal, "GB" binary
+    assert_eq!(o.jetstream.max_storage, Some(10 << 30));
+    assert_eq!(o.jetstream.domain.as_deref(), Some("hub"));
+    assert_eq!(
+        opts("jetstream { sync_interval: always }")
+            .jetstream
+            .sync_interval,
         Some(std::time::Duration::ZERO)
     );
     assert_eq!(
-        opts("jetstream { sync_interval: \"10s\" }").js_sync_interval,
+        opts("jetstream { sync_interval: \"10s\" }")
+            .jetstream
+            .sync_interval,
         Some(std::time::Duration::from_secs(10))
     );
     let o = opts("accounts { A { jetstream { max_mem: 1M, max_file: 2M, max_streams: 3 } } }");
-    let (name, l) = &o.js_account_limits[0];
+    let (name, l) = &o.jetstream.account_limits[0];
     assert_eq!(name, "A");
     assert_eq!(
         (l.max_memory, l.max_storage, l.max_streams),
         (1_000_000, 2_000_000, 3)
     );
     let o = opts("jetstream { enabled: false, strict: true }\nstore_dir: /x");
-    assert!(!o.jetstream);
-    assert_eq!(o.store_dir.as_deref(), Some(Path::new("/x")));
+    assert!(!o.jetstream.enabled);
+    assert_eq!(o.jetstream.store_dir.as_deref(), Some(Path::new("/x")));
 }
 
 #[test]
@@ -646,10 +681,10 @@ fn cluster_block() {
         "cluster {\n name: c1\n listen: 0.0.0.0:6222\n routes: [\n  nats://a:6222\n  nats://b:6222\n ]\n \
          no_advertise: true\n}",
     );
-    assert_eq!(o.cluster_name.as_deref(), Some("c1"));
-    assert_eq!(o.cluster_listen.as_deref(), Some("0.0.0.0:6222"));
+    assert_eq!(o.cluster.name.as_deref(), Some("c1"));
+    assert_eq!(o.cluster.listen.as_deref(), Some("0.0.0.0:6222"));
     assert_eq!(
-        o.routes,
+        o.cluster.routes,
         vec!["nats://a:6222".to_string(), "nats://b:6222".to_string()]
     );
     assert_eq!(
@@ -657,9 +692,9 @@ fn cluster_block() {
         vec!["cluster.no_advertise (t.conf:8)".to_string()]
     );
     let o = opts("cluster { host: 127.0.0.1, port: 7000 }");
-    assert_eq!(o.cluster_listen.as_deref(), Some("127.0.0.1:7000"));
+    assert_eq!(o.cluster.listen.as_deref(), Some("127.0.0.1:7000"));
     let o = opts("cluster { port: 7001 }");
-    assert_eq!(o.cluster_listen.as_deref(), Some("0.0.0.0:7001"));
+    assert_eq!(o.cluster.listen.as_deref(), Some("0.0.0.0:7001"));
 }
 
 #[test]
@@ -731,8 +766,8 @@ plugins {
 }
 "#,
     );
-    assert_eq!(o.plugins.len(), 3);
-    let r = &o.plugins[0];
+    assert_eq!(o.plugins.specs.len(), 3);
+    let r = &o.plugins.specs[0];
     assert_eq!(r.name, "redact");
     assert_eq!(r.path, Path::new("plugins/redact.wasm"));
     assert_eq!(r.role, Role::Transformer);
@@ -751,7 +786,7 @@ plugins {
     assert_eq!(r.deadline, Duration::from_millis(2));
     assert_eq!(r.memory_limit, 16 * 1024 * 1024);
 
-    let a = &o.plugins[1];
+    let a = &o.plugins.specs[1];
     assert_eq!((a.name.as_str(), a.role), ("auth", Role::Authorizer));
     assert_eq!(a.path, Path::new("/abs/auth.wasm"));
     assert_eq!(a.config_json, "{}");
@@ -759,7 +794,7 @@ plugins {
     assert_eq!(a.on_failure, FailurePolicy::Reject);
     assert!(a.accounts.is_empty() && a.subjects.is_empty());
 
-    let m = &o.plugins[2];
+    let m = &o.plugins.specs[2];
     assert_eq!(m.role, Role::Mapper);
     assert_eq!(m.subjects, ["x.>"]);
     assert_eq!(m.accounts, ["T"]);
@@ -777,9 +812,12 @@ fn plugin_paths_are_relative_to_the_config_file() {
         Ok(o) => o,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(o.plugins[0].path, Path::new("/etc/natrium/lib/p.wasm"));
     assert_eq!(
-        o.plugin_cache_dir.as_deref(),
+        o.plugins.specs[0].path,
+        Path::new("/etc/natrium/lib/p.wasm")
+    );
+    assert_eq!(
+        o.plugins.cache_dir.as_deref(),
         Some(Path::new("/etc/natrium/cache"))
     );
 }
@@ -859,10 +897,10 @@ fn operator_mode_settings() {
         "operator: \"{op_jwt}\"\nresolver: MEMORY\nresolver_preload {{\n {}: \"{acc_jwt}\"\n}}\n",
         acc.public_key()
     ));
-    assert_eq!(o.operator, vec![op_jwt.clone()]);
-    assert_eq!(o.resolver, Some(ResolverSpec::Memory));
+    assert_eq!(o.operator.jwts, vec![op_jwt.clone()]);
+    assert_eq!(o.operator.resolver, Some(ResolverSpec::Memory));
     assert_eq!(
-        o.resolver_preload,
+        o.operator.preload,
         vec![(acc.public_key(), acc_jwt.clone())]
     );
     assert!(o.auth_required());
@@ -872,7 +910,7 @@ fn operator_mode_settings() {
         "operator: [\"{op_jwt}\"]\nresolver {{ type: full, dir: \"./jwt\", allow_delete: true }}"
     ));
     assert_eq!(
-        o.resolver,
+        o.operator.resolver,
         Some(ResolverSpec::Dir {
             dir: "./jwt".into(),
             cache: false,

@@ -24,14 +24,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
 use config::{Storage, StreamConfig};
 use errors::ApiError;
-use store::{FileStore, FileStoreConfig, MemoryStore, StreamStore, SyncPolicy};
-use stream::{Origin, PubAck, Republished, Stream, Usage};
+use store::{FileStore, FileStoreConfig, MemoryStore, StoreError, StreamStore, SyncPolicy};
+use stream::{MetaError, Origin, PubAck, Republished, Stream, Usage};
 
 /// File streams buffer a read batch's records and write them with one write(2) before the
 /// batch's PubAcks go out (`Stream::flush`); past this many bytes they are written at once.
@@ -54,6 +53,35 @@ pub struct JsConfig {
 }
 
 pub use crate::options::JetStreamLimits as AccountLimits;
+
+/// Why JetStream could not start: the store directory (`path`) is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("creating the JetStream store {}: {source}", path.display())]
+    CreateStore {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {}: {source}", path.display())]
+    ReadStore {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a stream found in the store could not be restored (it is left where it is).
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// The stored configuration is refused, as a create request with it would be.
+    #[error("{}", .0.description)]
+    Refused(ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// JetStream for the whole server.
 pub struct JetStream {
@@ -110,10 +138,11 @@ impl JetStream {
         config: JsConfig,
         account_limits: HashMap<String, AccountLimits>,
         all_accounts: bool,
-    ) -> anyhow::Result<Arc<JetStream>> {
+    ) -> Result<Arc<JetStream>, StartError> {
         let root = config.store_dir.join("jetstream");
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("creating the JetStream store {}", root.display()))?;
+        if let Err(source) = std::fs::create_dir_all(&root) {
+            return Err(StartError::CreateStore { path: root, source });
+        }
         let js = Arc::new(JetStream {
             config,
             root,
@@ -126,9 +155,11 @@ impl JetStream {
         Ok(js)
     }
 
-    fn recover(&self) -> anyhow::Result<()> {
-        let entries = std::fs::read_dir(&self.root)
-            .with_context(|| format!("reading {}", self.root.display()))?;
+    fn recover(&self) -> Result<(), StartError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|source| StartError::ReadStore {
+            path: self.root.clone(),
+            source,
+        })?;
         for entry in entries.flatten() {
             if !entry.path().is_dir() {
                 continue;
@@ -513,7 +544,7 @@ impl JsAccount {
         &self,
         config: &StreamConfig,
         dir: &Path,
-    ) -> Result<Box<dyn StreamStore + Send>, String> {
+    ) -> Result<Box<dyn StreamStore + Send>, StoreError> {
         Ok(match config.storage {
             Storage::Memory => Box::new(MemoryStore::new()),
             Storage::File => {
@@ -522,14 +553,14 @@ impl JsAccount {
                     write_buffer: WRITE_BUFFER,
                     ..FileStoreConfig::default()
                 };
-                Box::new(FileStore::open(dir.join("msgs"), cfg).map_err(|e| e.to_string())?)
+                Box::new(FileStore::open(dir.join("msgs"), cfg)?)
             }
         })
     }
 
-    fn recover_stream(&self, dir: &Path) -> Result<Arc<Stream>, String> {
+    fn recover_stream(&self, dir: &Path) -> Result<Arc<Stream>, RecoverError> {
         let (config, created) = stream::read_meta(dir)?;
-        let config = config.normalize().map_err(|e| e.description)?;
+        let config = config.normalize().map_err(RecoverError::Refused)?;
         let store = self.open_store(&config, dir)?;
         let name = config.name.clone();
         let s = Stream::new(
@@ -539,7 +570,7 @@ impl JsAccount {
             Some(dir.to_path_buf()),
             [self.usage.clone(), self.server_usage.clone()],
         )
-        .map_err(|e| e.description)?;
+        .map_err(RecoverError::Refused)?;
         let mut streams = self.streams.write();
         streams.insert(name, s.clone());
         self.rebuild_filters(&streams);
@@ -599,7 +630,7 @@ impl JsAccount {
                 (self.open_store(&config, &dir), Some(dir))
             }
         };
-        let store = store.map_err(ApiError::create_failed)?;
+        let store = store.map_err(|e| ApiError::create_failed(e.to_string()))?;
         let s = Stream::new(
             config,
             store,

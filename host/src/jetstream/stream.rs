@@ -710,14 +710,45 @@ pub fn write_meta(dir: &Path, config: &StreamConfig, created: SystemTime) -> std
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Why a stream's `meta.json` could not be read back; `path` is the file.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The file is JSON, but its `config` is not a stream configuration.
+    #[error("stream config in {}: {source}", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Reads `meta.json` back.
-pub fn read_meta(dir: &Path) -> Result<(StreamConfig, SystemTime), String> {
+pub fn read_meta(dir: &Path) -> Result<(StreamConfig, SystemTime), MetaError> {
     let path = dir.join("meta.json");
-    let body = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let v: Value =
-        serde_json::from_slice(&body).map_err(|e| format!("parsing {}: {e}", path.display()))?;
-    let config: StreamConfig = serde_json::from_value(v["config"].clone())
-        .map_err(|e| format!("stream config in {}: {e}", path.display()))?;
+    let body = match std::fs::read(&path) {
+        Ok(body) => body,
+        Err(source) => return Err(MetaError::Read { path, source }),
+    };
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(source) => return Err(MetaError::Parse { path, source }),
+    };
+    let config: StreamConfig = match serde_json::from_value(v["config"].clone()) {
+        Ok(c) => c,
+        Err(source) => return Err(MetaError::Config { path, source }),
+    };
     let created = UNIX_EPOCH + Duration::from_nanos(v["created_ns"].as_u64().unwrap_or(0));
     Ok((config, created))
 }

@@ -234,7 +234,7 @@ impl Core {
         if let Some(name) = directory.operator().and_then(|op| op.system_account()) {
             return name.to_string();
         }
-        self.options().system_account.clone()
+        self.options().accounts.system_account.clone()
     }
 
     /// Whether a client (not only the server's own services) subscribes in the system
@@ -248,7 +248,7 @@ impl Core {
     /// Publishes a server-generated message in `account`, through the same routing as a
     /// client's publish (imports, queue groups, internal subscribers).
     pub fn publish(&self, account: &Arc<Account>, msg: &MsgRef<'_>) {
-        let max_pending = usize::try_from(self.options().max_pending).unwrap_or(usize::MAX);
+        let max_pending = usize::try_from(self.options().limits.max_pending).unwrap_or(usize::MAX);
         let mut router = Router::new(account.clone(), max_pending, crate::util::unix_nanos());
         router.route(self, account, msg, Origin::SERVER);
         router.settle(self);
@@ -272,12 +272,12 @@ impl Core {
                 CloseReason::SlowConsumerWriteDeadline => tracing::info!(
                     "{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {pending} bytes pending",
                     client.label(),
-                    opts.write_deadline
+                    opts.limits.write_deadline
                 ),
                 _ => tracing::info!(
                     "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
                     client.label(),
-                    opts.max_pending
+                    opts.limits.max_pending
                 ),
             }
         }

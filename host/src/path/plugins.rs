@@ -7,11 +7,10 @@ use super::session::Session;
 use crate::options::Options;
 use crate::plugin::{
     Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
-    PluginEngine, PluginError, PluginStats, Role, Transformer,
+    PluginEngine, PluginError, PluginLoadError, PluginStats, Role, Transformer,
 };
 use crate::proto::errors::MESSAGE_REJECTED_PREFIX;
 use crate::proto::{ClientOp, MsgRef};
-use anyhow::Context;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
@@ -25,38 +24,42 @@ pub(crate) struct PluginSet {
 
 impl PluginSet {
     /// Compiles and links every configured plugin; any failure stops start-up (or a reload).
-    pub fn load(opts: &Options, engine: &mut Option<PluginEngine>) -> anyhow::Result<PluginSet> {
+    pub fn load(
+        opts: &Options,
+        engine: &mut Option<PluginEngine>,
+    ) -> Result<PluginSet, PluginLoadError> {
         let mut set = PluginSet::default();
-        if opts.plugins.is_empty() {
+        if opts.plugins.specs.is_empty() {
             return Ok(set);
         }
         if engine.is_none() {
-            let cache_dir = opts
-                .plugin_cache_dir
-                .clone()
-                .unwrap_or_else(|| EngineConfig::default_cache_dir(opts.store_dir.as_deref()));
+            let cache_dir = opts.plugins.cache_dir.clone().unwrap_or_else(|| {
+                EngineConfig::default_cache_dir(opts.jetstream.store_dir.as_deref())
+            });
             *engine = Some(
                 PluginEngine::new(EngineConfig {
                     cache_dir: Some(cache_dir),
                 })
-                .context("starting the plugin engine")?,
+                .map_err(PluginLoadError::Engine)?,
             );
         }
         let Some(engine) = engine.as_ref() else {
             return Ok(set);
         };
-        for spec in &opts.plugins {
-            let what = || format!("loading plugin '{}' ({})", spec.name, spec.path.display());
+        for spec in &opts.plugins.specs {
+            let failed = |source| PluginLoadError::Plugin {
+                name: spec.name.clone(),
+                path: spec.path.clone(),
+                source,
+            };
             match spec.role {
                 Role::Authorizer => set
                     .authorizers
-                    .push(engine.load_authorizer(spec).with_context(what)?),
-                Role::Mapper => set
-                    .mappers
-                    .push(engine.load_mapper(spec).with_context(what)?),
+                    .push(engine.load_authorizer(spec).map_err(failed)?),
+                Role::Mapper => set.mappers.push(engine.load_mapper(spec).map_err(failed)?),
                 Role::Transformer => set
                     .transformers
-                    .push(engine.load_transformer(spec).with_context(what)?),
+                    .push(engine.load_transformer(spec).map_err(failed)?),
             }
             tracing::info!(
                 "Loaded plugin '{}' ({}) from {}",

@@ -73,11 +73,11 @@ impl Session {
         let (plugin_gen, plugins) = core.plugin_set();
         let auth_required = core.auth_required(opts);
         let account = core.accounts.global().clone();
-        let max_pending = usize::try_from(opts.max_pending).unwrap_or(usize::MAX);
+        let max_pending = usize::try_from(opts.limits.max_pending).unwrap_or(usize::MAX);
         Session {
             limits: proto::Limits {
-                max_control_line: opts.max_control_line as usize,
-                max_payload: opts.max_payload as usize,
+                max_control_line: opts.limits.max_control_line as usize,
+                max_payload: opts.limits.max_payload as usize,
             },
             auth_required,
             connected: false,

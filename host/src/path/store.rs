@@ -46,7 +46,7 @@ pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
         return;
     };
     // As in nats-server, the system account never has JetStream.
-    if *account.name == *core.options().system_account {
+    if *account.name == *core.options().accounts.system_account {
         return;
     }
     let attached = {

@@ -1,5 +1,6 @@
 //! `PluginError` and the per-plugin counters behind `/varz` and `/metrics`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
@@ -24,6 +25,21 @@ pub enum PluginError {
     /// The component could not be read, compiled, linked or instantiated.
     #[error("{0}")]
     Load(String),
+}
+
+/// Why the configured plugins could not be loaded; start-up (or the reload) stops.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginLoadError {
+    #[error("starting the plugin engine: {0}")]
+    Engine(#[source] PluginError),
+    /// The plugin `name` (the key in `plugins {}`) at `path` could not be loaded.
+    #[error("loading plugin '{name}' ({}): {source}", path.display())]
+    Plugin {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: PluginError,
+    },
 }
 
 impl PluginError {

@@ -38,7 +38,7 @@ mod tests;
 /// The plugin bindings are part of the configuration model (`options`).
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
 pub use engine::{EngineConfig, PluginEngine};
-pub use error::{ErrorCounts, PluginError, PluginStats};
+pub use error::{ErrorCounts, PluginError, PluginLoadError, PluginStats};
 pub use instance::{Authorizer, Mapper, Transformer};
 pub use types::{
     Allowed, ConnectRequest, Decision, HeadersRef, Limits, Message, MessageRef, Outcome,

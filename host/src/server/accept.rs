@@ -46,7 +46,7 @@ impl Server {
             .needs_nonce()
             .then(crate::auth::nkeys::generate_nonce);
         let info = info::client_info(&self, &client, nonce.as_deref());
-        if self.num_clients() >= opts.max_connections as usize {
+        if self.num_clients() >= opts.limits.max_connections as usize {
             let mut b = bytes::BytesMut::new();
             proto::write_info(&mut b, &info);
             proto::write_err(&mut b, proto::ServerError::MaxConnectionsExceeded.text());

@@ -36,7 +36,7 @@ pub(crate) async fn run<R, W>(
         core.clone(),
         client.clone(),
         wr,
-        opts.write_deadline,
+        opts.limits.write_deadline,
     ));
     let mut session = Session::new(core, client, &opts, nonce);
     let reason = read_loop(&mut session, rd, &opts).await;
@@ -99,10 +99,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut read_size = MIN_READ;
     let mut short_reads = 0u32;
     let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + opts.ping_interval,
-        opts.ping_interval,
+        tokio::time::Instant::now() + opts.limits.ping_interval,
+        opts.limits.ping_interval,
     );
-    let auth_deadline = tokio::time::sleep(opts.auth_timeout);
+    let auth_deadline = tokio::time::sleep(opts.limits.auth_timeout);
     tokio::pin!(auth_deadline);
     loop {
         if buf.capacity() - buf.len() < read_size {
@@ -133,7 +133,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     return CloseReason::ReadError;
                 }
             },
-            _ = ping.tick() => Some(session.on_ping_timer(opts.max_pings_out)),
+            _ = ping.tick() => Some(session.on_ping_timer(opts.limits.max_pings_out)),
             _ = expiry(session.expires) => Some(session.on_expired()),
             _ = &mut auth_deadline, if session.auth_required && !session.connected => {
                 Some(session.on_auth_timeout())

@@ -18,7 +18,7 @@ pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
     m.insert("version".into(), json!(PROTOCOL_VERSION));
     m.insert("proto".into(), json!(1));
     m.insert("go".into(), json!("go1.21.0"));
-    m.insert("host".into(), json!(opts.host));
+    m.insert("host".into(), json!(opts.listen.host));
     m.insert("port".into(), json!(port));
     m.insert("headers".into(), json!(true));
     if server.jetstream.is_some() {
@@ -33,7 +33,7 @@ pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
             m.insert("tls_verify".into(), json!(true));
         }
     }
-    m.insert("max_payload".into(), json!(opts.max_payload));
+    m.insert("max_payload".into(), json!(opts.limits.max_payload));
     m
 }
 
@@ -71,16 +71,16 @@ pub(crate) fn ports_json(server: &Server, opts: &Options) -> String {
     let scheme = if opts.tls.is_some() { "tls" } else { "nats" };
     let nats: Vec<String> = server
         .client_addr()
-        .map(|a| url(scheme, &opts.host, a.port()))
+        .map(|a| url(scheme, &opts.listen.host, a.port()))
         .into_iter()
         .collect();
     let monitoring: Vec<String> = server
         .http_addr()
         .map(|a| {
-            let host = if opts.http_host.is_empty() {
-                &opts.host
+            let host = if opts.listen.http_host.is_empty() {
+                &opts.listen.host
             } else {
-                &opts.http_host
+                &opts.listen.http_host
             };
             url("http", host, a.port())
         })

@@ -17,14 +17,19 @@ mod reload;
 pub use crate::client::{Client, CloseReason, ConnMeta, Subscription};
 pub use crate::path::{Core, Stats};
 
-use crate::account::{Accounts, UserDirectory};
+pub use reload::ReloadError;
+
+use crate::account::{AccountMappingError, Accounts, UserConfigError, UserDirectory};
+use crate::config::ConfigError;
 use crate::options::{Options, RANDOM_PORT};
 use crate::path::plugins::PluginSet;
+use crate::plugin::PluginLoadError;
 use crate::proto;
-use crate::tls;
-use anyhow::Context;
+use crate::tls::{self, TlsError};
 use parking_lot::{Mutex, RwLock};
+use std::fmt;
 use std::net::SocketAddr;
+use std::num::TryFromIntError;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +41,72 @@ use tokio::sync::watch;
 pub const PROTOCOL_VERSION: &str = "2.10.0";
 /// Natrium's own version, reported in /varz and `--version`.
 pub const NATRIUM_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the server could not start. The first five are the checks of the options, which a
+/// reload makes again (see [`ReloadError::Invalid`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] TlsError),
+    #[error("authorization configuration: {0}")]
+    Users(#[source] UserConfigError),
+    /// A conflict between settings (imports that no export allows).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("mappings: {0}")]
+    Mappings(#[source] AccountMappingError),
+    #[error(transparent)]
+    Plugins(#[from] PluginLoadError),
+    #[error("starting JetStream: {0}")]
+    JetStream(#[source] crate::jetstream::StartError),
+    #[error("{listener}: invalid port {port}: {source}")]
+    InvalidPort {
+        listener: Listener,
+        port: i32,
+        #[source]
+        source: TryFromIntError,
+    },
+    /// `host` is the configured host without IPv6 brackets; `port` 0 is a random port.
+    #[error("{listener}: cannot listen on {host}:{port}: {source}")]
+    Listen {
+        listener: Listener,
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound address of a listener could not be read.
+    #[error("{0}")]
+    LocalAddr(#[source] std::io::Error),
+    #[error("writing pid file {}: {source}", path.display())]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing ports file {}: {source}", path.display())]
+    PortsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The server's listeners, as errors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Client,
+    Monitoring,
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Listener::Client => "client listener",
+            Listener::Monitoring => "monitoring listener",
+        })
+    }
+}
 
 /// A running broker: the message path's shared state ([`Core`], which a server derefs to)
 /// plus what only the I/O layer has — listeners, TLS, shutdown, lame duck, pid/ports files.
@@ -64,30 +135,29 @@ impl std::ops::Deref for Server {
 impl Server {
     /// Validates options (TLS files are loaded here) and builds a server that is not yet
     /// listening.
-    pub fn new(opts: Options) -> anyhow::Result<Arc<Server>> {
+    pub fn new(opts: Options) -> Result<Arc<Server>, StartError> {
         let tls = match &opts.tls {
-            Some(t) => Some(tls::acceptor(t).context("TLS configuration")?),
+            Some(t) => Some(tls::acceptor(t).map_err(StartError::Tls)?),
             None => None,
         };
-        let users = UserDirectory::from_options(&opts)
-            .map_err(|e| anyhow::anyhow!("authorization configuration: {e}"))?;
+        let users = UserDirectory::from_options(&opts).map_err(StartError::Users)?;
         let accounts = Accounts::default();
-        for name in &opts.accounts {
+        for name in &opts.accounts.names {
             accounts.get_or_create(name);
         }
-        for (name, l) in &opts.account_limits {
+        for (name, l) in &opts.accounts.limits {
             accounts.get_or_create(name).set_limits(l);
         }
-        crate::account::links::check(&opts).map_err(|e| anyhow::anyhow!(e))?;
+        crate::account::links::check(&opts)?;
         accounts
-            .apply_mappings(&opts.mappings)
-            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
+            .apply_mappings(&opts.accounts.mappings)
+            .map_err(StartError::Mappings)?;
         for w in crate::account::links::wire(&accounts, &opts) {
             tracing::warn!("{w}");
         }
         let mut engine = None;
         let plugin_set = PluginSet::load(&opts, &mut engine)?;
-        let jetstream = if opts.jetstream {
+        let jetstream = if opts.jetstream.enabled {
             Some(start_jetstream(&opts)?)
         } else {
             None
@@ -157,7 +227,7 @@ impl Server {
     }
 
     /// Binds the listeners, logs the lines tools look for, and serves until shutdown.
-    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+    pub async fn run(self: Arc<Self>) -> Result<(), StartError> {
         let opts = self.options();
         tracing::info!("Starting natrium");
         tracing::info!(
@@ -193,20 +263,23 @@ impl Server {
             tracing::info!("-------------------------------------------");
             tokio::spawn(jetstream_loop(js.clone(), self.shutdown.subscribe()));
         }
-        if opts.cluster_name.is_some() || opts.cluster_listen.is_some() || !opts.routes.is_empty() {
+        if opts.cluster.name.is_some()
+            || opts.cluster.listen.is_some()
+            || !opts.cluster.routes.is_empty()
+        {
             tracing::warn!("Clustering is not available yet in natrium; cluster options ignored");
         }
 
         // As in nats-server: port 0 means no monitoring, and the host defaults to the client's.
-        let http_host = if opts.http_host.is_empty() {
-            opts.host.clone()
+        let http_host = if opts.listen.http_host.is_empty() {
+            opts.listen.host.clone()
         } else {
-            opts.http_host.clone()
+            opts.listen.http_host.clone()
         };
-        let http = match opts.http_port.filter(|&p| p != 0) {
+        let http = match opts.listen.http_port.filter(|&p| p != 0) {
             Some(p) => {
-                let l = bind(&http_host, p).await.context("monitoring listener")?;
-                let addr = l.local_addr()?;
+                let l = bind(Listener::Monitoring, &http_host, p).await?;
+                let addr = l.local_addr().map_err(StartError::LocalAddr)?;
                 *self.http_addr.lock() = Some(addr);
                 tracing::info!(
                     "Starting http monitor on {}",
@@ -220,15 +293,13 @@ impl Server {
             }
             None => None,
         };
-        let listener = bind(&opts.host, opts.port)
-            .await
-            .context("client listener")?;
-        let addr = listener.local_addr()?;
+        let listener = bind(Listener::Client, &opts.listen.host, opts.listen.port).await?;
+        let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
         *self.client_addr.lock() = Some(addr);
         self.refresh_info();
         tracing::info!(
             "Listening for client connections on {}",
-            display_addr(&opts.host, addr)
+            display_addr(&opts.listen.host, addr)
         );
         if opts.tls.is_some() {
             tracing::info!("TLS required for client connections");
@@ -293,12 +364,13 @@ impl Server {
             c.queue_raw(&frame);
             c.wake_writer.notify_one();
         }
-        tokio::time::sleep(opts.lame_duck_grace_period).await;
+        tokio::time::sleep(opts.limits.lame_duck_grace_period).await;
         let clients = self.clients();
         if !clients.is_empty() {
             let spread = opts
+                .limits
                 .lame_duck_duration
-                .saturating_sub(opts.lame_duck_grace_period);
+                .saturating_sub(opts.limits.lame_duck_grace_period);
             let step = spread / clients.len() as u32;
             let step = step.min(Duration::from_secs(1));
             tracing::info!("Closing {} existing clients", clients.len());
@@ -312,14 +384,16 @@ impl Server {
         self.shutdown();
     }
 
-    fn write_files(&self, opts: &Options) -> anyhow::Result<()> {
+    fn write_files(&self, opts: &Options) -> Result<(), StartError> {
         let pid = std::process::id();
-        if let Some(p) = &opts.pid_file {
-            std::fs::write(p, pid.to_string())
-                .with_context(|| format!("writing pid file {}", p.display()))?;
+        if let Some(p) = &opts.files.pid_file {
+            std::fs::write(p, pid.to_string()).map_err(|source| StartError::PidFile {
+                path: p.clone(),
+                source,
+            })?;
             self.written_files.lock().push(p.clone());
         }
-        if let Some(dir) = &opts.ports_file_dir {
+        if let Some(dir) = &opts.files.ports_file_dir {
             // Named after the name the process was started as (argv[0]), as nats-server
             // does: a harness that starts a `nats-server` symlink waits for that name.
             let exe = std::env::args_os()
@@ -335,8 +409,9 @@ impl Server {
                 .unwrap_or_else(|| "natrium".to_string());
             let path = dir.join(format!("{exe}_{pid}.ports"));
             let ports = info::ports_json(self, opts);
-            std::fs::write(&path, ports)
-                .with_context(|| format!("writing ports file {}", path.display()))?;
+            if let Err(source) = std::fs::write(&path, ports) {
+                return Err(StartError::PortsFile { path, source });
+            }
             self.written_files.lock().push(path);
         }
         Ok(())
@@ -349,16 +424,25 @@ impl Server {
     }
 }
 
-async fn bind(host: &str, port: i32) -> anyhow::Result<TcpListener> {
+async fn bind(listener: Listener, host: &str, port: i32) -> Result<TcpListener, StartError> {
     let port = if port == RANDOM_PORT || port == 0 {
         0
     } else {
-        u16::try_from(port).with_context(|| format!("invalid port {port}"))?
+        u16::try_from(port).map_err(|source| StartError::InvalidPort {
+            listener,
+            port,
+            source,
+        })?
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     TcpListener::bind((host, port))
         .await
-        .with_context(|| format!("cannot listen on {host}:{port}"))
+        .map_err(|source| StartError::Listen {
+            listener,
+            host: host.to_string(),
+            port,
+            source,
+        })
 }
 
 /// How nats-server prints a listen address: the configured host with the bound port.
@@ -371,30 +455,31 @@ fn display_addr(host: &str, addr: SocketAddr) -> String {
 }
 
 /// Opens the JetStream store from the options (`store_dir`, default `<tmp>/nats`).
-fn start_jetstream(opts: &Options) -> anyhow::Result<Arc<crate::jetstream::JetStream>> {
+fn start_jetstream(opts: &Options) -> Result<Arc<crate::jetstream::JetStream>, StartError> {
     use crate::jetstream::{store::SyncPolicy, JetStream, JsConfig};
     let store_dir = opts
+        .jetstream
         .store_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
-    let sync = match opts.js_sync_interval {
+    let sync = match opts.jetstream.sync_interval {
         Some(d) if d.is_zero() => SyncPolicy::Always,
         Some(d) => SyncPolicy::Interval(d),
         None => SyncPolicy::Interval(Duration::from_secs(120)),
     };
     let config = JsConfig {
         store_dir,
-        max_memory: opts.js_max_memory.unwrap_or(-1),
-        max_storage: opts.js_max_storage.unwrap_or(-1),
+        max_memory: opts.jetstream.max_memory.unwrap_or(-1),
+        max_storage: opts.jetstream.max_storage.unwrap_or(-1),
         sync,
-        domain: opts.js_domain.clone(),
+        domain: opts.jetstream.domain.clone(),
     };
-    let limits = opts.js_account_limits.iter().cloned().collect();
+    let limits = opts.jetstream.account_limits.iter().cloned().collect();
     // nats-server: without `accounts {}` the global account has JetStream; with them, only
     // the accounts that enable it. Operator mode: every account (JWT JetStream limits are not
     // interpreted yet).
-    let all = opts.accounts.is_empty() || !opts.operator.is_empty();
-    JetStream::start(config, limits, all).context("starting JetStream")
+    let all = opts.accounts.names.is_empty() || !opts.operator.jwts.is_empty();
+    JetStream::start(config, limits, all).map_err(StartError::JetStream)
 }
 
 /// Once a second: max_age expiry and the duplicate window; fsync every `sync_interval`.

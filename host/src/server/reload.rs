@@ -7,13 +7,12 @@
 //! change reaches live connections: a client whose credentials the new configuration no
 //! longer accepts is closed with 'Authorization Violation'; changed permissions apply at once.
 
-use super::Server;
+use super::{Server, StartError};
 use crate::account::{Credentials, UserDirectory};
 use crate::client::{Client, CloseReason};
 use crate::options::Options;
 use crate::path::plugins::PluginSet;
 use crate::proto::ServerError;
-use anyhow::Context;
 use std::sync::Arc;
 
 /// Why a reload was refused; the old configuration is still running.
@@ -28,49 +27,52 @@ pub enum ReloadError {
     /// Options that need a restart changed (nats-server's wording, one per option).
     #[error("{}", .0.join("; "))]
     NotReloadable(Vec<String>),
-    #[error("{0:#}")]
-    Invalid(anyhow::Error),
+    /// The new options fail a check the server makes at start-up (TLS files, users,
+    /// imports, mappings, plugins).
+    #[error(transparent)]
+    Invalid(#[from] StartError),
 }
 
-/// The options a running server cannot change: a reload that changes one is refused.
+/// The options a running server cannot change: a reload that changes one is refused. Each
+/// is reported under its configuration name (nats-server's), not its path in [`Options`].
 fn not_reloadable(old: &Options, new: &Options) -> Vec<String> {
     let mut refused = Vec::new();
     macro_rules! fixed {
-        ($($field:ident),* $(,)?) => {$(
-            let (a, b) = (format!("{:?}", old.$field), format!("{:?}", new.$field));
+        ($($name:ident: $($field:ident).+),* $(,)?) => {$(
+            let (a, b) = (format!("{:?}", old.$($field).+), format!("{:?}", new.$($field).+));
             if a != b {
                 refused.push(format!(
                     "config reload not supported for {}: old={a}, new={b}",
-                    stringify!($field)
+                    stringify!($name)
                 ));
             }
         )*};
     }
     fixed!(
-        host,
-        port,
-        http_host,
-        http_port,
-        server_name,
-        client_advertise,
-        pid_file,
-        ports_file_dir,
-        log_file,
-        logtime,
-        jetstream,
-        store_dir,
-        js_max_memory,
-        js_max_storage,
-        js_sync_interval,
-        js_domain,
-        js_account_limits,
-        operator,
-        resolver,
-        system_account,
-        cluster_name,
-        cluster_listen,
-        routes,
-        plugin_cache_dir,
+        host: listen.host,
+        port: listen.port,
+        http_host: listen.http_host,
+        http_port: listen.http_port,
+        server_name: server_name,
+        client_advertise: listen.client_advertise,
+        pid_file: files.pid_file,
+        ports_file_dir: files.ports_file_dir,
+        log_file: logging.file,
+        logtime: logging.logtime,
+        jetstream: jetstream.enabled,
+        store_dir: jetstream.store_dir,
+        js_max_memory: jetstream.max_memory,
+        js_max_storage: jetstream.max_storage,
+        js_sync_interval: jetstream.sync_interval,
+        js_domain: jetstream.domain,
+        js_account_limits: jetstream.account_limits,
+        operator: operator.jwts,
+        resolver: operator.resolver,
+        system_account: accounts.system_account,
+        cluster_name: cluster.name,
+        cluster_listen: cluster.listen,
+        routes: cluster.routes,
+        plugin_cache_dir: plugins.cache_dir,
     );
     refused
 }
@@ -119,39 +121,36 @@ impl Server {
             return Err(ReloadError::NotReloadable(refused));
         }
         // Build everything that can fail before changing anything.
-        let tls = match &new.tls {
-            Some(t) => Some(crate::tls::acceptor(t).context("TLS configuration")),
-            None => None,
-        }
-        .transpose()
-        .map_err(ReloadError::Invalid)?;
-        let users = UserDirectory::from_options(&new).map_err(|e| {
-            ReloadError::Invalid(anyhow::anyhow!("authorization configuration: {e}"))
-        })?;
-        crate::account::links::check(&new).map_err(|e| ReloadError::Invalid(anyhow::anyhow!(e)))?;
-        for m in &new.mappings {
-            crate::subject::mapping::Mapping::new(&m.source, &m.destinations).map_err(|e| {
-                ReloadError::Invalid(anyhow::anyhow!("mappings: account {}: {e}", m.account))
-            })?;
+        let tls = new
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()
+            .map_err(StartError::Tls)?;
+        let users = UserDirectory::from_options(&new).map_err(StartError::Users)?;
+        crate::account::links::check(&new).map_err(StartError::Config)?;
+        for m in &new.accounts.mappings {
+            crate::account::compile_mapping(m).map_err(StartError::Mappings)?;
         }
         let plugins = {
             let mut engine = self.core().plugin_engine.lock().take();
             let loaded = PluginSet::load(&new, &mut engine);
             *self.core().plugin_engine.lock() = engine;
-            loaded.map_err(ReloadError::Invalid)?
+            loaded.map_err(StartError::Plugins)?
         };
 
         // Apply.
-        for name in &new.accounts {
+        for name in &new.accounts.names {
             let limits = new
-                .account_limits
+                .accounts
+                .limits
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, l)| *l)
                 .unwrap_or_default();
             self.accounts.get_or_create(name).set_limits(&limits);
         }
-        if let Err(e) = self.accounts.apply_mappings(&new.mappings) {
+        if let Err(e) = self.accounts.apply_mappings(&new.accounts.mappings) {
             tracing::error!("mappings: {e}");
         }
         for w in crate::account::links::wire(&self.accounts, &new) {
@@ -167,7 +166,7 @@ impl Server {
             crate::path::store::attach(self.core(), &account);
         }
         self.refresh_info();
-        for plugin in &new.plugins {
+        for plugin in &new.plugins.specs {
             tracing::debug!(
                 "plugin '{}' ({}) reloaded",
                 plugin.name,

@@ -36,29 +36,55 @@ pub struct Mapping {
 pub enum MappingError {
     #[error("invalid mapping source {0:?}")]
     Source(String),
-    #[error("invalid mapping destination {0:?}: {1}")]
-    Destination(String, String),
+    #[error("invalid mapping destination {template:?}: {reason}")]
+    Destination {
+        template: String,
+        #[source]
+        reason: DestinationError,
+    },
     #[error("mapping weights for {0:?} add up to more than 100%")]
     Weights(String),
+}
+
+/// What is wrong with a destination template.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DestinationError {
+    #[error("unterminated {{{{")]
+    Unterminated,
+    #[error("only {{{{wildcard(n)}}}} is supported")]
+    UnsupportedFunction,
+    /// The wildcard index is not a number.
+    #[error("wildcard index")]
+    BadIndex,
+    #[error("wildcard index {index} out of range (source has {wildcards})")]
+    IndexOutOfRange { index: usize, wildcards: usize },
 }
 
 impl Destination {
     /// Parses `a.{{wildcard(1)}}.$2` against a source with `wildcards` wildcard tokens.
     pub fn parse(template: &str, weight: u8, wildcards: usize) -> Result<Self, MappingError> {
-        let bad = |m: &str| MappingError::Destination(template.to_string(), m.to_string());
+        let bad = |reason: DestinationError| MappingError::Destination {
+            template: template.to_string(),
+            reason,
+        };
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut rest = template;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("{{") {
-                let end = after.find("}}").ok_or_else(|| bad("unterminated {{"))?;
+                let end = after
+                    .find("}}")
+                    .ok_or_else(|| bad(DestinationError::Unterminated))?;
                 let func = after[..end].trim();
                 let arg = func
                     .strip_prefix("wildcard(")
                     .and_then(|a| a.strip_suffix(')'))
-                    .ok_or_else(|| bad("only {{wildcard(n)}} is supported"))?;
-                let n: usize = arg.trim().parse().map_err(|_| bad("wildcard index"))?;
-                push_wildcard(&mut parts, &mut lit, n, wildcards).map_err(|m| bad(&m))?;
+                    .ok_or_else(|| bad(DestinationError::UnsupportedFunction))?;
+                let n: usize = arg
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(DestinationError::BadIndex))?;
+                push_wildcard(&mut parts, &mut lit, n, wildcards).map_err(bad)?;
                 rest = &after[end + 2..];
             } else if let Some(after) = rest.strip_prefix('$') {
                 let digits = after.chars().take_while(char::is_ascii_digit).count();
@@ -67,8 +93,10 @@ impl Destination {
                     rest = after;
                     continue;
                 }
-                let n: usize = after[..digits].parse().map_err(|_| bad("wildcard index"))?;
-                push_wildcard(&mut parts, &mut lit, n, wildcards).map_err(|m| bad(&m))?;
+                let n: usize = after[..digits]
+                    .parse()
+                    .map_err(|_| bad(DestinationError::BadIndex))?;
+                push_wildcard(&mut parts, &mut lit, n, wildcards).map_err(bad)?;
                 rest = &after[digits..];
             } else {
                 let c = rest.chars().next().unwrap_or_default();
@@ -103,11 +131,12 @@ fn push_wildcard(
     lit: &mut String,
     n: usize,
     max: usize,
-) -> Result<(), String> {
+) -> Result<(), DestinationError> {
     if n == 0 || n > max {
-        return Err(format!(
-            "wildcard index {n} out of range (source has {max})"
-        ));
+        return Err(DestinationError::IndexOutOfRange {
+            index: n,
+            wildcards: max,
+        });
     }
     if !lit.is_empty() {
         parts.push(Part::Literal(std::mem::take(lit)));
@@ -225,5 +254,25 @@ mod tests {
         assert!(Mapping::new("a.*", &[("x.$2".into(), 100)]).is_err());
         assert!(Mapping::new("a", &[("x".into(), 60), ("y".into(), 60)]).is_err());
         assert!(Mapping::new("a.*", &[("x.{{nope(1)}}".into(), 100)]).is_err());
+        let e = Mapping::new("a.*", &[("x.$2".into(), 100)]).expect_err("out of range");
+        assert_eq!(
+            e,
+            MappingError::Destination {
+                template: "x.$2".into(),
+                reason: DestinationError::IndexOutOfRange {
+                    index: 2,
+                    wildcards: 1
+                }
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid mapping destination \"x.$2\": wildcard index 2 out of range (source has 1)"
+        );
+        let e = Mapping::new("a.*", &[("x.{{nope(1)}}".into(), 100)]).expect_err("function");
+        assert_eq!(
+            e.to_string(),
+            "invalid mapping destination \"x.{{nope(1)}}\": only {{wildcard(n)}} is supported"
+        );
     }
 }

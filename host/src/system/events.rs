@@ -42,7 +42,7 @@ pub fn server_info(server: &Core) -> Value {
     let opts = server.options();
     json!({
         "name": server.name,
-        "host": opts.host,
+        "host": opts.listen.host,
         "id": server.id,
         "ver": crate::server::PROTOCOL_VERSION,
         "seq": SEQ.fetch_add(1, Ordering::Relaxed) + 1,

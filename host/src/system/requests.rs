@@ -147,7 +147,7 @@ fn reload(server: &Server) -> Vec<u8> {
         Ok(()) => json!({"server": server_info(server), "data": {}}),
         Err(e) => json!({
             "server": server_info(server),
-            "error": {"code": 500, "description": format!("{e:#}")},
+            "error": {"code": 500, "description": e.to_string()},
         }),
     };
     serde_json::to_vec(&body).unwrap_or_default()

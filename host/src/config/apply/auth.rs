@@ -23,10 +23,10 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
             "user" | "username" => user = Some(string(&key, v)?),
             "pass" | "password" => pass = Some(string(&key, v)?),
             "token" => token = Some(string(&key, v)?),
-            "timeout" => opts.auth_timeout = seconds(&key, v)?,
+            "timeout" => opts.limits.auth_timeout = seconds(&key, v)?,
             "users" => {
                 let users = crate::config::accounts::users(&sub.key, v, "")?;
-                opts.users.extend(users);
+                opts.auth.users.extend(users);
             }
             k if UNSUPPORTED_AUTH.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
@@ -42,8 +42,8 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
         ));
     }
     // As in nats-server the block replaces all three, including ones it does not set.
-    opts.username = user;
-    opts.password = pass;
-    opts.auth_token = token;
+    opts.auth.username = user;
+    opts.auth.password = pass;
+    opts.auth.token = token;
     Ok(())
 }

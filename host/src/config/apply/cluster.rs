@@ -30,7 +30,7 @@ pub(super) fn cluster(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> 
         let key = sub.key.to_ascii_lowercase();
         let v = &sub.value;
         match key.as_str() {
-            "name" => opts.cluster_name = Some(string(&key, v)?),
+            "name" => opts.cluster.name = Some(string(&key, v)?),
             "listen" => {
                 let (h, p) = host_port(&key, v)?;
                 host = h.or(host);
@@ -38,7 +38,7 @@ pub(super) fn cluster(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> 
             }
             "host" | "net" => host = Some(string(&key, v)?),
             "port" => port = Some(super::port(&key, v)?),
-            "routes" => opts.routes = strings(&key, v)?,
+            "routes" => opts.cluster.routes = strings(&key, v)?,
             k if UNSUPPORTED_CLUSTER.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
             }
@@ -48,7 +48,7 @@ pub(super) fn cluster(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> 
     if host.is_some() || port.is_some() {
         let host = host.unwrap_or_else(|| "0.0.0.0".to_string());
         let port = port.unwrap_or(6222);
-        opts.cluster_listen = Some(if host.contains(':') {
+        opts.cluster.listen = Some(if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")

@@ -30,9 +30,9 @@ const UNSUPPORTED_JETSTREAM: &[&str] = &[
 pub(super) fn jetstream(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
     let v = &e.value;
     match &v.kind {
-        Kind::Bool(b) => opts.jetstream = *b,
+        Kind::Bool(b) => opts.jetstream.enabled = *b,
         Kind::String(s) => {
-            opts.jetstream = match s.to_ascii_lowercase().as_str() {
+            opts.jetstream.enabled = match s.to_ascii_lowercase().as_str() {
                 "enable" | "enabled" | "true" => true,
                 "disable" | "disabled" | "false" => false,
                 _ => {
@@ -45,25 +45,27 @@ pub(super) fn jetstream(e: &Entry, opts: &mut Options) -> Result<(), ConfigError
             }
         }
         Kind::Map(map) => {
-            opts.jetstream = true;
+            opts.jetstream.enabled = true;
             for sub in map {
                 let key = sub.key.to_ascii_lowercase();
                 match key.as_str() {
-                    "store_dir" | "storedir" => opts.store_dir = Some(path(&key, &sub.value)?),
-                    "enabled" | "enable" => opts.jetstream = boolean(&key, &sub.value)?,
+                    "store_dir" | "storedir" => {
+                        opts.jetstream.store_dir = Some(path(&key, &sub.value)?)
+                    }
+                    "enabled" | "enable" => opts.jetstream.enabled = boolean(&key, &sub.value)?,
                     "max_memory_store" | "max_mem_store" | "max_mem" => {
-                        opts.js_max_memory = Some(js_size(&key, &sub.value)?)
+                        opts.jetstream.max_memory = Some(js_size(&key, &sub.value)?)
                     }
                     "max_file_store" | "max_file" => {
-                        opts.js_max_storage = Some(js_size(&key, &sub.value)?)
+                        opts.jetstream.max_storage = Some(js_size(&key, &sub.value)?)
                     }
-                    "domain" => opts.js_domain = Some(string(&key, &sub.value)?),
+                    "domain" => opts.jetstream.domain = Some(string(&key, &sub.value)?),
                     // Single server: strict API checking is what natrium always does.
                     "strict" => {
                         boolean(&key, &sub.value)?;
                     }
                     "sync_interval" | "sync" => {
-                        opts.js_sync_interval = Some(match sub.value.as_str() {
+                        opts.jetstream.sync_interval = Some(match sub.value.as_str() {
                             Some(s) if s.eq_ignore_ascii_case("always") => Duration::ZERO,
                             _ => {
                                 let d = duration_str(&key, &sub.value)?;

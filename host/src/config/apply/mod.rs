@@ -25,7 +25,7 @@ use self::plugins::plugins;
 use self::tls::tls;
 use super::value::{Entry, Kind, Map, Pos, Value};
 use super::ConfigError;
-use crate::options::{Options, RANDOM_PORT};
+use crate::options::{LimitOptions, Options, RANDOM_PORT};
 
 /// Top-level keys nats-server accepts that name features natrium does not have yet.
 const UNSUPPORTED_TOP: &[&str] = &[
@@ -80,11 +80,11 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
-    super::links::check(opts).map_err(ConfigError::Conflict)?;
-    if u64::from(opts.max_payload) > opts.max_pending {
+    super::links::check(opts)?;
+    if u64::from(opts.limits.max_payload) > opts.limits.max_pending {
         return Err(ConfigError::Conflict(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",
-            opts.max_payload, opts.max_pending
+            opts.limits.max_payload, opts.limits.max_pending
         )));
     }
     if opts.server_name.contains(' ') {
@@ -92,39 +92,39 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
             "server name cannot contain spaces".into(),
         ));
     }
-    if (opts.username.is_some() || opts.password.is_some()) && opts.auth_token.is_some() {
+    if (opts.auth.username.is_some() || opts.auth.password.is_some()) && opts.auth.token.is_some() {
         return Err(ConfigError::Conflict(
             "Cannot have a user/pass and token".into(),
         ));
     }
-    if !opts.operator.is_empty() {
-        if opts.resolver.is_none() {
+    if !opts.operator.jwts.is_empty() {
+        if opts.operator.resolver.is_none() {
             return Err(ConfigError::Conflict(
                 "operators require an account resolver to be configured".into(),
             ));
         }
-        if !opts.accounts.is_empty() {
+        if !opts.accounts.names.is_empty() {
             return Err(ConfigError::Conflict(
                 "operators do not allow Accounts to be configured directly".into(),
             ));
         }
-        if !opts.users.is_empty() {
+        if !opts.auth.users.is_empty() {
             return Err(ConfigError::Conflict(
                 "operators do not allow users to be configured directly".into(),
             ));
         }
-        if opts.system_account != crate::options::SYSTEM_ACCOUNT
+        if opts.accounts.system_account != crate::options::SYSTEM_ACCOUNT
             && !crate::auth::nkeys::is_valid_public_key(
-                &opts.system_account,
+                &opts.accounts.system_account,
                 crate::auth::nkeys::KeyKind::Account,
             )
         {
             return Err(ConfigError::Conflict(format!(
                 "system_account {:?} is not a valid public account nkey",
-                opts.system_account
+                opts.accounts.system_account
             )));
         }
-    } else if !opts.resolver_preload.is_empty() && opts.resolver.is_none() {
+    } else if !opts.operator.preload.is_empty() && opts.operator.resolver.is_none() {
         return Err(ConfigError::Conflict(
             "resolver_preload requires a resolver (and an operator)".into(),
         ));
@@ -139,73 +139,74 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         "listen" => {
             let (host, port) = host_port(&key, v)?;
             if let Some(h) = host {
-                opts.host = h;
+                opts.listen.host = h;
             }
-            opts.port = port;
+            opts.listen.port = port;
         }
-        "port" => opts.port = port(&key, v)?,
-        "host" | "net" => opts.host = string(&key, v)?,
-        "client_advertise" => opts.client_advertise = Some(string(&key, v)?),
+        "port" => opts.listen.port = port(&key, v)?,
+        "host" | "net" => opts.listen.host = string(&key, v)?,
+        "client_advertise" => opts.listen.client_advertise = Some(string(&key, v)?),
         "server_name" => opts.server_name = string(&key, v)?,
         "server_tags" => opts.server_tags = strings(&key, v)?,
-        "debug" => opts.debug = boolean(&key, v)?,
-        "trace" => opts.trace = boolean(&key, v)?,
+        "debug" => opts.logging.debug = boolean(&key, v)?,
+        "trace" => opts.logging.trace = boolean(&key, v)?,
         "trace_verbose" => {
-            opts.trace = boolean(&key, v)?;
-            if opts.trace {
+            opts.logging.trace = boolean(&key, v)?;
+            if opts.logging.trace {
                 unsupported(opts, &e.key, &e.key_pos);
             }
         }
-        "logtime" => opts.logtime = boolean(&key, v)?,
+        "logtime" => opts.logging.logtime = boolean(&key, v)?,
         "http" => {
             let (host, port) = host_port(&key, v)?;
             if let Some(h) = host {
-                opts.http_host = h;
+                opts.listen.http_host = h;
             }
-            opts.http_port = Some(port);
+            opts.listen.http_port = Some(port);
         }
-        "http_port" | "monitor_port" => opts.http_port = Some(port(&key, v)?),
+        "http_port" | "monitor_port" => opts.listen.http_port = Some(port(&key, v)?),
         "max_payload" => {
-            opts.max_payload = size_i32(&key, v)?.unwrap_or(Options::default().max_payload);
+            opts.limits.max_payload =
+                size_i32(&key, v)?.unwrap_or(LimitOptions::default().max_payload);
         }
         "max_control_line" => {
-            opts.max_control_line =
-                size_i32(&key, v)?.unwrap_or(Options::default().max_control_line);
+            opts.limits.max_control_line =
+                size_i32(&key, v)?.unwrap_or(LimitOptions::default().max_control_line);
         }
         "max_pending" => {
             let n = non_negative(&key, v)?;
-            opts.max_pending = if n == 0 {
-                Options::default().max_pending
+            opts.limits.max_pending = if n == 0 {
+                LimitOptions::default().max_pending
             } else {
                 n
             };
         }
         "max_connections" | "max_conn" => {
             let n = int(&key, v)?;
-            opts.max_connections = match n {
+            opts.limits.max_connections = match n {
                 // nats-server: 0 means the default, a negative value no limit.
-                0 => Options::default().max_connections,
+                0 => LimitOptions::default().max_connections,
                 n if n < 0 => u32::MAX,
                 n => u32::try_from(n).unwrap_or(u32::MAX),
             };
         }
         "ping_max" => {
             let n = non_negative(&key, v)?;
-            opts.max_pings_out = match n {
-                0 => Options::default().max_pings_out,
+            opts.limits.max_pings_out = match n {
+                0 => LimitOptions::default().max_pings_out,
                 n => u32::try_from(n).map_err(|_| invalid(&key, v, "value is too big"))?,
             };
         }
         "ping_interval" => {
-            opts.ping_interval = or_default(
+            opts.limits.ping_interval = or_default(
                 duration_or_secs(&key, v, opts)?,
-                Options::default().ping_interval,
+                LimitOptions::default().ping_interval,
             );
         }
         "write_deadline" => {
-            opts.write_deadline = or_default(
+            opts.limits.write_deadline = or_default(
                 duration_or_secs(&key, v, opts)?,
-                Options::default().write_deadline,
+                LimitOptions::default().write_deadline,
             );
         }
         "lame_duck_duration" => {
@@ -217,33 +218,33 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
                     format!("invalid lame_duck_duration of {d:?}, minimum is 30 seconds"),
                 ));
             }
-            opts.lame_duck_duration = d;
+            opts.limits.lame_duck_duration = d;
         }
-        "lame_duck_grace_period" => opts.lame_duck_grace_period = duration_str(&key, v)?,
-        "logfile" | "log_file" => opts.log_file = Some(path(&key, v)?),
-        "pidfile" | "pid_file" => opts.pid_file = Some(path(&key, v)?),
-        "ports_file_dir" => opts.ports_file_dir = Some(path(&key, v)?),
-        "store_dir" | "storedir" => opts.store_dir = Some(path(&key, v)?),
+        "lame_duck_grace_period" => opts.limits.lame_duck_grace_period = duration_str(&key, v)?,
+        "logfile" | "log_file" => opts.logging.file = Some(path(&key, v)?),
+        "pidfile" | "pid_file" => opts.files.pid_file = Some(path(&key, v)?),
+        "ports_file_dir" => opts.files.ports_file_dir = Some(path(&key, v)?),
+        "store_dir" | "storedir" => opts.jetstream.store_dir = Some(path(&key, v)?),
         "authorization" => authorization(e, opts)?,
         "accounts" => super::accounts::accounts(e, opts)?,
         "mappings" | "maps" => {
             let list = super::accounts::mappings(&e.key, v, crate::options::GLOBAL_ACCOUNT)?;
-            opts.mappings.extend(list);
+            opts.accounts.mappings.extend(list);
         }
-        "no_auth_user" => opts.no_auth_user = Some(string(&key, v)?),
-        "system_account" | "system" => opts.system_account = string(&key, v)?,
+        "no_auth_user" => opts.auth.no_auth_user = Some(string(&key, v)?),
+        "system_account" | "system" => opts.accounts.system_account = string(&key, v)?,
         "tls" => opts.tls = Some(tls(e, opts)?),
         "jetstream" => jetstream(e, opts)?,
         "cluster" => cluster(e, opts)?,
-        "plugins" => opts.plugins = plugins(e)?,
+        "plugins" => opts.plugins.specs = plugins(e)?,
         "operator" | "operators" | "root" | "roots" | "root_operator" | "root_operators" => {
-            opts.operator = operators(&key, v)?;
+            opts.operator.jwts = operators(&key, v)?;
         }
         "resolver" | "account_resolver" | "accounts_resolver" => {
-            opts.resolver = Some(resolver(&key, v)?);
+            opts.operator.resolver = Some(resolver(&key, v)?);
         }
-        "resolver_preload" => opts.resolver_preload = resolver_preload(&key, v)?,
-        "plugin_cache_dir" => opts.plugin_cache_dir = Some(relative_path(&key, v)?),
+        "resolver_preload" => opts.operator.preload = resolver_preload(&key, v)?,
+        "plugin_cache_dir" => opts.plugins.cache_dir = Some(relative_path(&key, v)?),
         k if UNSUPPORTED_TOP.contains(&k) => unsupported(opts, &e.key, &e.key_pos),
         _ if e.used_as_variable => {}
         _ => return Err(unknown(e)),
@@ -388,7 +389,7 @@ fn or_default(d: Duration, default: Duration) -> Duration {
 /// warning). An unquoted `2m` is refused: the size suffix made it the number 2000000.
 fn duration_or_secs(key: &str, v: &Value, opts: &mut Options) -> Result<Duration, ConfigError> {
     match &v.kind {
-        Kind::String(s) => parse_duration(s).map_err(|m| invalid(key, v, m)),
+        Kind::String(s) => parse_duration(s).map_err(|e| invalid(key, v, e.to_string())),
         Kind::Integer(n) => {
             let literal = v.literal.as_deref().unwrap_or("");
             if literal.ends_with(|c: char| c.is_ascii_alphabetic()) {
@@ -415,7 +416,7 @@ fn duration_str(key: &str, v: &Value) -> Result<Duration, ConfigError> {
     let s = v
         .as_str()
         .ok_or_else(|| wrong_type(key, v, "a duration string such as \"30s\""))?;
-    parse_duration(s).map_err(|m| invalid(key, v, m))
+    parse_duration(s).map_err(|e| invalid(key, v, e.to_string()))
 }
 
 /// Timeouts written in (possibly fractional) seconds, or as a duration string.
@@ -423,22 +424,37 @@ fn seconds(key: &str, v: &Value) -> Result<Duration, ConfigError> {
     let secs = match &v.kind {
         Kind::Integer(n) => *n as f64,
         Kind::Float(f) => *f,
-        Kind::String(s) => return parse_duration(s).map_err(|m| invalid(key, v, m)),
+        Kind::String(s) => return parse_duration(s).map_err(|e| invalid(key, v, e.to_string())),
         _ => return Err(wrong_type(key, v, "a number of seconds")),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| invalid(key, v, "must be a non-negative number"))
 }
 
+/// Why a duration string was refused; `input` is the whole string as written. The texts are
+/// Go's `time.ParseDuration` errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("time: invalid duration \"{input}\"")]
+    Invalid { input: String },
+    #[error("negative duration \"{input}\" is not allowed")]
+    Negative { input: String },
+    #[error("time: missing unit in duration \"{input}\"")]
+    MissingUnit { input: String },
+    #[error("time: unknown unit \"{unit}\" in duration \"{input}\"")]
+    UnknownUnit { input: String, unit: String },
+}
+
 /// Parses a Go `time.ParseDuration` string ("1h30m", "500ms", "1.5s"). Negative durations
 /// are refused since no setting can use them. Errors read like Go's.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration \"{s}\"");
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let input = || s.to_string();
+    let invalid = || DurationError::Invalid { input: input() };
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest.starts_with('-') {
         if rest == "-0" {
             return Ok(Duration::ZERO);
         }
-        return Err(format!("negative duration \"{s}\" is not allowed"));
+        return Err(DurationError::Negative { input: input() });
     }
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -467,14 +483,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
         let nanos: u128 = match unit {
-            "" => return Err(format!("time: missing unit in duration \"{s}\"")),
+            "" => return Err(DurationError::MissingUnit { input: input() }),
             "ns" => 1,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    input: input(),
+                    unit: unit.to_string(),
+                })
+            }
         };
         // Digits beyond what fits are ignored rather than overflowing (Go does the same).
         let int_val: u128 = if int_part.is_empty() {
