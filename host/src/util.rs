@@ -29,6 +29,15 @@ pub fn random_base32(n: usize, upper: bool) -> String {
         .collect()
 }
 
+/// A 22-character identifier for an event or advisory (`id` in nats-server's JSON events).
+pub fn event_id() -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    random_bytes(22)
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % 62] as char)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,13 +51,4 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
     }
-}
-
-/// A 22-character identifier for an event or advisory (`id` in nats-server's JSON events).
-pub fn event_id() -> String {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    random_bytes(22)
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % 62] as char)
-        .collect()
 }

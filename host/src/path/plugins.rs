@@ -265,102 +265,128 @@ pub(crate) fn on_publish_batch(
         })
         .collect();
     for m in &set.mappers {
-        for (p, st) in batch.iter().zip(progress.iter_mut()) {
-            if st.done.is_some() {
-                continue;
-            }
-            let current = st.subject(p).into_owned();
-            if !m.spec().applies_to(account, &current) {
-                continue;
-            }
-            match m.map(account, &current) {
-                Ok(Some(new)) if new != current => {
-                    let mut x = st.current(p);
-                    x.subject = new;
-                    st.msg = Some(x);
-                    st.changed = true;
-                }
-                Ok(_) => {}
-                Err(e) => st.done = failure(m.spec().on_failure, m.name(), &e),
-            }
-        }
+        apply_mapper(m, account, batch, &mut progress);
     }
     for t in &set.transformers {
-        // A burst is usually on one subject: reuse the last binding check.
-        let mut last: Option<(&[u8], bool)> = None;
-        let covered: Vec<usize> = (0..batch.len())
-            .filter(|&i| {
-                let st = &progress[i];
-                if st.done.is_some() {
-                    return false;
-                }
-                if st.msg.is_some() {
-                    return t.spec().applies_to(account, &st.subject(&batch[i]));
-                }
-                let subject = batch[i].subject;
-                match last {
-                    Some((s, hit)) if s == subject => hit,
-                    _ => {
-                        let hit = t
-                            .spec()
-                            .applies_to(account, &String::from_utf8_lossy(subject));
-                        last = Some((subject, hit));
-                        hit
-                    }
-                }
-            })
-            .collect();
-        if covered.is_empty() {
-            continue;
-        }
-        if t.is_batch() {
-            let msgs: Vec<MessageRef<'_>> = covered
-                .iter()
-                .map(|&i| progress[i].lend(&batch[i]))
-                .collect();
-            let result = t.transform_pending(account, &msgs);
-            drop(msgs);
-            match result {
-                Ok(outcomes) => {
-                    for (&i, o) in covered.iter().zip(outcomes) {
-                        progress[i].apply(t, Ok(o));
-                    }
-                }
-                Err(e) => {
-                    for &i in &covered {
-                        progress[i].apply(t, Err(e.clone()));
-                    }
-                }
-            }
-        } else if covered.len() > 1 {
-            // Several messages for a per-message transformer: its `transform-batch`, one call.
-            let msgs: Vec<Message> = covered
-                .iter()
-                .map(|&i| progress[i].current(&batch[i]))
-                .collect();
-            match t.transform_batch(account, &msgs) {
-                Ok(outcomes) => {
-                    for (&i, o) in covered.iter().zip(outcomes) {
-                        progress[i].apply(t, Ok(o));
-                    }
-                }
-                // One bad message must not decide for the others: each alone, once more.
-                Err(_) => {
-                    for (&i, x) in covered.iter().zip(&msgs) {
-                        let outcome = t.transform(account, x);
-                        progress[i].apply(t, outcome);
-                    }
-                }
-            }
-        } else {
-            for &i in &covered {
-                let x = progress[i].current(&batch[i]);
-                let outcome = t.transform(account, &x);
-                progress[i].apply(t, outcome);
-            }
+        let covered = covered_by(t, account, batch, &progress);
+        if !covered.is_empty() {
+            apply_transformer(t, account, batch, &mut progress, &covered);
         }
     }
     progress.into_iter().map(Progress::verdict).collect()
+}
+
+/// One mapper over the batch: a new subject for each message it covers.
+fn apply_mapper(m: &Mapper, account: &str, batch: &[Publish<'_>], progress: &mut [Progress]) {
+    for (p, st) in batch.iter().zip(progress.iter_mut()) {
+        if st.done.is_some() {
+            continue;
+        }
+        let current = st.subject(p).into_owned();
+        if !m.spec().applies_to(account, &current) {
+            continue;
+        }
+        match m.map(account, &current) {
+            Ok(Some(new)) if new != current => {
+                let mut x = st.current(p);
+                x.subject = new;
+                st.msg = Some(x);
+                st.changed = true;
+            }
+            Ok(_) => {}
+            Err(e) => st.done = failure(m.spec().on_failure, m.name(), &e),
+        }
+    }
+}
+
+/// The messages of the batch (by index) that transformer `t` is bound to and that are
+/// still undecided.
+fn covered_by(
+    t: &Transformer,
+    account: &str,
+    batch: &[Publish<'_>],
+    progress: &[Progress],
+) -> Vec<usize> {
+    // A burst is usually on one subject: reuse the last binding check.
+    let mut last: Option<(&[u8], bool)> = None;
+    (0..batch.len())
+        .filter(|&i| {
+            let st = &progress[i];
+            if st.done.is_some() {
+                return false;
+            }
+            if st.msg.is_some() {
+                return t.spec().applies_to(account, &st.subject(&batch[i]));
+            }
+            let subject = batch[i].subject;
+            match last {
+                Some((s, hit)) if s == subject => hit,
+                _ => {
+                    let hit = t
+                        .spec()
+                        .applies_to(account, &String::from_utf8_lossy(subject));
+                    last = Some((subject, hit));
+                    hit
+                }
+            }
+        })
+        .collect()
+}
+
+/// One transformer over the messages it covers: one call for a batch transformer, one
+/// `transform-batch` call for several messages, else one call per message.
+fn apply_transformer(
+    t: &Transformer,
+    account: &str,
+    batch: &[Publish<'_>],
+    progress: &mut [Progress],
+    covered: &[usize],
+) {
+    if t.is_batch() {
+        let msgs: Vec<MessageRef<'_>> = covered
+            .iter()
+            .map(|&i| progress[i].lend(&batch[i]))
+            .collect();
+        let result = t.transform_pending(account, &msgs);
+        drop(msgs);
+        match result {
+            Ok(outcomes) => {
+                for (&i, o) in covered.iter().zip(outcomes) {
+                    progress[i].apply(t, Ok(o));
+                }
+            }
+            Err(e) => {
+                for &i in covered {
+                    progress[i].apply(t, Err(e.clone()));
+                }
+            }
+        }
+    } else if covered.len() > 1 {
+        let msgs: Vec<Message> = covered
+            .iter()
+            .map(|&i| progress[i].current(&batch[i]))
+            .collect();
+        match t.transform_batch(account, &msgs) {
+            Ok(outcomes) => {
+                for (&i, o) in covered.iter().zip(outcomes) {
+                    progress[i].apply(t, Ok(o));
+                }
+            }
+            // One bad message must not decide for the others: each alone, once more.
+            Err(_) => {
+                for (&i, x) in covered.iter().zip(&msgs) {
+                    let outcome = t.transform(account, x);
+                    progress[i].apply(t, outcome);
+                }
+            }
+        }
+    } else {
+        for &i in covered {
+            let x = progress[i].current(&batch[i]);
+            let outcome = t.transform(account, &x);
+            progress[i].apply(t, outcome);
+        }
+    }
 }
 
 // ---- the stage, as a session runs it ---------------------------------------------------

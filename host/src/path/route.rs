@@ -199,7 +199,9 @@ impl Router {
         }
         // Collect the targets first: delivering may run internal handlers, which may route
         // again and must not find this account's links locked.
-        let targets: Vec<(Arc<Account>, Vec<u8>, Option<Vec<u8>>)> = {
+        // (account, subject there, reply there: `Some` for a service import).
+        type Target = (Arc<Account>, Vec<u8>, Option<Vec<u8>>);
+        let targets: Vec<Target> = {
             let links = account.links.read();
             let streams = links
                 .streams_out

@@ -28,7 +28,7 @@ pub struct Attached {
     account: Weak<Account>,
     js: Arc<JetStream>,
     acc: Arc<JsAccount>,
-    api: Mutex<Option<(Arc<Client>, Vec<Arc<Subscription>>)>>,
+    api: Mutex<Option<Subscriber>>,
     capture: Mutex<Captures>,
 }
 
@@ -37,8 +37,13 @@ struct Captures {
     /// The JsAccount generation these subscriptions reflect.
     generation: Option<u64>,
     /// Per stream: its internal client and one subscription per subject filter.
-    streams: Vec<(Arc<Stream>, Arc<Client>, Vec<Arc<Subscription>>)>,
+    streams: Vec<(Arc<Stream>, Arc<Client>, Subscriptions)>,
 }
+
+type Subscriptions = Vec<Arc<Subscription>>;
+
+/// An internal client and its subscriptions.
+type Subscriber = (Arc<Client>, Subscriptions);
 
 /// Installs (or brings up to date) JetStream's internal subscriptions in `account`.
 pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
