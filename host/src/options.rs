@@ -34,6 +34,9 @@ pub struct Options {
     /// Operator (decentralized JWT) mode.
     pub operator: OperatorOptions,
     pub tls: Option<TlsOptions>,
+    /// With TLS configured, clients may still connect without it (INFO says
+    /// `tls_available` instead of `tls_required`).
+    pub allow_non_tls: bool,
     pub logging: LoggingOptions,
     /// Files the server writes at start and removes at shutdown.
     pub files: FileOptions,
@@ -356,6 +359,9 @@ pub struct TlsOptions {
     pub timeout: Duration,
     /// TLS before INFO (`handshake_first`).
     pub handshake_first: bool,
+    /// With `handshake_first: auto` or a duration: how long to wait for the client to start
+    /// TLS before falling back to INFO first (nats-server 2.10).
+    pub handshake_first_fallback: Option<Duration>,
 }
 
 impl Default for TlsOptions {
@@ -369,6 +375,7 @@ impl Default for TlsOptions {
             // nats-server's TLS_TIMEOUT.
             timeout: Duration::from_secs(2),
             handshake_first: false,
+            handshake_first_fallback: None,
         }
     }
 }

@@ -56,58 +56,87 @@ impl Server {
         }
         self.register(client.clone());
         let acceptor = self.tls.read().clone();
-        match acceptor {
-            None => {
-                let mut b = bytes::BytesMut::new();
-                proto::write_info(&mut b, &info);
-                client.queue_raw(&b);
-                let (rd, wr) = sock.into_split();
-                conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+        let Some(acceptor) = acceptor else {
+            return self.serve_plain(sock, client, opts, nonce, &info).await;
+        };
+        let tls_opts = opts.tls.clone().unwrap_or_default();
+        let tls_first = tls_opts.handshake_first
+            && match tls_opts.handshake_first_fallback {
+                None => true,
+                // TLS first if the client starts it within the window; else INFO first.
+                Some(window) => starts_tls(&sock, window).await,
+            };
+        if !tls_first {
+            let mut b = bytes::BytesMut::new();
+            proto::write_info(&mut b, &info);
+            if sock.write_all(&b).await.is_err() {
+                self.core.unregister(&client);
+                return;
             }
-            Some(acceptor) => {
-                let tls_opts = opts.tls.clone().unwrap_or_default();
-                if !tls_opts.handshake_first {
-                    let mut b = bytes::BytesMut::new();
-                    proto::write_info(&mut b, &info);
-                    if sock.write_all(&b).await.is_err() {
-                        self.core.unregister(&client);
-                        return;
-                    }
-                }
-                let stream =
-                    match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
-                            self.core.unregister(&client);
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
-                            self.core.unregister(&client);
-                            return;
-                        }
-                    };
-                {
-                    let (_, session) = stream.get_ref();
-                    let version = session.protocol_version().map(|v| format!("{v:?}"));
-                    let identity = session
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(|c| tls::CertIdentity::from_der(c))
-                        .map(Arc::new);
-                    let mut meta = client.meta.lock();
-                    meta.tls_version = version;
-                    meta.tls_identity = identity;
-                }
-                if tls_opts.handshake_first {
-                    let mut b = bytes::BytesMut::new();
-                    proto::write_info(&mut b, &info);
-                    client.queue_raw(&b);
-                }
-                let (rd, wr) = tokio::io::split(stream);
-                conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+            // `allow_non_tls`: a client that answers the INFO without a TLS handshake
+            // stays plain (its INFO said `tls_available`, not `tls_required`).
+            if opts.allow_non_tls && !starts_tls(&sock, opts.limits.auth_timeout).await {
+                let (rd, wr) = sock.into_split();
+                return conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
             }
         }
+        let stream = match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
+                self.core.unregister(&client);
+                return;
+            }
+            Err(_) => {
+                tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
+                self.core.unregister(&client);
+                return;
+            }
+        };
+        {
+            let (_, session) = stream.get_ref();
+            let version = session.protocol_version().map(|v| format!("{v:?}"));
+            let identity = session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| tls::CertIdentity::from_der(c))
+                .map(Arc::new);
+            let mut meta = client.meta.lock();
+            meta.tls_version = version;
+            meta.tls_identity = identity;
+        }
+        if tls_first {
+            let mut b = bytes::BytesMut::new();
+            proto::write_info(&mut b, &info);
+            client.queue_raw(&b);
+        }
+        let (rd, wr) = tokio::io::split(stream);
+        conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
     }
+
+    /// A connection without TLS: INFO, then the protocol.
+    async fn serve_plain(
+        self: Arc<Self>,
+        sock: TcpStream,
+        client: Arc<Client>,
+        opts: Arc<crate::options::Options>,
+        nonce: Option<String>,
+        info: &[u8],
+    ) {
+        let mut b = bytes::BytesMut::new();
+        proto::write_info(&mut b, info);
+        client.queue_raw(&b);
+        let (rd, wr) = sock.into_split();
+        conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+    }
+}
+
+/// Whether the client's first bytes, if any arrive within `window`, open a TLS handshake (a
+/// TLS record of type handshake, 0x16). Nothing is consumed.
+async fn starts_tls(sock: &TcpStream, window: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(window, sock.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
 }

@@ -28,7 +28,11 @@ pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
         m.insert("auth_required".into(), json!(true));
     }
     if let Some(tls) = &opts.tls {
-        m.insert("tls_required".into(), json!(true));
+        if opts.allow_non_tls {
+            m.insert("tls_available".into(), json!(true));
+        } else {
+            m.insert("tls_required".into(), json!(true));
+        }
         if tls.verify {
             m.insert("tls_verify".into(), json!(true));
         }

@@ -356,6 +356,76 @@ async fn tls_handshake_first_serves_clients_that_start_with_tls() -> Result<()> 
     Ok(())
 }
 
+#[tokio::test]
+async fn tls_handshake_first_with_a_window_also_serves_clients_that_wait_for_info() -> Result<()> {
+    if is_nats_server() {
+        // handshake_first with a fallback window arrived in nats-server 2.10.
+        return Ok(());
+    }
+    let conf = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", handshake_first: 300ms }}\n",
+        cert("server-cert.pem"),
+        cert("server-key.pem")
+    );
+    let server = TestServer::with_config(&conf)?;
+    let tls_first = connect_with(
+        &server.url(),
+        ConnectOptions::new()
+            .add_root_certificates(ca())
+            .require_tls(true)
+            .tls_first(),
+    )
+    .await?;
+    roundtrip(&tls_first).await?;
+    // A client that waits for INFO gets it after the window, then does TLS as usual.
+    let raw = RawConn::connect(server.port()).await?;
+    anyhow::ensure!(raw.info()?["tls_required"] == true, "{}", raw.info_line);
+    let after_info = connect_with(
+        &server.url(),
+        ConnectOptions::new()
+            .add_root_certificates(ca())
+            .require_tls(true),
+    )
+    .await?;
+    roundtrip(&after_info).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn allow_non_tls_serves_plain_and_tls_clients_alike() -> Result<()> {
+    if is_nats_server() {
+        // allow_non_tls arrived in nats-server 2.10.
+        return Ok(());
+    }
+    let conf = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\nallow_non_tls: true\n",
+        cert("server-cert.pem"),
+        cert("server-key.pem")
+    );
+    let server = TestServer::with_config(&conf)?;
+    let mut raw = RawConn::connect(server.port()).await?;
+    let info = raw.info()?;
+    anyhow::ensure!(
+        info["tls_available"] == true && info.get("tls_required").is_none(),
+        "INFO offers TLS without requiring it: {}",
+        raw.info_line
+    );
+    raw.send("CONNECT {\"verbose\":false}\r\nPING\r\n").await?;
+    raw.expect("PONG\r\n").await?;
+
+    let plain = connect_with(&server.url(), ConnectOptions::new()).await?;
+    roundtrip(&plain).await?;
+    let secure = connect_with(
+        &server.url(),
+        ConnectOptions::new()
+            .add_root_certificates(ca())
+            .require_tls(true),
+    )
+    .await?;
+    roundtrip(&secure).await?;
+    Ok(())
+}
+
 #[test]
 fn bad_certificate_files_stop_the_server_with_a_clear_error() -> Result<()> {
     let dir = tempfile::tempdir()?;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{boolean, invalid, map, path, seconds, unsupported};
-use crate::config::value::Entry;
+use crate::config::value::{Entry, Value};
 use crate::config::ConfigError;
 use crate::options::{Options, TlsOptions};
 
@@ -25,6 +25,37 @@ const UNSUPPORTED_TLS: &[&str] = &[
     "ocsp_peer",
     "connection_rate_limit",
 ];
+
+/// nats-server's fallback window for `handshake_first: auto`.
+const AUTO_FALLBACK: Duration = Duration::from_millis(50);
+
+/// `handshake_first`: a boolean, `auto`, or a duration (the fallback window), as in
+/// nats-server 2.10.
+fn handshake_first(key: &str, v: &Value) -> Result<(bool, Option<Duration>), ConfigError> {
+    if let Some(b) = v.as_bool() {
+        return Ok((b, None));
+    }
+    let Some(text) = v.as_str() else {
+        return Err(invalid(
+            key,
+            v,
+            "expected a boolean, \"auto\" or a duration",
+        ));
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "on" => Ok((true, None)),
+        "false" | "off" => Ok((false, None)),
+        "auto" | "auto_fallback" => Ok((true, Some(AUTO_FALLBACK))),
+        _ => match super::parse_duration(text) {
+            Ok(window) => Ok((true, Some(window))),
+            Err(_) => Err(invalid(
+                key,
+                v,
+                format!("field \"{key}\"'s value \"{text}\" is invalid"),
+            )),
+        },
+    }
+}
 
 pub(super) fn tls(e: &Entry, opts: &mut Options) -> Result<TlsOptions, ConfigError> {
     let map = map(&e.key, &e.value)?;
@@ -48,7 +79,9 @@ pub(super) fn tls(e: &Entry, opts: &mut Options) -> Result<TlsOptions, ConfigErr
                 }
             }
             "timeout" => t.timeout = seconds(&key, v)?,
-            "handshake_first" | "first" | "immediate" => t.handshake_first = boolean(&key, v)?,
+            "handshake_first" | "first" | "immediate" => {
+                (t.handshake_first, t.handshake_first_fallback) = handshake_first(&key, v)?
+            }
             k if UNSUPPORTED_TLS.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
             }
