@@ -228,14 +228,37 @@ pub struct ClusterOptions {
     pub routes: Vec<String>,
 }
 
-/// `plugins {}` and `plugin_cache_dir`.
-#[derive(Debug, Clone, Default)]
+/// `plugins {}`, `plugin_cache_dir` and `plugin_memory_budget`.
+#[derive(Debug, Clone)]
 pub struct PluginOptions {
     /// Wasm plugins declared in `plugins {}`, in the order written.
     pub specs: Vec<PluginSpec>,
     /// Where compiled plugins are cached (`plugin_cache_dir`); `None` means
     /// `<store_dir or temp>/natrium-plugin-cache`.
     pub cache_dir: Option<PathBuf>,
+    /// The linear memory all plugin instances together may reserve (`plugin_memory_budget`):
+    /// an instance reserves its `memory_limit` while it lives.
+    pub memory_budget: usize,
+}
+
+impl Default for PluginOptions {
+    fn default() -> Self {
+        PluginOptions {
+            specs: Vec::new(),
+            cache_dir: None,
+            memory_budget: DEFAULT_PLUGIN_MEMORY_BUDGET,
+        }
+    }
+}
+
+/// Default `plugin_memory_budget`: 1 GiB.
+pub const DEFAULT_PLUGIN_MEMORY_BUDGET: usize = 1 << 30;
+
+/// Default `max_instances` of a plugin: two per core, at least two.
+pub fn default_max_instances() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .max(2)
 }
 
 /// Per-account limits (`limits { max_connections, max_subscriptions, max_payload }`, or an
@@ -467,6 +490,8 @@ pub struct PluginSpec {
     pub deadline: Duration,
     /// Cap of an instance's linear memory, in bytes.
     pub memory_limit: usize,
+    /// Most instances alive at once (calls beyond wait for one, up to the deadline).
+    pub max_instances: usize,
     /// Accounts the binding applies to; empty = all.
     pub accounts: Vec<String>,
     /// Subject filters (wildcards allowed) the binding applies to; empty = all.
@@ -485,6 +510,7 @@ impl PluginSpec {
             config_json: "{}".to_string(),
             deadline: role.default_deadline(),
             memory_limit: DEFAULT_PLUGIN_MEMORY_LIMIT,
+            max_instances: default_max_instances(),
             accounts: Vec::new(),
             subjects: Vec::new(),
             on_failure: FailurePolicy::Reject,

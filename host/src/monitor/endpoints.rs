@@ -417,6 +417,7 @@ fn metrics(server: &Server) -> String {
             ("out_of_memory", e.out_of_memory),
             ("malformed", e.malformed),
             ("instantiation", e.instantiation),
+            ("busy", e.busy),
         ] {
             let _ = writeln!(
                 out,

@@ -46,6 +46,7 @@ impl PluginSet {
         let Some(engine) = engine.as_ref() else {
             return Ok(set);
         };
+        engine.set_memory_budget(opts.plugins.memory_budget);
         for spec in &opts.plugins.specs {
             let failed = |source| PluginLoadError::Plugin {
                 name: spec.name.clone(),

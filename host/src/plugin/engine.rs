@@ -55,6 +55,8 @@ pub(crate) struct EngineInner {
     pub engine: Engine,
     pub linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
+    /// The memory all instances of this engine's plugins may reserve together.
+    pub budget: Arc<super::budget::MemoryBudget>,
     /// Dropping the sender stops the ticker; the handle is joined on drop.
     ticker: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
@@ -102,9 +104,17 @@ impl PluginEngine {
                 engine,
                 linker,
                 cache_dir: config.cache_dir,
+                budget: Arc::new(super::budget::MemoryBudget::new(
+                    crate::options::DEFAULT_PLUGIN_MEMORY_BUDGET,
+                )),
                 ticker: Mutex::new(Some((stop, handle))),
             }),
         })
+    }
+
+    /// Sets the memory all plugin instances may reserve together (`plugin_memory_budget`).
+    pub fn set_memory_budget(&self, bytes: usize) {
+        self.inner.budget.set_total(bytes);
     }
 
     /// Loads an authorizer. `spec.role` is not consulted: the handle decides the world.

@@ -25,6 +25,10 @@ pub enum PluginError {
     /// The component could not be read, compiled, linked or instantiated.
     #[error("{0}")]
     Load(String),
+    /// All of the plugin's instances (`max_instances`, or what `plugin_memory_budget`
+    /// allows) stayed busy until the call's deadline.
+    #[error("plugin busy: all {0} instances in use until the deadline")]
+    Busy(usize),
 }
 
 /// Why the configured plugins could not be loaded; start-up (or the reload) stops.
@@ -51,6 +55,7 @@ impl PluginError {
             PluginError::OutOfMemory => "oom",
             PluginError::Malformed(_) => "malformed",
             PluginError::Load(_) => "load",
+            PluginError::Busy(_) => "busy",
         }
     }
 }
@@ -67,6 +72,7 @@ pub(crate) struct Counters {
     pub instances_created: AtomicU64,
     pub instances_recycled: AtomicU64,
     pub cache_hits: AtomicU64,
+    pub busy: AtomicU64,
 }
 
 impl Counters {
@@ -77,6 +83,7 @@ impl Counters {
             PluginError::OutOfMemory => &self.out_of_memory,
             PluginError::Malformed(_) => &self.malformed,
             PluginError::Load(_) => &self.instantiation_failures,
+            PluginError::Busy(_) => &self.busy,
         };
         c.fetch_add(1, Relaxed);
     }
@@ -111,11 +118,18 @@ pub struct ErrorCounts {
     pub malformed: u64,
     /// A replacement instance could not be created.
     pub instantiation: u64,
+    /// No instance became free before the deadline (`max_instances` / memory budget).
+    pub busy: u64,
 }
 
 impl ErrorCounts {
     pub fn total(&self) -> u64 {
-        self.trap + self.timeout + self.out_of_memory + self.malformed + self.instantiation
+        self.trap
+            + self.timeout
+            + self.out_of_memory
+            + self.malformed
+            + self.instantiation
+            + self.busy
     }
 }
 
@@ -131,6 +145,7 @@ impl Counters {
                 out_of_memory: self.out_of_memory.load(Relaxed),
                 malformed: self.malformed.load(Relaxed),
                 instantiation: self.instantiation_failures.load(Relaxed),
+                busy: self.busy.load(Relaxed),
             },
             instances_created: self.instances_created.load(Relaxed),
             instances_recycled: self.instances_recycled.load(Relaxed),

@@ -15,6 +15,7 @@ use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap};
 
 use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
+use super::budget::{Gate, Reservation};
 use super::engine::{PluginEngine, EPOCH_TICK};
 use super::error::{Counters, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
@@ -60,6 +61,8 @@ world!(wb::BatchTransformer, wb::BatchTransformerPre<HostState>);
 struct Slot<W> {
     store: Store<HostState>,
     world: W,
+    /// This instance's place under the plugin's cap and the memory budget.
+    _reservation: Reservation,
 }
 
 /// How a call went wrong before it is classified.
@@ -82,7 +85,11 @@ struct Pool<W: World> {
     pre: W::Pre,
     deadline_ticks: u64,
     memory_limit: usize,
+    max_instances: usize,
+    /// How long a call may wait for an instance (the plugin's deadline).
+    wait_limit: std::time::Duration,
     idle: Mutex<Vec<Slot<W>>>,
+    gate: Arc<Gate>,
     counters: Counters,
 }
 
@@ -120,12 +127,21 @@ impl<W: World> Pool<W> {
             pre,
             deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).max(2),
             memory_limit: spec.memory_limit,
+            max_instances: spec.max_instances.max(1),
+            wait_limit: spec.deadline,
             idle: Mutex::new(Vec::new()),
+            gate: Arc::new(Gate::default()),
             counters: Counters::default(),
         };
         let first = pool
-            .instantiate()
-            .map_err(|e| load_err(format!("cannot instantiate: {e}")))?;
+            .reserve()
+            .ok_or_else(|| {
+                load_err("no room for an instance within plugin_memory_budget".to_string())
+            })
+            .and_then(|r| {
+                pool.instantiate(r)
+                    .map_err(|e| load_err(format!("cannot instantiate: {e}")))
+            })?;
         pool.idle.lock().push(first);
         Ok(pool)
     }
@@ -134,7 +150,32 @@ impl<W: World> Pool<W> {
         &self.meta.name
     }
 
-    fn instantiate(&self) -> Result<Slot<W>, PluginError> {
+    fn reserve(&self) -> Option<Reservation> {
+        self.gate.reserve(
+            self.max_instances,
+            &self.engine.inner.budget,
+            self.memory_limit,
+        )
+    }
+
+    /// An idle instance, or a new one if the cap and the budget allow; otherwise waits for
+    /// one up to the plugin's deadline, then fails with [`PluginError::Busy`].
+    fn acquire(&self) -> Result<Slot<W>, PluginError> {
+        let until = std::time::Instant::now() + self.wait_limit;
+        loop {
+            if let Some(slot) = self.idle.lock().pop() {
+                return Ok(slot);
+            }
+            if let Some(r) = self.reserve() {
+                return self.instantiate(r);
+            }
+            if !self.gate.wait(until) {
+                return Err(PluginError::Busy(self.max_instances));
+            }
+        }
+    }
+
+    fn instantiate(&self, reservation: Reservation) -> Result<Slot<W>, PluginError> {
         let state = HostState::new(self.meta.clone(), self.memory_limit);
         let mut store = Store::new(&self.engine.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -143,7 +184,11 @@ impl<W: World> Pool<W> {
         match W::instantiate(&self.pre, &mut store) {
             Ok(world) => {
                 self.counters.instances_created.fetch_add(1, Relaxed);
-                Ok(Slot { store, world })
+                Ok(Slot {
+                    store,
+                    world,
+                    _reservation: reservation,
+                })
             }
             Err(e) => Err(classify(e, &store)),
         }
@@ -157,21 +202,9 @@ impl<W: World> Pool<W> {
         f: impl FnOnce(&W, &mut Store<HostState>) -> Result<R, CallError>,
     ) -> Result<R, PluginError> {
         self.counters.calls.fetch_add(1, Relaxed);
-        let idle = self.idle.lock().pop();
-        let mut slot = match idle {
-            Some(slot) => slot,
-            None => self.instantiate().map_err(|e| {
-                self.counters.instantiation_failures.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    target: "natrium::plugin",
-                    plugin = self.name(),
-                    role = self.role.as_str(),
-                    op,
-                    kind = e.kind(),
-                    "plugin instantiation failed: {e}"
-                );
-                e
-            })?,
+        let mut slot = match self.acquire() {
+            Ok(slot) => slot,
+            Err(e) => return Err(self.acquire_failed(op, e)),
         };
         slot.store.set_epoch_deadline(self.deadline_ticks);
         match f(&slot.world, &mut slot.store) {
@@ -179,6 +212,8 @@ impl<W: World> Pool<W> {
                 let mut idle = self.idle.lock();
                 if idle.len() < MAX_IDLE {
                     idle.push(slot);
+                    drop(idle);
+                    self.gate.returned();
                 }
                 Ok(r)
             }
@@ -204,6 +239,25 @@ impl<W: World> Pool<W> {
                 Err(err)
             }
         }
+    }
+
+    /// Counts and logs a call that got no instance.
+    fn acquire_failed(&self, op: &'static str, e: PluginError) -> PluginError {
+        match &e {
+            PluginError::Busy(_) => self.counters.count_error(&e),
+            _ => {
+                self.counters.instantiation_failures.fetch_add(1, Relaxed);
+            }
+        }
+        tracing::warn!(
+            target: "natrium::plugin",
+            plugin = self.name(),
+            role = self.role.as_str(),
+            op,
+            kind = e.kind(),
+            "plugin call got no instance: {e}"
+        );
+        e
     }
 
     fn stats(&self) -> PluginStats {

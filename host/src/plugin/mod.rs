@@ -26,6 +26,7 @@
 //! or pop (never across a guest call); no lock is taken while another is held.
 
 mod bindings;
+mod budget;
 mod engine;
 mod error;
 mod instance;

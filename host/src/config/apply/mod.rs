@@ -245,6 +245,11 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         }
         "resolver_preload" => opts.operator.preload = resolver_preload(&key, v)?,
         "plugin_cache_dir" => opts.plugins.cache_dir = Some(relative_path(&key, v)?),
+        "plugin_memory_budget" => {
+            let n = non_negative(&key, v)?;
+            opts.plugins.memory_budget = usize::try_from(n)
+                .map_err(|_| invalid(&key, v, "plugin_memory_budget is too big"))?;
+        }
         k if UNSUPPORTED_TOP.contains(&k) => unsupported(opts, &e.key, &e.key_pos),
         _ if e.used_as_variable => {}
         _ => return Err(unknown(e)),

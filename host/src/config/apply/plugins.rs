@@ -118,6 +118,14 @@ fn plugin(e: &Entry) -> Result<PluginSpec, ConfigError> {
                 spec.memory_limit =
                     usize::try_from(n).map_err(|_| invalid(&key, v, "memory limit is too big"))?;
             }
+            "max_instances" => {
+                let n = non_negative(&key, v)?;
+                if n == 0 {
+                    return Err(invalid(&key, v, "max_instances must be at least 1"));
+                }
+                spec.max_instances =
+                    usize::try_from(n).map_err(|_| invalid(&key, v, "max_instances is too big"))?;
+            }
             _ => return Err(unknown(sub)),
         }
     }

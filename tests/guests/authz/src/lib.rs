@@ -21,6 +21,14 @@ impl Guest for Authz {
                 limits: Limits { max_subscriptions: Some(10), max_payload: None },
                 expires_at: request.tls.map(|_| 1),
             }),
+            // Holds 8 MiB of its memory until the deadline interrupts it.
+            (Some("hog"), _) => {
+                let hoard = std::hint::black_box(vec![1u8; 8 << 20]);
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(u64::from(hoard[n as usize % hoard.len()])));
+                }
+            }
             (Some("loop"), _) => {
                 let mut n: u64 = 0;
                 loop {

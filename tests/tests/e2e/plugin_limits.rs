@@ -1,0 +1,114 @@
+//! What plugins may hold at once: a flood of CONNECTs to an authorizer that uses its whole
+//! deadline gets no more instances than `max_instances`, so the broker's memory stays put;
+//! the calls that find no instance fail closed, and the flood's end leaves the plugin usable.
+//! Natrium-only (nats-server has no plugins).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _, Result};
+use natrium_tests::{find, http_get, is_nats_server, plugin_path, RawConn, TestServer};
+
+/// The server's resident set, from /proc.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+/// A CONNECT as `user`; returns what the server answered before closing (or the PONG).
+async fn connect_as(port: u16, user: &str) -> Result<Vec<u8>> {
+    let mut c = RawConn::connect(port).await?;
+    c.send(format!(
+        "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"secret\"}}\r\nPING\r\n"
+    ))
+    .await?;
+    Ok(c.read_until(b"\r\n", Duration::from_secs(10))
+        .await
+        .unwrap_or_default())
+}
+
+/// Floods a server running the test authorizer (with `limits` in its binding and `extra`
+/// at the top level) with 300 concurrent CONNECTs of a user whose authorization holds 8 MiB
+/// of plugin memory until its deadline. Returns how much the broker's RSS grew at the peak.
+async fn flood_growth_kib(limits: &str, extra: &str) -> Result<u64> {
+    let conf = format!(
+        "{extra}\nplugins {{ authz: {{ path: {:?}, role: authorizer, deadline: \"300ms\", memory: 16MB, {limits} }} }}\naccounts {{ A: {{}} }}\n",
+        plugin_path("authz")?.display().to_string()
+    );
+    let server = TestServer::with_config_and_args(&conf, &["-m", "-1"])?;
+    let pid = server.pid().context("pid")?;
+    let mport = server.monitor_port().context("monitor port")?;
+    let port = server.port();
+    let before = rss_kib(pid)?;
+
+    let flood: Vec<_> = (0..300)
+        .map(|_| tokio::spawn(async move { connect_as(port, "hog").await }))
+        .collect();
+    let mut peak = before;
+    let started = Instant::now();
+    while flood.iter().any(|t| !t.is_finished()) && started.elapsed() < Duration::from_secs(30) {
+        peak = peak.max(rss_kib(pid)?);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut refused = 0;
+    for t in flood {
+        if find(&t.await??, b"Authorization Violation").is_some() {
+            refused += 1;
+        }
+    }
+    ensure!(
+        refused == 300,
+        "every hogging authorization fails closed ({refused} of 300)"
+    );
+
+    let text = http_get(mport, "/metrics").await?.body;
+    let busy = text
+        .lines()
+        .find(|l| l.contains("natrium_plugin_errors_total") && l.contains("kind=\"busy\""))
+        .with_context(|| format!("no busy counter in /metrics:\n{text}"))?;
+    ensure!(
+        !busy.ends_with(" 0"),
+        "calls beyond the cap are counted as busy: {busy}"
+    );
+
+    // The plugin still serves once the flood is over.
+    let answer = connect_as(port, "alice").await?;
+    ensure!(
+        answer == b"PONG\r\n",
+        "alice after the flood: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let grown = peak.saturating_sub(before);
+    println!("broker RSS {before} KiB before the flood, peak {peak} KiB (+{grown} KiB)");
+    Ok(grown)
+}
+
+#[tokio::test]
+async fn a_connect_flood_gets_no_more_authorizer_instances_than_max_instances() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    let grown = flood_growth_kib("max_instances: 2", "").await?;
+    ensure!(
+        grown < 48 * 1024,
+        "the flood grew the broker by {grown} KiB (cap: 2 instances of 8 MiB)"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_plugin_memory_budget_bounds_all_instances_together() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    // Room for three 16 MiB instances, whatever max_instances says.
+    let grown = flood_growth_kib("max_instances: 1000", "plugin_memory_budget: 48MB").await?;
+    ensure!(
+        grown < 64 * 1024,
+        "the flood grew the broker by {grown} KiB (budget: 48 MiB)"
+    );
+    Ok(())
+}
