@@ -535,7 +535,7 @@ impl PluginSpec {
 
 // ---- jetstream {} of an account -------------------------------------------------------
 
-/// Per-account JetStream limits (`jetstream { max_mem, max_file, max_streams }` of an
+/// Per-account JetStream limits (`jetstream { max_mem, max_file, max_streams, ... }` of an
 /// account); -1 = none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JetStreamLimits {
@@ -543,6 +543,14 @@ pub struct JetStreamLimits {
     pub max_storage: i64,
     pub max_streams: i64,
     pub max_consumers: i64,
+    /// `max_ack_pending`; reported in account info (natrium has no consumers to apply it to).
+    pub max_ack_pending: i64,
+    /// Largest `max_bytes` a memory stream may have (`mem_max_stream_bytes`); <= 0 = none.
+    pub memory_max_stream_bytes: i64,
+    /// Largest `max_bytes` a file stream may have (`disk_max_stream_bytes`); <= 0 = none.
+    pub storage_max_stream_bytes: i64,
+    /// `max_bytes_required` (`max_stream_bytes: true`): every stream must set `max_bytes`.
+    pub max_bytes_required: bool,
 }
 
 impl Default for JetStreamLimits {
@@ -552,6 +560,10 @@ impl Default for JetStreamLimits {
             max_storage: -1,
             max_streams: -1,
             max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            storage_max_stream_bytes: -1,
+            max_bytes_required: false,
         }
     }
 }

@@ -121,10 +121,10 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// An account's `jetstream`: `enabled`/`disabled`/a boolean, or a map of limits
-/// (`max_mem`/`max_memory`, `max_file`/`max_store`, `max_streams`, `max_consumers`).
-/// `Some` = enabled (with these limits). As in nats-server, once `accounts {}` are configured
-/// only the accounts that say so get JetStream.
+/// An account's `jetstream`: `enabled`/`disabled`/a boolean, or a map of limits, with
+/// nats-server's spellings (`parseJetStreamForAccount`). `Some` = enabled (with these
+/// limits). As in nats-server, once `accounts {}` are configured only the accounts that say
+/// so get JetStream.
 fn account_jetstream(
     key: &str,
     v: &Value,
@@ -143,19 +143,60 @@ fn account_jetstream(
     };
     let mut l = on;
     for f in m {
-        let n = f.value.as_int().ok_or_else(|| {
-            invalid(
-                &format!("{key}.{}", f.key),
-                &f.value,
-                format!("expected an integer, got {}", f.value.kind.type_name()),
-            )
-        })?;
+        let name = format!("{key}.{}", f.key);
+        let size = || {
+            f.value.as_int().ok_or_else(|| {
+                invalid(
+                    &name,
+                    &f.value,
+                    format!("expected an integer, got {}", f.value.kind.type_name()),
+                )
+            })
+        };
         match f.key.to_ascii_lowercase().as_str() {
-            "max_mem" | "max_memory" | "max_memory_store" => l.max_memory = n,
-            "max_file" | "max_store" | "max_file_store" | "max_storage" => l.max_storage = n,
-            "max_streams" => l.max_streams = n,
-            "max_consumers" => l.max_consumers = n,
-            _ => {}
+            "max_memory" | "max_mem" | "mem" | "memory" | "max_memory_store" => {
+                l.max_memory = size()?
+            }
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" | "max_file_store"
+            | "max_storage" => l.max_storage = size()?,
+            "max_streams" | "streams" => l.max_streams = size()?,
+            "max_consumers" | "consumers" => l.max_consumers = size()?,
+            "max_ack_pending" => l.max_ack_pending = size()?,
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                l.memory_max_stream_bytes = size()?
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" | "storage_max_stream_bytes" => {
+                l.storage_max_stream_bytes = size()?
+            }
+            // nats-server: a boolean, "max bytes required".
+            "max_bytes_required" => {
+                l.max_bytes_required = f.value.as_bool().ok_or_else(|| {
+                    invalid(
+                        &name,
+                        &f.value,
+                        format!("expected a boolean, got {}", f.value.kind.type_name()),
+                    )
+                })?
+            }
+            // nats-server takes only a boolean here (= `max_bytes_required`); a size is
+            // also taken, as the per-stream limit for both storage types, since that is
+            // what the name says (nats-server refuses it: "Expected a parseable bool").
+            "max_stream_bytes" | "max_bytes" => match &f.value.kind {
+                Kind::Bool(b) => l.max_bytes_required = *b,
+                Kind::Integer(n) => {
+                    l.memory_max_stream_bytes = *n;
+                    l.storage_max_stream_bytes = *n;
+                }
+                other => {
+                    return Err(invalid(
+                        &name,
+                        &f.value,
+                        format!("expected a boolean or a size, got {}", other.type_name()),
+                    ))
+                }
+            },
+            _ if f.used_as_variable => {}
+            _ => return Err(unknown(f)),
         }
     }
     Ok(Some(l))

@@ -676,6 +676,77 @@ fn jetstream_forms() {
 }
 
 #[test]
+fn account_jetstream_limits() {
+    let limits = |text: &str| {
+        let o = opts(text);
+        match o.jetstream.account_limits.first() {
+            Some((_, l)) => *l,
+            None => panic!("no account limits in {text:?}"),
+        }
+    };
+    // nats-server's boolean `max_stream_bytes` is "max bytes required".
+    let l = limits("accounts { A { jetstream { max_stream_bytes: true } } }");
+    assert!(l.max_bytes_required);
+    assert_eq!(
+        (l.memory_max_stream_bytes, l.storage_max_stream_bytes),
+        (-1, -1)
+    );
+    assert!(limits("accounts { A { jetstream { max_bytes_required: true } } }").max_bytes_required);
+    assert!(limits("accounts { A { jetstream { max_bytes: true } } }").max_bytes_required);
+    // Every spelling nats-server takes.
+    let l = limits(
+        "accounts { A { jetstream { mem: 1K, disk: 2K, streams: 3, consumers: 4, \
+         max_ack_pending: 5, mem_max_stream_bytes: 6, disk_max_stream_bytes: 7 } } }",
+    );
+    assert_eq!(
+        (l.max_memory, l.max_storage, l.max_streams, l.max_consumers),
+        (1000, 2000, 3, 4)
+    );
+    assert_eq!(
+        (
+            l.max_ack_pending,
+            l.memory_max_stream_bytes,
+            l.storage_max_stream_bytes,
+            l.max_bytes_required
+        ),
+        (5, 6, 7, false)
+    );
+    let l = limits(
+        "accounts { A { jetstream { max_disk: 1, memory_max_stream_bytes: 2, \
+         store_max_stream_bytes: 3 } } }",
+    );
+    assert_eq!(
+        (
+            l.max_storage,
+            l.memory_max_stream_bytes,
+            l.storage_max_stream_bytes
+        ),
+        (1, 2, 3)
+    );
+    // A size for `max_stream_bytes` is the per-stream limit of both storage types.
+    let l = limits("accounts { A { jetstream { max_stream_bytes: 1MB } } }");
+    assert!(!l.max_bytes_required);
+    assert_eq!(
+        (l.memory_max_stream_bytes, l.storage_max_stream_bytes),
+        (1 << 20, 1 << 20)
+    );
+    // Wrong types and unknown keys are errors with positions, as in nats-server.
+    let e = err("accounts { A { jetstream { max_bytes_required: 1 } } }");
+    assert!(e.contains("expected a boolean, got integer"), "{e}");
+    let e = err("accounts { A { jetstream { max_streams: true } } }");
+    assert!(e.contains("expected an integer, got boolean"), "{e}");
+    let e = err("accounts {\n A { jetstream { bogus: 1 } } }");
+    assert!(
+        e.contains("t.conf:2:") && e.contains("unknown field \"bogus\""),
+        "{e}"
+    );
+    assert!(opts("accounts { A { jetstream: disabled } }")
+        .jetstream
+        .account_limits
+        .is_empty());
+}
+
+#[test]
 fn cluster_block() {
     let o = opts(
         "cluster {\n name: c1\n listen: 0.0.0.0:6222\n routes: [\n  nats://a:6222\n  nats://b:6222\n ]\n \

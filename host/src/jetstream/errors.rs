@@ -78,6 +78,22 @@ impl ApiError {
     pub fn max_streams() -> Self {
         Self::new(400, 10027, "maximum number of streams reached")
     }
+    /// The account requires `max_bytes` (`max_bytes_required`) and the stream has none.
+    pub fn max_bytes_required() -> Self {
+        Self::new(
+            400,
+            10113,
+            "account requires a stream config to have max bytes set",
+        )
+    }
+    /// The stream's `max_bytes` is above the account's `*_max_stream_bytes`.
+    pub fn max_stream_bytes_exceeded() -> Self {
+        Self::new(
+            400,
+            10122,
+            "stream max bytes exceeds account limit max stream bytes",
+        )
+    }
     /// A publish past the server's `max_file_store`/`max_mem_store`.
     pub fn insufficient_resources() -> Self {
         Self::new(503, 10023, "insufficient resources")

@@ -592,8 +592,25 @@ impl JsAccount {
         Ok(())
     }
 
+    /// The account's `max_bytes_required` and per-stream size limits, checked (as in
+    /// nats-server) before anything else about a stream being created or updated.
+    fn check_max_bytes(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        let limit = match config.storage {
+            Storage::Memory => self.limits.memory_max_stream_bytes,
+            Storage::File => self.limits.storage_max_stream_bytes,
+        };
+        if self.limits.max_bytes_required && config.max_bytes <= 0 {
+            return Err(ApiError::max_bytes_required());
+        }
+        if limit > 0 && config.max_bytes > limit {
+            return Err(ApiError::max_stream_bytes_exceeded());
+        }
+        Ok(())
+    }
+
     /// `STREAM.CREATE`: a new stream, or the existing one when the config is identical.
     pub fn create_stream(&self, config: StreamConfig) -> Result<(Arc<Stream>, bool), ApiError> {
+        self.check_max_bytes(&config)?;
         let mut streams = self.streams.write();
         if let Some(existing) = streams.get(&config.name) {
             if existing.config() == config {
@@ -648,6 +665,7 @@ impl JsAccount {
 
     /// `STREAM.UPDATE`.
     pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
+        self.check_max_bytes(&config)?;
         let streams = self.streams.write();
         let Some(s) = streams.get(&config.name).cloned() else {
             return Err(ApiError::stream_not_found());

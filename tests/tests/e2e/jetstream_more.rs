@@ -557,15 +557,13 @@ async fn server_max_file_store_rejects_publishes_past_it() -> Result<()> {
     Ok(())
 }
 
-/// An account's `jetstream { max_file }` is checked on every publish: past it, a publish is
-/// rejected with `400 / 10002 "resource limits exceeded for account"`.
-#[tokio::test]
-async fn account_max_file_rejects_publishes_past_it() -> Result<()> {
-    const LIMIT: u64 = 50_000;
+/// A JetStream server whose only account `A` (user `a`, password `a`) has
+/// `jetstream { <js> }`, and a client of `A`. Keep the store and the server alive.
+async fn account_a(js: &str) -> Result<(tempfile::TempDir, TestServer, async_nats::Client)> {
     let store = tempfile::tempdir()?;
     let conf = format!(
         "jetstream {{ store_dir: \"{}\" }}\n\
-         accounts {{\n  A {{\n    users [{{user: a, password: a}}]\n    jetstream {{ max_file: {LIMIT} }}\n  }}\n}}\n",
+         accounts {{\n  A {{\n    users [{{user: a, password: a}}]\n    jetstream {{ {js} }}\n  }}\n}}\n",
         store.path().display()
     );
     let server = TestServer::with_config(&conf)?;
@@ -574,6 +572,15 @@ async fn account_max_file_rejects_publishes_past_it() -> Result<()> {
         async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into()),
     )
     .await?;
+    Ok((store, server, client))
+}
+
+/// An account's `jetstream { max_file }` is checked on every publish: past it, a publish is
+/// rejected with `400 / 10002 "resource limits exceeded for account"`.
+#[tokio::test]
+async fn account_max_file_rejects_publishes_past_it() -> Result<()> {
+    const LIMIT: u64 = 50_000;
+    let (_store, _server, client) = account_a(&format!("max_file: {LIMIT}")).await?;
     let js = &js_context(&client);
     let info = api(&client, "INFO", json!({})).await?;
     ensure!(info["limits"]["max_storage"] == LIMIT, "{info}");
@@ -591,22 +598,65 @@ async fn account_max_file_rejects_publishes_past_it() -> Result<()> {
     Ok(())
 }
 
+/// An account's `jetstream { max_stream_bytes: true }` is nats-server's boolean "max bytes
+/// required": the server starts, a stream without `max_bytes` is `400 / 10113`, and one above
+/// `disk_max_stream_bytes`/`mem_max_stream_bytes` is `400 / 10122`, on create and update.
+/// Account info reports the limits.
+#[tokio::test]
+async fn account_max_stream_bytes_limits() -> Result<()> {
+    const MEM: i64 = 1 << 20;
+    const DISK: i64 = 2 << 20;
+    let (_store, _server, client) = account_a(&format!(
+        "max_stream_bytes: true, mem_max_stream_bytes: {MEM}, \
+         disk_max_stream_bytes: {DISK}, max_ack_pending: 100"
+    ))
+    .await?;
+    let info = api(&client, "INFO", json!({})).await?;
+    let limits = &info["limits"];
+    ensure!(
+        limits["max_bytes_required"] == true
+            && limits["memory_max_stream_bytes"] == MEM
+            && limits["storage_max_stream_bytes"] == DISK
+            && limits["max_ack_pending"] == 100,
+        "{info}"
+    );
+    let required = json!({"code": 400, "err_code": 10113,
+        "description": "account requires a stream config to have max bytes set"});
+    let exceeded = json!({"code": 400, "err_code": 10122,
+        "description": "stream max bytes exceeds account limit max stream bytes"});
+    let request = |verb: &str, storage: &str, max_bytes: Option<i64>| {
+        let mut cfg = json!({"name": "S", "subjects": ["s"], "storage": storage});
+        if let Some(n) = max_bytes {
+            cfg["max_bytes"] = json!(n);
+        }
+        let subject = format!("STREAM.{verb}.S");
+        let client = client.clone();
+        async move { api(&client, &subject, cfg).await }
+    };
+    for (storage, limit) in [("memory", MEM), ("file", DISK)] {
+        let r = request("CREATE", storage, None).await?;
+        ensure!(r["error"] == required, "{storage}: {r}");
+        let r = request("CREATE", storage, Some(-1)).await?;
+        ensure!(r["error"] == required, "{storage}: {r}");
+        let r = request("CREATE", storage, Some(limit + 1)).await?;
+        ensure!(r["error"] == exceeded, "{storage}: {r}");
+        let r = request("CREATE", storage, Some(limit)).await?;
+        ensure!(r["error"].is_null(), "{storage}: {r}");
+        let r = request("UPDATE", storage, Some(limit + 1)).await?;
+        ensure!(r["error"] == exceeded, "{storage}: {r}");
+        let r = request("UPDATE", storage, None).await?;
+        ensure!(r["error"] == required, "{storage}: {r}");
+        let r = api(&client, "STREAM.DELETE.S", json!({})).await?;
+        ensure!(r["success"] == true, "{r}");
+    }
+    Ok(())
+}
+
 /// An account's `jetstream { max_streams: 1 }` lets it create one stream; the second is
 /// `400 / 10027 "maximum number of streams reached"`.
 #[tokio::test]
 async fn account_max_streams_limits_stream_creation() -> Result<()> {
-    let store = tempfile::tempdir()?;
-    let conf = format!(
-        "jetstream {{ store_dir: \"{}\" }}\n\
-         accounts {{\n  A {{\n    users [{{user: a, password: a}}]\n    jetstream {{ max_streams: 1 }}\n  }}\n}}\n",
-        store.path().display()
-    );
-    let server = TestServer::with_config(&conf)?;
-    let client = connect_with(
-        &server.url(),
-        async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into()),
-    )
-    .await?;
+    let (_store, _server, client) = account_a("max_streams: 1").await?;
     let js = &js_context(&client);
     let info = api(&client, "INFO", json!({})).await?;
     ensure!(info["limits"]["max_streams"] == 1, "{info}");
