@@ -252,11 +252,21 @@ impl Client {
         self.granted.lock().clone()
     }
 
-    /// Appends raw protocol bytes (PONG, +OK, -ERR, INFO) for this client.
+    /// Appends raw protocol bytes (INFO, -ERR) the server sends on its own initiative.
     pub(crate) fn queue_raw(&self, bytes: &[u8]) -> Queued {
+        self.queue_reply(bytes, usize::MAX)
+    }
+
+    /// Appends protocol bytes the client asked for (PONG, +OK, -ERR): they count against
+    /// `max_pending` like messages do, so a client that sends PINGs and never reads is a slow
+    /// consumer, not a memory leak.
+    pub(crate) fn queue_reply(&self, bytes: &[u8], max_pending: usize) -> Queued {
         let mut out = self.out.lock();
         if out.closed.is_some() {
             return Queued::Closed;
+        }
+        if out.buf.len() + bytes.len() > max_pending {
+            return Queued::SlowConsumer;
         }
         out.buf.extend_from_slice(bytes);
         let first = !out.flush_pending;

@@ -235,8 +235,20 @@ impl Session {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        if let Queued::Yes { first: true } = self.client.queue_raw(bytes) {
-            self.router.batch.flush.push(self.client.clone());
+        match self.client.queue_reply(bytes, self.router.max_pending) {
+            Queued::Yes { first: true } => self.router.batch.flush.push(self.client.clone()),
+            // Closed as a slow consumer when the batch settles (once).
+            Queued::SlowConsumer
+                if !self
+                    .router
+                    .batch
+                    .slow
+                    .iter()
+                    .any(|c| Arc::ptr_eq(c, &self.client)) =>
+            {
+                self.router.batch.slow.push(self.client.clone());
+            }
+            _ => {}
         }
     }
 

@@ -13,6 +13,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod differential;
+mod hostile;
 mod javascript;
 mod jetstream;
 mod jetstream_details;
