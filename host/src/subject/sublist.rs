@@ -81,62 +81,133 @@ impl<T> Node<T> {
         }
     }
 
+    /// Collects every subscription matching `tokens` below this node. Iterative (an explicit
+    /// stack), so a subject of any depth cannot overflow the thread's stack; the order is
+    /// that of a depth-first walk: `>`, then `*`, then the literal token.
     fn match_tokens(&self, tokens: &[&[u8]], out: &mut SubResult<T>, names: &mut Vec<Box<[u8]>>) {
-        let Some((first, rest)) = tokens.split_first() else {
-            self.collect(out, names);
-            return;
-        };
-        if let Some(fwc) = &self.fwc {
-            fwc.collect(out, names);
-        }
-        if let Some(pwc) = &self.pwc {
-            pwc.match_tokens(rest, out, names);
-        }
-        if let Some(lit) = self.literal.get(*first) {
-            lit.match_tokens(rest, out, names);
+        let mut stack: Vec<(&Node<T>, usize)> = vec![(self, 0)];
+        while let Some((node, i)) = stack.pop() {
+            let Some(token) = tokens.get(i) else {
+                node.collect(out, names);
+                continue;
+            };
+            if let Some(fwc) = &node.fwc {
+                fwc.collect(out, names);
+            }
+            if let Some(lit) = node.literal.get(*token) {
+                stack.push((lit, i + 1));
+            }
+            if let Some(pwc) = &node.pwc {
+                stack.push((pwc, i + 1));
+            }
         }
     }
 
-    /// Removes `entry` below this node; returns whether it was found.
+    /// The child for `token`, if there is one.
+    fn child(&self, token: &[u8]) -> Option<&Node<T>> {
+        match token {
+            b"*" => self.pwc.as_deref(),
+            b">" => self.fwc.as_deref(),
+            _ => self.literal.get(token),
+        }
+    }
+
+    fn child_mut_existing(&mut self, token: &[u8]) -> Option<&mut Node<T>> {
+        match token {
+            b"*" => self.pwc.as_deref_mut(),
+            b">" => self.fwc.as_deref_mut(),
+            _ => self.literal.get_mut(token),
+        }
+    }
+
+    /// Detaches the child for `token` (it is dropped by the caller, iteratively).
+    fn detach(&mut self, token: &[u8]) -> Option<Node<T>> {
+        match token {
+            b"*" => self.pwc.take().map(|b| *b),
+            b">" => self.fwc.take().map(|b| *b),
+            _ => self.literal.remove(token),
+        }
+    }
+
+    fn has_subs(&self) -> bool {
+        !self.psubs.is_empty() || !self.qsubs.is_empty()
+    }
+
+    fn children(&self) -> usize {
+        self.literal.len() + usize::from(self.pwc.is_some()) + usize::from(self.fwc.is_some())
+    }
+
+    /// Removes `entry` (subscribed to `tokens`) below this node and prunes the nodes left
+    /// empty; returns whether it was found. Iterative, like matching.
     fn remove(&mut self, tokens: &[&[u8]], entry: &Arc<T>, queue: Option<&[u8]>) -> bool {
-        let Some((first, rest)) = tokens.split_first() else {
-            return match queue {
-                None => remove_ptr(&mut self.psubs, entry),
-                Some(q) => {
-                    let Some(i) = self.qsubs.iter().position(|(n, _)| &**n == q) else {
-                        return false;
-                    };
-                    let found = remove_ptr(&mut self.qsubs[i].1, entry);
-                    if self.qsubs[i].1.is_empty() {
-                        self.qsubs.swap_remove(i);
+        let mut node = &mut *self;
+        for t in tokens {
+            match node.child_mut_existing(t) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        let found = match queue {
+            None => remove_ptr(&mut node.psubs, entry),
+            Some(q) => match node.qsubs.iter().position(|(n, _)| &**n == q) {
+                None => false,
+                Some(i) => {
+                    let found = remove_ptr(&mut node.qsubs[i].1, entry);
+                    if node.qsubs[i].1.is_empty() {
+                        node.qsubs.swap_remove(i);
                     }
                     found
                 }
-            };
+            },
         };
-        let slot: Option<&mut Box<Node<T>>> = match *first {
-            b"*" => self.pwc.as_mut(),
-            b">" => self.fwc.as_mut(),
-            _ => {
-                let found = match self.literal.get_mut(*first) {
-                    Some(child) => child.remove(rest, entry, queue),
-                    None => return false,
-                };
-                if self.literal.get(*first).is_some_and(Node::is_empty) {
-                    self.literal.remove(*first);
-                }
-                return found;
-            }
-        };
-        let Some(child) = slot else { return false };
-        let found = child.remove(rest, entry, queue);
-        if child.is_empty() {
-            match *first {
-                b"*" => self.pwc = None,
-                _ => self.fwc = None,
-            }
+        if found {
+            self.prune(tokens);
         }
         found
+    }
+
+    /// Cuts the longest tail of the path `tokens` whose nodes hold nothing but that path.
+    fn prune(&mut self, tokens: &[&[u8]]) {
+        // The shallowest depth from which every node on the path is removable.
+        let mut cut = None;
+        let mut node: &Node<T> = self;
+        for (depth, t) in tokens.iter().enumerate() {
+            let Some(child) = node.child(t) else { return };
+            let last = depth + 1 == tokens.len();
+            let removable = !child.has_subs() && child.children() == usize::from(!last);
+            match (removable, cut) {
+                (true, None) => cut = Some(depth),
+                (false, _) => cut = None,
+                _ => {}
+            }
+            node = child;
+        }
+        let Some(depth) = cut else { return };
+        let mut parent = &mut *self;
+        for t in &tokens[..depth] {
+            match parent.child_mut_existing(t) {
+                Some(child) => parent = child,
+                None => return,
+            }
+        }
+        drop(parent.detach(tokens[depth]));
+    }
+}
+
+impl<T> Drop for Node<T> {
+    /// Drops the subtree without recursion: a chain of 500,000 nodes must not overflow the
+    /// stack.
+    fn drop(&mut self) {
+        let mut pending: Vec<Node<T>> = Vec::new();
+        let take = |n: &mut Node<T>, into: &mut Vec<Node<T>>| {
+            into.extend(std::mem::take(&mut n.literal).into_values());
+            into.extend(n.pwc.take().map(|b| *b));
+            into.extend(n.fwc.take().map(|b| *b));
+        };
+        take(self, &mut pending);
+        while let Some(mut n) = pending.pop() {
+            take(&mut n, &mut pending);
+        }
     }
 }
 
@@ -275,23 +346,18 @@ impl<T: Entry> Sublist<T> {
 
     /// Every subscription, for monitoring.
     pub fn all(&self) -> Vec<Arc<T>> {
-        fn walk<T>(n: &Node<T>, out: &mut Vec<Arc<T>>) {
+        let root = self.root.read();
+        let mut out = Vec::new();
+        let mut stack: Vec<&Node<T>> = vec![&root];
+        while let Some(n) = stack.pop() {
             out.extend(n.psubs.iter().cloned());
             for (_, m) in &n.qsubs {
                 out.extend(m.iter().cloned());
             }
-            for c in n.literal.values() {
-                walk(c, out);
-            }
-            if let Some(c) = &n.pwc {
-                walk(c, out);
-            }
-            if let Some(c) = &n.fwc {
-                walk(c, out);
-            }
+            stack.extend(n.literal.values());
+            stack.extend(n.pwc.as_deref());
+            stack.extend(n.fwc.as_deref());
         }
-        let mut out = Vec::new();
-        walk(&self.root.read(), &mut out);
         out
     }
 }
@@ -390,5 +456,23 @@ mod tests {
         sl.insert(Arc::new(S(leaked, None)));
         assert_eq!(sl.matches(leaked.as_bytes()).psubs.len(), 1);
         assert!(sl.matches(b"t0.t1").is_empty());
+    }
+
+    #[test]
+    fn subjects_of_any_depth_match_remove_and_drop_without_recursion() {
+        let deep = vec!["a"; 500_000].join(".");
+        let wild = format!("{}.>", vec!["*"; 499_999].join("."));
+        let l = Sublist::new();
+        let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+        let exact = Arc::new(S(leak(&deep), None));
+        let pattern = Arc::new(S(leak(&wild), None));
+        l.insert(exact.clone());
+        l.insert(pattern.clone());
+        let r = l.matches(deep.as_bytes());
+        assert_eq!(r.psubs.len(), 2);
+        assert!(l.remove(&exact));
+        assert_eq!(l.matches(deep.as_bytes()).psubs.len(), 1);
+        assert_eq!(l.all().len(), 1);
+        drop(l); // a 500,000-node chain is still in it
     }
 }

@@ -90,3 +90,31 @@ async fn a_client_that_pings_and_never_reads_is_a_slow_consumer() -> Result<()> 
 async fn a_verbose_client_that_never_reads_its_oks_is_a_slow_consumer() -> Result<()> {
     control_flood_is_cut_off("CONNECT {\"verbose\":true}\r\n", b"PUB x 0\r\n\r\n").await
 }
+
+#[tokio::test]
+async fn subjects_hundreds_of_thousands_of_tokens_deep_do_not_crash_the_broker() -> Result<()> {
+    let server =
+        TestServer::with_config("max_control_line: 4MB\nmax_payload: 4MB\nmax_pending: 64MB\n")?;
+    let deep = vec!["a"; 500_000].join(".");
+    let wild = format!("{}.>", vec!["*"; 499_999].join("."));
+    let mut c = natrium_tests::RawConn::connect(server.port()).await?;
+    c.send(format!(
+        "CONNECT {{\"verbose\":false}}\r\nSUB {deep} 1\r\nSUB {wild} 2\r\nPUB {deep} 2\r\nhi\r\nUNSUB 1\r\nPING\r\n"
+    ))
+    .await?;
+    let got = c.read_until(b"PONG\r\n", Duration::from_secs(30)).await?;
+    let msgs = got.windows(4).filter(|w| w == b"MSG ").count();
+    ensure!(
+        msgs == 2,
+        "both deep subscriptions get the message ({msgs} MSGs)"
+    );
+    drop(c); // the disconnect removes the wildcard subscription too
+
+    // The broker is still there for everyone.
+    let mut other = natrium_tests::RawConn::connect(server.port()).await?;
+    other
+        .send("CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .await?;
+    other.expect("PONG\r\n").await?;
+    Ok(())
+}
