@@ -1,6 +1,7 @@
 //! `accounts {}`, `authorization { users [...] }` and permission blocks, as nats-server reads
-//! them, into [`UserSpec`]s. Exports, imports and account limits are recorded as not supported
-//! yet.
+//! them, into [`UserSpec`]s, exports, imports, mappings and limits. Keys nats-server documents
+//! that natrium does not act on (latency tracking, connection types, cluster-only mapping
+//! destinations, ...) are recorded in `Options::unsupported`; unknown keys are errors.
 
 use super::value::{Entry, Kind, Map, Value};
 use super::ConfigError;
@@ -53,11 +54,26 @@ fn strings(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
 }
 
 fn unsupported(opts: &mut Options, key: &str, e: &Entry) {
-    opts.unsupported.push(format!(
-        "{key} ({}:{})",
+    note(&mut opts.unsupported, key, e);
+}
+
+/// Records `path` (the key of `e` with the blocks it is in) as read but not supported.
+fn note(unsupported: &mut Vec<String>, path: &str, e: &Entry) {
+    unsupported.push(format!(
+        "{path} ({}:{})",
         e.key_pos.file.display(),
         e.key_pos.line
     ));
+}
+
+/// `path` inside the block of `account`: `accounts.A.path`, or `outside.path` for users of
+/// `authorization {}` and mappings of the global account.
+fn scoped(account: &str, outside: &str, path: &str) -> String {
+    if account.is_empty() || account == crate::options::GLOBAL_ACCOUNT {
+        format!("{outside}{path}")
+    } else {
+        format!("accounts.{account}.{path}")
+    }
 }
 
 /// `accounts { NAME: { users: [...] , exports, imports, ... } }`.
@@ -73,15 +89,15 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
             let key = field.key.to_ascii_lowercase();
             match key.as_str() {
                 "users" => {
-                    let users = users(&field.key, &field.value, &name)?;
+                    let users = users(&field.key, &field.value, &name, &mut opts.unsupported)?;
                     opts.auth.users.extend(users);
                 }
                 "exports" => {
-                    let list = exports(&field.key, &field.value, &name)?;
+                    let list = exports(&field.key, &field.value, &name, &mut opts.unsupported)?;
                     opts.accounts.exports.extend(list);
                 }
                 "imports" => {
-                    let list = imports(&field.key, &field.value, &name)?;
+                    let list = imports(&field.key, &field.value, &name, &mut opts.unsupported)?;
                     opts.accounts.imports.extend(list);
                 }
                 "limits" => {
@@ -103,7 +119,7 @@ pub(super) fn accounts(e: &Entry, opts: &mut Options) -> Result<(), ConfigError>
                     set_limits(opts, &name, l);
                 }
                 "mappings" | "maps" => {
-                    let list = mappings(&field.key, &field.value, &name)?;
+                    let list = mappings(&field.key, &field.value, &name, &mut opts.unsupported)?;
                     opts.accounts.mappings.extend(list);
                 }
                 "jetstream" => {
@@ -253,7 +269,12 @@ fn subject(key: &str, v: &Value) -> Result<String, ConfigError> {
 }
 
 /// `exports: [ { stream: "x.>", accounts: [..] }, { service: "svc", response_type: stream } ]`.
-fn exports(key: &str, v: &Value, account: &str) -> Result<Vec<ExportSpec>, ConfigError> {
+fn exports(
+    key: &str,
+    v: &Value,
+    account: &str,
+    unsupported: &mut Vec<String>,
+) -> Result<Vec<ExportSpec>, ConfigError> {
     let mut out = Vec::new();
     for item in items(key, v)? {
         let m = map(key, item)?;
@@ -286,7 +307,17 @@ fn exports(key: &str, v: &Value, account: &str) -> Result<Vec<ExportSpec>, Confi
                         }
                     }
                 }
-                "response_threshold" | "threshold" | "latency" | "allow_trace" => {}
+                // Service latency tracking, response thresholds, message tracing and
+                // account-token exports are not implemented.
+                "response_threshold"
+                | "threshold"
+                | "latency"
+                | "allow_trace"
+                | "account_token_position" => note(
+                    unsupported,
+                    &format!("accounts.{account}.{key}.{}", f.key),
+                    f,
+                ),
                 _ => return Err(unknown(f)),
             }
         }
@@ -305,7 +336,12 @@ fn exports(key: &str, v: &Value, account: &str) -> Result<Vec<ExportSpec>, Confi
 }
 
 /// `imports: [ { stream: { account: A, subject: "x.>" }, prefix: p }, { service: {..}, to: y } ]`.
-fn imports(key: &str, v: &Value, account: &str) -> Result<Vec<ImportSpec>, ConfigError> {
+fn imports(
+    key: &str,
+    v: &Value,
+    account: &str,
+    unsupported: &mut Vec<String>,
+) -> Result<Vec<ImportSpec>, ConfigError> {
     let mut out = Vec::new();
     for item in items(key, v)? {
         let m = map(key, item)?;
@@ -337,7 +373,12 @@ fn imports(key: &str, v: &Value, account: &str) -> Result<Vec<ImportSpec>, Confi
                 }
                 "prefix" => spec.prefix = Some(string(&f.key, &f.value)?),
                 "to" | "local_subject" => spec.to = Some(subject(&f.key, &f.value)?),
-                "share" | "allow_trace" => {}
+                // Sharing latency data and message tracing are not implemented.
+                "share" | "allow_trace" => note(
+                    unsupported,
+                    &format!("accounts.{account}.{key}.{}", f.key),
+                    f,
+                ),
                 _ => return Err(unknown(f)),
             }
         }
@@ -359,6 +400,7 @@ pub(super) fn mappings(
     key: &str,
     v: &Value,
     account: &str,
+    unsupported: &mut Vec<String>,
 ) -> Result<Vec<MappingSpec>, ConfigError> {
     let mut out = Vec::new();
     for f in map(key, v)? {
@@ -373,7 +415,13 @@ pub(super) fn mappings(
                         match g.key.to_ascii_lowercase().as_str() {
                             "destination" | "dest" => dest = Some(string(&g.key, &g.value)?),
                             "weight" => weight = percent(&g.key, &g.value)?,
-                            "cluster" => {}
+                            // A destination for one cluster only: natrium has no
+                            // clusters, so the destination applies everywhere.
+                            "cluster" => note(
+                                unsupported,
+                                &scoped(account, "", &format!("{key}.{}.{}", f.key, g.key)),
+                                g,
+                            ),
                             _ => return Err(unknown(g)),
                         }
                     }
@@ -421,7 +469,12 @@ fn percent(key: &str, v: &Value) -> Result<u8, ConfigError> {
 }
 
 /// `users: [ { user, password, permissions } | { nkey, permissions } ]`.
-pub(super) fn users(key: &str, v: &Value, account: &str) -> Result<Vec<UserSpec>, ConfigError> {
+pub(super) fn users(
+    key: &str,
+    v: &Value,
+    account: &str,
+    unsupported: &mut Vec<String>,
+) -> Result<Vec<UserSpec>, ConfigError> {
     let Some(items) = v.as_array() else {
         return Err(invalid(key, v, "users must be an array"));
     };
@@ -442,6 +495,13 @@ pub(super) fn users(key: &str, v: &Value, account: &str) -> Result<Vec<UserSpec>
                     u.permissions = Some(permissions(&f.key, &f.value)?)
                 }
                 "account" => u.account = string(&f.key, &f.value)?,
+                // Only plain NATS clients exist here (no websocket, leaf node or MQTT
+                // connections), so the restriction is not applied.
+                "allowed_connection_types" | "connection_types" | "clients" => note(
+                    unsupported,
+                    &scoped(account, "authorization.", &format!("{key}.{}", f.key)),
+                    f,
+                ),
                 _ => return Err(unknown(f)),
             }
         }

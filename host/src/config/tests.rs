@@ -785,6 +785,65 @@ fn unsupported_features_are_recorded() {
 }
 
 #[test]
+fn documented_nested_keys_natrium_lacks_are_recorded() {
+    let o = opts(
+        r#"authorization {
+  users: [ { user: u, password: p, allowed_connection_types: ["STANDARD"] } ]
+}
+accounts {
+  A: {
+    users: [ { user: a, password: a, connection_types: ["STANDARD"] } ]
+    exports: [ { service: "svc", latency: { sampling: 50%, subject: lat }, response_threshold: "1s" } ]
+  }
+  B: {
+    imports: [ { service: { account: A, subject: "svc" }, share: true } ]
+    mappings: { x: [ { destination: y, weight: 100%, cluster: c1 } ] }
+  }
+}
+mappings { m: [ { destination: n, cluster: c2 } ] }
+jetstream { store: /tmp/js, prev_ek: k }
+"#,
+    );
+    let keys: Vec<&str> = o
+        .unsupported
+        .iter()
+        .map(|s| s.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "authorization.users.allowed_connection_types",
+            "accounts.A.users.connection_types",
+            "accounts.A.exports.latency",
+            "accounts.A.exports.response_threshold",
+            "accounts.B.imports.share",
+            "accounts.B.mappings.x.cluster",
+            "mappings.m.cluster",
+            "jetstream.prev_ek",
+        ]
+    );
+    assert_eq!(
+        o.unsupported[0],
+        "authorization.users.allowed_connection_types (t.conf:2)"
+    );
+    // `store` is another spelling of `store_dir`.
+    assert_eq!(o.jetstream.store_dir.as_deref(), Some(Path::new("/tmp/js")));
+    // A resolver's JWT limit and cache expiry are read but not enforced.
+    let o = opts("resolver { type: cache, dir: /tmp/r, limit: 10, ttl: \"1h\", timeout: \"2s\" }");
+    assert_eq!(o.unsupported.len(), 2, "{:?}", o.unsupported);
+    assert!(
+        o.unsupported[0].starts_with("resolver.limit "),
+        "{:?}",
+        o.unsupported
+    );
+    assert!(
+        o.unsupported[1].starts_with("resolver.ttl "),
+        "{:?}",
+        o.unsupported
+    );
+}
+
+#[test]
 fn wrong_shapes_are_errors() {
     assert!(err("authorization: 1").contains("expected a map, got integer"));
     assert!(err("server_tags: 1").contains("expected a string or an array of strings"));

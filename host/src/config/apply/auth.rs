@@ -25,7 +25,7 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
             "token" => token = Some(string(&key, v)?),
             "timeout" => opts.limits.auth_timeout = seconds(&key, v)?,
             "users" => {
-                let users = crate::config::accounts::users(&sub.key, v, "")?;
+                let users = crate::config::accounts::users(&sub.key, v, "", &mut opts.unsupported)?;
                 opts.auth.users.extend(users);
             }
             k if UNSUPPORTED_AUTH.contains(&k) => {

@@ -12,6 +12,7 @@ const UNSUPPORTED_JETSTREAM: &[&str] = &[
     "ek",
     "encryption_key",
     "prev_key",
+    "prev_ek",
     "prev_encryption_key",
     "cipher",
     "extension_hint",
@@ -49,7 +50,7 @@ pub(super) fn jetstream(e: &Entry, opts: &mut Options) -> Result<(), ConfigError
             for sub in map {
                 let key = sub.key.to_ascii_lowercase();
                 match key.as_str() {
-                    "store_dir" | "storedir" => {
+                    "store_dir" | "storedir" | "store" => {
                         opts.jetstream.store_dir = Some(path(&key, &sub.value)?)
                     }
                     "enabled" | "enable" => opts.jetstream.enabled = boolean(&key, &sub.value)?,

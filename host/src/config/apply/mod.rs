@@ -227,7 +227,12 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
         "authorization" => authorization(e, opts)?,
         "accounts" => super::accounts::accounts(e, opts)?,
         "mappings" | "maps" => {
-            let list = super::accounts::mappings(&e.key, v, crate::options::GLOBAL_ACCOUNT)?;
+            let list = super::accounts::mappings(
+                &e.key,
+                v,
+                crate::options::GLOBAL_ACCOUNT,
+                &mut opts.unsupported,
+            )?;
             opts.accounts.mappings.extend(list);
         }
         "no_auth_user" => opts.auth.no_auth_user = Some(string(&key, v)?),
@@ -241,7 +246,7 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
             opts.operator.jwts = operators(&key, v)?;
         }
         "resolver" | "account_resolver" | "accounts_resolver" => {
-            opts.operator.resolver = Some(resolver(&key, v)?);
+            opts.operator.resolver = Some(resolver(&key, v, &mut opts.unsupported)?);
         }
         "resolver_preload" => opts.operator.preload = resolver_preload(&key, v)?,
         "plugin_cache_dir" => opts.plugins.cache_dir = Some(relative_path(&key, v)?),
@@ -260,8 +265,13 @@ fn top_level(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
 // ---- helpers ---------------------------------------------------------------------------
 
 fn unsupported(opts: &mut Options, key: &str, pos: &Pos) {
-    opts.unsupported
-        .push(format!("{key} ({}:{})", pos.file.display(), pos.line));
+    note(&mut opts.unsupported, key, pos);
+}
+
+/// Records `key` (with the blocks it is in, e.g. `jetstream.cipher`) as read but not
+/// supported; start-up logs each one.
+fn note(unsupported: &mut Vec<String>, key: &str, pos: &Pos) {
+    unsupported.push(format!("{key} ({}:{})", pos.file.display(), pos.line));
 }
 
 fn unknown(e: &Entry) -> ConfigError {

@@ -56,7 +56,12 @@ const RESOLVER_SYNTAX: &str = "error parsing account resolver, should be MEM or 
      URL(\"url\") or a map containing dir and type state=[FULL|CACHE])";
 
 /// `resolver: MEMORY` or `resolver { type: full|cache, dir: ..., allow_delete, limit, ... }`.
-pub(super) fn resolver(key: &str, v: &Value) -> Result<ResolverSpec, ConfigError> {
+/// `resolver`; keys natrium reads but does not act on are added to `unsupported`.
+pub(super) fn resolver(
+    key: &str,
+    v: &Value,
+    unsupported: &mut Vec<String>,
+) -> Result<ResolverSpec, ConfigError> {
     match &v.kind {
         Kind::String(s) => {
             let t = s.trim().to_ascii_uppercase();
@@ -82,8 +87,17 @@ pub(super) fn resolver(key: &str, v: &Value) -> Result<ResolverSpec, ConfigError
                     "dir" => dir = Some(string(&k, sv)?),
                     "type" => kind = Some((string(&k, sv)?, sv)),
                     "allow_delete" => allow_delete = boolean(&k, sv)?,
-                    "limit" => limit = int(&k, sv)?,
-                    "ttl" | "interval" | "timeout" => {
+                    // The number of JWTs kept and a cache's expiry are not enforced.
+                    "limit" => {
+                        limit = int(&k, sv)?;
+                        super::note(unsupported, &format!("{key}.{}", sub.key), &sub.key_pos);
+                    }
+                    "ttl" => {
+                        duration_str(&k, sv)?;
+                        super::note(unsupported, &format!("{key}.{}", sub.key), &sub.key_pos);
+                    }
+                    // Syncing with and fetching from other servers: a single server has none.
+                    "interval" | "timeout" => {
                         duration_str(&k, sv)?;
                     }
                     // nats-server reads only the keys it knows and ignores the rest.
