@@ -16,6 +16,8 @@
 //! - `engine`: the one wasmtime `Engine` (epoch interruption, ticked every millisecond by a
 //!   background thread while any engine or plugin handle is alive) and the compiled-artifact
 //!   cache (`sha256(component) + engine compatibility hash` → `*.cwasm`);
+//! - `cache`: that cache's directory checks (owner, mode) and the keyed tag that binds each
+//!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
 //! - `sandbox`: per-store state, the memory limiter, the `host` imports, WASI locked down;
 //! - `bindings`: `bindgen!` output and conversions to `types`;
@@ -26,6 +28,7 @@
 //! or pop (never across a guest call); no lock is taken while another is held.
 
 mod bindings;
+mod cache;
 mod engine;
 mod error;
 mod instance;

@@ -23,6 +23,7 @@ mod limits;
 mod mappings;
 mod monitor;
 mod operator;
+mod plugin_loading;
 mod plugins;
 mod pubsub;
 mod python;

@@ -29,7 +29,7 @@ const SLOW_STARTUP: Duration = Duration::from_secs(120);
 /// the deadline (the hostile test does), and must not flake on a loaded 2-core machine.
 const RELAXED_DEADLINE: &str = "500ms";
 
-fn skip() -> bool {
+pub(super) fn skip() -> bool {
     if is_nats_server() {
         println!("note: Wasm plugins are natrium-only; skipped because the server under test is nats-server");
         return true;
@@ -38,13 +38,13 @@ fn skip() -> bool {
 }
 
 /// A component's absolute path, quoted for the configuration file.
-fn wasm(name: &str) -> Result<String> {
+pub(super) fn wasm(name: &str) -> Result<String> {
     let p = plugin_path(name)?;
     Ok(format!("{:?}", p.display().to_string()))
 }
 
 /// A compiled-artifact cache shared by every test and kept across runs.
-fn cache_dir() -> String {
+pub(super) fn cache_dir() -> String {
     let d = workspace_root().join("target").join("e2e-plugin-cache");
     format!("{:?}", d.display().to_string())
 }
@@ -633,7 +633,7 @@ fn now_secs() -> Result<u64> {
     Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())
 }
 
-fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
+pub(super) fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
     let now = now_secs()? as i64;
     mint(
         JWT_SECRET,
@@ -643,7 +643,7 @@ fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
     )
 }
 
-async fn expect_auth_violation(
+pub(super) async fn expect_auth_violation(
     server: &TestServer,
     opts: ConnectOptions,
     what: &str,
@@ -682,7 +682,7 @@ async fn raw_denied(server: &TestServer, members: &str, what: &str) -> Result<()
     Ok(())
 }
 
-fn jwt_conf() -> Result<String> {
+pub(super) fn jwt_conf() -> Result<String> {
     Ok(format!(
         r#"
 plugin_cache_dir: {cache}

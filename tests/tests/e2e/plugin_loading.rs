@@ -1,0 +1,169 @@
+//! Loading plugins safely: the compiled-plugin cache cannot be poisoned (issue 11, item 8).
+//!
+//! Natrium-only: skipped when the server under test is nats-server.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use async_nats::ConnectOptions;
+use natrium_tests::{connect_with, sync, TestServer};
+
+use super::plugins::{cache_dir, expect_auth_violation, jwt_conf, skip, token, wasm};
+
+fn quoted(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// The compiled artifacts in `dir`.
+fn artifacts(dir: &Path) -> Result<BTreeSet<PathBuf>> {
+    Ok(std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("cwasm"))
+        .collect())
+}
+
+/// The JWT authorizer's configuration with its cache in `cache` and an account `A` (where the
+/// `authz` test guest puts alice).
+fn jwt_conf_in(cache: &Path) -> Result<String> {
+    Ok(jwt_conf()?
+        .replace(&cache_dir(), &quoted(cache))
+        .replace("GLOBEX: {}", "GLOBEX: {}\n  A: {}"))
+}
+
+/// The same configuration with the binding pointing at the `authz` guest (alice/secret only):
+/// a server whose cache held the JWT authorizer's code under `authz`'s name would run it with
+/// this very configuration.
+fn authz_conf_in(cache: &Path) -> Result<String> {
+    Ok(jwt_conf_in(cache)?.replace(&wasm("jwt-authorizer")?, &wasm("authz")?))
+}
+
+async fn alice_admitted(server: &TestServer, what: &str) -> Result<()> {
+    let c = connect_with(
+        &server.url(),
+        ConnectOptions::with_user_and_password("alice".into(), "secret".into()),
+    )
+    .await
+    .with_context(|| format!("{what}: alice/secret must be admitted by the authz plugin"))?;
+    // alice may only publish to orders.>, so a PING round trip rather than `sync`.
+    c.flush()
+        .await
+        .with_context(|| format!("{what}: alice's connection must stay up"))?;
+    Ok(())
+}
+
+async fn attacker_refused(server: &TestServer, what: &str) -> Result<()> {
+    expect_auth_violation(
+        server,
+        ConnectOptions::with_token(token("acme", "mallory", 3600)?),
+        &format!("{what}: a JWT (valid for the JWT authorizer) must be refused by authz"),
+    )
+    .await
+}
+
+// ---- item 8: the cache ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_swapped_or_forged_cache_artifact_is_never_loaded() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let d = tempfile::tempdir()?;
+    let cache = d.path().join("cache");
+
+    // authz compiled and cached.
+    let mut server = TestServer::with_config(&authz_conf_in(&cache)?)?;
+    alice_admitted(&server, "first start").await?;
+    attacker_refused(&server, "first start").await?;
+    let authz_files = artifacts(&cache)?;
+    ensure!(authz_files.len() == 1, "one artifact: {authz_files:?}");
+    let authz_art = authz_files
+        .iter()
+        .next()
+        .cloned()
+        .context("authz artifact")?;
+
+    // The JWT authorizer compiled into the same cache; it admits the token.
+    {
+        let jwt = TestServer::with_config(&jwt_conf_in(&cache)?)?;
+        let c = connect_with(
+            &jwt.url(),
+            ConnectOptions::with_token(token("acme", "mallory", 3600)?),
+        )
+        .await
+        .context("the JWT authorizer admits its token")?;
+        sync(&c).await?;
+    }
+    let all = artifacts(&cache)?;
+    let jwt_art = all
+        .difference(&authz_files)
+        .next()
+        .cloned()
+        .context("the JWT authorizer's artifact")?;
+
+    // Swap: the JWT authorizer's compiled code under authz's name. The restarted server must
+    // notice, recompile authz, and decide as authz.
+    std::fs::copy(&jwt_art, &authz_art)?;
+    let mark = server.log_mark();
+    server.restart()?;
+    alice_admitted(&server, "after the swap").await?;
+    attacker_refused(&server, "after the swap").await?;
+    let logs = server.logs();
+    let after = logs.get(mark..).unwrap_or_default();
+    ensure!(
+        after.contains("ignoring cached component"),
+        "the swapped artifact must be reported; logs:\n{after}"
+    );
+
+    // Forged: the JWT authorizer's artifact with a made-up tag (no key).
+    let mut forged = std::fs::read(&jwt_art)?;
+    let n = forged.len();
+    for b in forged.iter_mut().skip(n.saturating_sub(32)) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&authz_art, &forged)?;
+    server.restart()?;
+    alice_admitted(&server, "after the forgery").await?;
+    attacker_refused(&server, "after the forgery").await?;
+
+    // Recompiled over: the next start uses the cache again, silently.
+    let mark = server.log_mark();
+    server.restart()?;
+    alice_admitted(&server, "from the repaired cache").await?;
+    let logs = server.logs();
+    let after = logs.get(mark..).unwrap_or_default();
+    ensure!(
+        !after.contains("ignoring cached component"),
+        "the rewritten artifact must verify; logs:\n{after}"
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_not_used() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if skip() {
+        return Ok(());
+    }
+    let d = tempfile::tempdir()?;
+    let cache = d.path().join("cache");
+    // Pre-created, world-writable: as another user would leave it in a shared temp dir.
+    std::fs::create_dir(&cache)?;
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777))?;
+    let server = TestServer::with_config(&authz_conf_in(&cache)?)?;
+    alice_admitted(&server, "with a refused cache").await?;
+    attacker_refused(&server, "with a refused cache").await?;
+    let logs = server.logs();
+    ensure!(
+        logs.contains("not using the plugin cache") && logs.contains("writable by group or others"),
+        "the refusal must be logged; logs:\n{logs}"
+    );
+    ensure!(
+        artifacts(&cache)?.is_empty(),
+        "nothing may be written to a refused cache"
+    );
+    Ok(())
+}
