@@ -1,4 +1,5 @@
-//! Loading plugins safely: the compiled-plugin cache cannot be poisoned (issue 11, item 8).
+//! Loading plugins safely: the compiled-plugin cache cannot be poisoned (issue 11, item 8),
+//! and `natrium -t` loads and checks every plugin (item 6).
 //!
 //! Natrium-only: skipped when the server under test is nats-server.
 
@@ -9,7 +10,7 @@ use anyhow::{ensure, Context, Result};
 use async_nats::ConnectOptions;
 use natrium_tests::{connect_with, sync, TestServer};
 
-use super::plugins::{cache_dir, expect_auth_violation, jwt_conf, skip, token, wasm};
+use super::plugins::{cache_dir, expect_auth_violation, jwt_conf, run_conf, skip, token, wasm};
 
 fn quoted(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
@@ -164,6 +165,60 @@ async fn a_cache_directory_others_can_write_is_not_used() -> Result<()> {
     ensure!(
         artifacts(&cache)?.is_empty(),
         "nothing may be written to a refused cache"
+    );
+    Ok(())
+}
+
+// ---- item 6: natrium -t ---------------------------------------------------------------------
+
+/// Runs `natrium -t -c <conf>` in `dir`; returns (success, stdout + stderr).
+fn check_config(dir: &Path, conf: &str) -> Result<(bool, String)> {
+    run_conf(dir, conf, &["-t"])
+}
+
+fn one_plugin(name: &str, path: &str, role: &str) -> String {
+    format!(
+        "plugin_cache_dir: {}\nplugins {{ {name}: {{ path: {path}, role: {role} }} }}\n",
+        cache_dir()
+    )
+}
+
+#[tokio::test]
+async fn check_mode_loads_and_checks_every_plugin() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let d = tempfile::tempdir()?;
+
+    let (ok, text) = check_config(d.path(), &one_plugin("good", &wasm("authz")?, "authorizer"))?;
+    ensure!(ok, "a good plugin passes -t:\n{text}");
+    ensure!(text.contains("is valid"), "{text}");
+
+    let missing = quoted(&d.path().join("nope.wasm"));
+    let (ok, text) = check_config(d.path(), &one_plugin("gone", &missing, "transformer"))?;
+    ensure!(!ok, "a missing plugin file must fail -t:\n{text}");
+    ensure!(
+        text.contains("'gone'") && text.contains("cannot read") && !text.contains("is valid"),
+        "the error must name the plugin and say why:\n{text}"
+    );
+
+    let junk = d.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm this is not a component")?;
+    let (ok, text) = check_config(d.path(), &one_plugin("junk", &quoted(&junk), "mapper"))?;
+    ensure!(!ok, "a file that is not a component must fail -t:\n{text}");
+    ensure!(
+        text.contains("'junk'") && text.contains("not a valid component"),
+        "{text}"
+    );
+
+    let (ok, text) = check_config(
+        d.path(),
+        &one_plugin("wrongworld", &wasm("wrong-world")?, "transformer"),
+    )?;
+    ensure!(!ok, "a component of the wrong world must fail -t:\n{text}");
+    ensure!(
+        text.contains("'wrongworld'") && text.contains("missing export"),
+        "{text}"
     );
     Ok(())
 }
