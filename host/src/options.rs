@@ -240,6 +240,35 @@ pub struct PluginOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl PluginOptions {
+    /// `Err` with the names of the authorizers when more than one is configured: a server
+    /// asks exactly one authorizer (chain identity providers inside it).
+    pub fn one_authorizer(&self) -> Result<(), Vec<String>> {
+        let names: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|s| s.role == Role::Authorizer)
+            .map(|s| s.name.clone())
+            .collect();
+        if names.len() > 1 {
+            Err(names)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error for [`PluginOptions::one_authorizer`]: names every authorizer and says what to
+/// do instead.
+pub fn multiple_authorizers_message(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    format!(
+        "plugins {} are all authorizers, but a server asks exactly one authorizer per \
+         connection: configure one and chain identity providers inside it",
+        quoted.join(" and ")
+    )
+}
+
 /// Per-account limits (`limits { max_connections, max_subscriptions, max_payload }`, or an
 /// account JWT's `conn`, `subs`, `payload`). `None` (or a negative value) means no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Loading plugins safely: the compiled-plugin cache cannot be poisoned (issue 11, item 8),
-//! and `natrium -t` loads and checks every plugin (item 6).
+//! `natrium -t` loads and checks every plugin (item 6), and a second authorizer is a clear
+//! error at start-up, under `-t` and on reload (item 5).
 //!
 //! Natrium-only: skipped when the server under test is nats-server.
 
@@ -11,6 +12,7 @@ use async_nats::ConnectOptions;
 use natrium_tests::{connect_with, sync, TestServer};
 
 use super::plugins::{cache_dir, expect_auth_violation, jwt_conf, run_conf, skip, token, wasm};
+use super::reload::{rewrite_and_hup, RELOAD_FAILED};
 
 fn quoted(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
@@ -220,5 +222,56 @@ async fn check_mode_loads_and_checks_every_plugin() -> Result<()> {
         text.contains("'wrongworld'") && text.contains("missing export"),
         "{text}"
     );
+    Ok(())
+}
+
+// ---- item 5: one authorizer -----------------------------------------------------------------
+
+fn two_authorizers() -> Result<String> {
+    Ok(jwt_conf()?.replace(
+        "plugins {",
+        &format!(
+            "plugins {{\n  second: {{ path: {}, role: authorizer }}",
+            wasm("authz")?
+        ),
+    ))
+}
+
+fn names_both(text: &str) -> bool {
+    text.contains("'jwt'") && text.contains("'second'") && text.contains("one authorizer")
+}
+
+#[tokio::test]
+async fn a_second_authorizer_is_refused_at_startup_check_and_reload() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let d = tempfile::tempdir()?;
+    let conf = two_authorizers()?;
+
+    let (ok, text) = check_config(d.path(), &conf)?;
+    ensure!(!ok, "-t must refuse two authorizers:\n{text}");
+    ensure!(names_both(&text), "-t must name both:\n{text}");
+
+    let (ok, text) = run_conf(d.path(), &conf, &["-a", "127.0.0.1", "-p", "-1"])?;
+    ensure!(!ok, "start-up must fail:\n{text}");
+    ensure!(names_both(&text), "start-up must name both:\n{text}");
+    ensure!(!text.contains("Server is ready"), "{text}");
+
+    // Reload into two authorizers: refused, the running one keeps deciding.
+    let server = TestServer::with_config(&jwt_conf()?)?;
+    rewrite_and_hup(&server, &conf, RELOAD_FAILED).await?;
+    let logs = server.logs();
+    ensure!(
+        names_both(&logs),
+        "the reload error must name both:\n{logs}"
+    );
+    let c = connect_with(
+        &server.url(),
+        ConnectOptions::with_token(token("acme", "alice", 3600)?),
+    )
+    .await
+    .context("the JWT authorizer still decides after the refused reload")?;
+    sync(&c).await?;
     Ok(())
 }
