@@ -32,6 +32,15 @@ fn main() -> ExitCode {
                 .config_file
                 .as_ref()
                 .map_or_else(|| "<none>".to_string(), |p| p.display().to_string());
+            // A plugin that would stop start-up fails the test too.
+            match natrium::plugin::check_configured(&opts) {
+                Ok(0) => {}
+                Ok(n) => eprintln!("natrium: {n} plugin(s) loaded and checked"),
+                Err(e) => {
+                    eprintln!("natrium: configuration file {file}: {e}");
+                    return ExitCode::from(1);
+                }
+            }
             eprintln!("natrium: configuration file {file} is valid");
             ExitCode::SUCCESS
         }

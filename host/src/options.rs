@@ -234,7 +234,9 @@ pub struct PluginOptions {
     /// Wasm plugins declared in `plugins {}`, in the order written.
     pub specs: Vec<PluginSpec>,
     /// Where compiled plugins are cached (`plugin_cache_dir`); `None` means
-    /// `<store_dir or temp>/natrium-plugin-cache`.
+    /// [`EngineConfig::default_cache_dir`](crate::plugin::EngineConfig::default_cache_dir)
+    /// (a per-user location). Refused, with a warning, unless owned by this user and not
+    /// writable by group or others.
     pub cache_dir: Option<PathBuf>,
     /// The linear memory all plugin instances together may reserve (`plugin_memory_budget`):
     /// an instance reserves its `memory_limit` while it lives.
@@ -259,6 +261,35 @@ pub fn default_max_instances() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get() * 2)
         .max(2)
+}
+
+impl PluginOptions {
+    /// `Err` with the names of the authorizers when more than one is configured: a server
+    /// asks exactly one authorizer (chain identity providers inside it).
+    pub fn one_authorizer(&self) -> Result<(), Vec<String>> {
+        let names: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|s| s.role == Role::Authorizer)
+            .map(|s| s.name.clone())
+            .collect();
+        if names.len() > 1 {
+            Err(names)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error for [`PluginOptions::one_authorizer`]: names every authorizer and says what to
+/// do instead.
+pub fn multiple_authorizers_message(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    format!(
+        "plugins {} are all authorizers, but a server asks exactly one authorizer per \
+         connection: configure one and chain identity providers inside it",
+        quoted.join(" and ")
+    )
 }
 
 /// Per-account limits (`limits { max_connections, max_subscriptions, max_payload }`, or an

@@ -49,6 +49,9 @@ pub enum ConfigError {
     /// A combination of settings that cannot work (checked after flags are merged in).
     #[error("{0}")]
     Conflict(String),
+    /// More than one plugin has `role: authorizer`; natrium asks exactly one.
+    #[error("{}", crate::options::multiple_authorizers_message(names))]
+    MultipleAuthorizers { names: Vec<String> },
     /// `account` imports `subject` from `from`, an account that is not configured.
     #[error("Error adding {kind} import {subject:?}: account {from:?} not found")]
     ImportAccountNotFound {

@@ -1078,3 +1078,17 @@ fn operator_mode_settings() {
         .err()
         .is_some_and(|e| e.to_string().contains("account resolver")));
 }
+
+#[test]
+fn a_second_authorizer_is_a_conflict_naming_both() {
+    let o = opts(
+        "plugins {\n  a: { path: a.wasm, role: authorizer }\n  m: { path: m.wasm, role: mapper }\n  \
+         b: { path: b.wasm, role: authorizer }\n}",
+    );
+    match validate(&o) {
+        Err(ConfigError::MultipleAuthorizers { names }) => assert_eq!(names, ["a", "b"]),
+        other => panic!("{other:?}"),
+    }
+    let one = opts("plugins { a: { path: a.wasm, role: authorizer } }");
+    assert!(validate(&one).is_ok());
+}

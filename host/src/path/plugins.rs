@@ -32,6 +32,10 @@ impl PluginSet {
         if opts.plugins.specs.is_empty() {
             return Ok(set);
         }
+        // Also checked with the configuration; here for options built in code.
+        opts.plugins
+            .one_authorizer()
+            .map_err(|names| PluginLoadError::MultipleAuthorizers { names })?;
         if engine.is_none() {
             let cache_dir = opts.plugins.cache_dir.clone().unwrap_or_else(|| {
                 EngineConfig::default_cache_dir(opts.jetstream.store_dir.as_deref())

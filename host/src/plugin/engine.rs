@@ -17,6 +17,7 @@ use wasmtime::Engine;
 use super::bindings::{
     AUTHORIZATION_EXPORT, BATCH_TRANSFORMATION_EXPORT, MAPPING_EXPORT, TRANSFORMATION_EXPORT,
 };
+use super::cache::{self, ArtifactCache};
 use super::instance::{Authorizer, Mapper, Transformer};
 use super::sandbox::{self, HostState};
 use super::{PluginError, PluginSpec, Role};
@@ -24,8 +25,9 @@ use super::{PluginError, PluginSpec, Role};
 /// How often the epoch advances: the granularity of call deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Identifies the artifact format of the cache (bump when the key scheme changes).
-const CACHE_FORMAT: &str = "natrium-plugin-cache-v1 wasmtime-48.0.8";
+/// Identifies the artifact format of the cache (bump when the key scheme changes). Part of
+/// the engine fingerprint, so it is in every artifact's name and tag.
+const CACHE_FORMAT: &str = "natrium-plugin-cache-v2 wasmtime-48.0.8";
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
@@ -35,13 +37,46 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// `<store_dir or the system temp dir>/natrium-plugin-cache`.
+    /// Where compiled plugins are cached when `plugin_cache_dir` is not set: a directory
+    /// only this user can write. `<store_dir>/natrium-plugin-cache` with JetStream, else
+    /// `$XDG_CACHE_HOME/natrium/plugins`, else `$HOME/.cache/natrium/plugins`, else
+    /// `<temp>/natrium-plugin-cache-<uid>`. Wherever it is, its owner and mode are checked
+    /// before every use (see `cache`).
     pub fn default_cache_dir(store_dir: Option<&Path>) -> PathBuf {
-        store_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir)
-            .join("natrium-plugin-cache")
+        let env = |name: &str| {
+            std::env::var_os(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        default_cache_dir_from(
+            store_dir,
+            env("XDG_CACHE_HOME"),
+            env("HOME"),
+            &std::env::temp_dir(),
+        )
     }
+}
+
+fn default_cache_dir_from(
+    store_dir: Option<&Path>,
+    xdg_cache_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+    temp: &Path,
+) -> PathBuf {
+    if let Some(store) = store_dir {
+        return store.join("natrium-plugin-cache");
+    }
+    if let Some(xdg) = xdg_cache_home {
+        return xdg.join("natrium").join("plugins");
+    }
+    if let Some(home) = home {
+        return home.join(".cache").join("natrium").join("plugins");
+    }
+    #[cfg(unix)]
+    let user = cache::effective_uid().to_string();
+    #[cfg(not(unix))]
+    let user = "user".to_string();
+    temp.join(format!("natrium-plugin-cache-{user}"))
 }
 
 /// The plugin runtime: one per server. Cheap to clone. Loading is slow (compiling a large
@@ -54,7 +89,10 @@ pub struct PluginEngine {
 pub(crate) struct EngineInner {
     pub engine: Engine,
     pub linker: Linker<HostState>,
-    cache_dir: Option<PathBuf>,
+    /// The cache, when one was configured and its directory passed the checks.
+    cache: Option<ArtifactCache>,
+    /// `CACHE_FORMAT` and this engine's compatibility hash, hashed.
+    fingerprint: [u8; 32],
     /// The memory all instances of this engine's plugins may reserve together.
     pub budget: Arc<super::budget::MemoryBudget>,
     /// Dropping the sender stops the ticker; the handle is joined on drop.
@@ -73,7 +111,7 @@ impl Drop for EngineInner {
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
-            .field("cache_dir", &self.inner.cache_dir)
+            .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
     }
 }
@@ -99,11 +137,28 @@ impl PluginEngine {
             })
             .map_err(|e| PluginError::Load(format!("starting the epoch thread: {e}")))?;
 
+        let cache = config
+            .cache_dir
+            .and_then(|dir| match ArtifactCache::open(&dir) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(
+                        target: "natrium::plugin",
+                        "not using the plugin cache {}: {e}; plugins are compiled in memory at \
+                         every start (give plugin_cache_dir a directory owned by this user and not \
+                         writable by group or others)",
+                        dir.display()
+                    );
+                    None
+                }
+            });
+        let fingerprint = fingerprint(&engine);
         Ok(PluginEngine {
             inner: Arc::new(EngineInner {
                 engine,
                 linker,
-                cache_dir: config.cache_dir,
+                cache,
+                fingerprint,
                 budget: Arc::new(super::budget::MemoryBudget::new(
                     crate::options::DEFAULT_PLUGIN_MEMORY_BUDGET,
                 )),
@@ -165,77 +220,71 @@ impl PluginEngine {
         Ok(component)
     }
 
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        let mut h = ShaHasher(Sha256::new());
-        h.0.update(CACHE_FORMAT.as_bytes());
-        std::hash::Hash::hash(&self.inner.engine.precompile_compatibility_hash(), &mut h);
-        let engine_hash = h.0.finalize();
-        let source_hash = Sha256::digest(bytes);
-        format!("{}-{}", hex(&source_hash), &hex(&engine_hash)[..16])
-    }
-
     /// Compiles `bytes`, through the on-disk cache when there is one. A cache that cannot be
-    /// read or written only costs time (logged); it never fails the load.
+    /// read or written, or holds an artifact that fails verification, only costs time
+    /// (logged); it never fails the load and an unverified artifact is never deserialized.
     fn cached_compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
         let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache_dir else {
+        let Some(cache) = &self.inner.cache else {
             return Component::new(engine, bytes);
         };
-        let file = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
-        if let Ok(artifact) = std::fs::read(&file) {
-            match deserialize(engine, &artifact) {
+        let fingerprint = &self.inner.fingerprint;
+        let source_hash = Sha256::digest(bytes);
+        let name = format!("{}-{}.cwasm", hex(&source_hash), &hex(fingerprint)[..16]);
+        match cache.load(&name, fingerprint, &source_hash) {
+            Ok(Some(artifact)) => match deserialize(engine, &artifact) {
                 Ok(c) => return Ok(c),
                 Err(e) => tracing::warn!(
                     target: "natrium::plugin",
-                    "ignoring unusable cached component {}: {e:#}",
-                    file.display()
+                    "ignoring unusable cached component {name} in {}: {e:#}",
+                    cache.dir().display()
                 ),
-            }
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                target: "natrium::plugin",
+                "ignoring cached component: {e}; recompiling"
+            ),
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = store_artifact(dir, &file, &component) {
+        let stored = component
+            .serialize()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|artifact| {
+                cache
+                    .store(&name, fingerprint, &source_hash, &artifact)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = stored {
             tracing::warn!(
                 target: "natrium::plugin",
                 "cannot cache compiled component in {}: {e}",
-                dir.display()
+                cache.dir().display()
             );
         }
         Ok(component)
     }
 }
 
-/// Loads a compiled artifact written by [`store_artifact`].
+/// `CACHE_FORMAT` and the engine's compatibility hash, through SHA-256 (stable across runs,
+/// unlike std's `DefaultHasher`).
+fn fingerprint(engine: &Engine) -> [u8; 32] {
+    let mut h = ShaHasher(Sha256::new());
+    h.0.update(CACHE_FORMAT.as_bytes());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+    h.0.finalize().into()
+}
+
+/// Loads a compiled artifact that [`ArtifactCache::load`] verified.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: wasmtime requires that the bytes come from `Component::serialize` of a
-    // compatible engine (it checks the header and the engine configuration itself). The file
-    // name is the hash of the source component and of this engine's configuration, and only
-    // this process writes the cache directory, created 0700. Whoever can write that directory
-    // can already replace the plugin files the configuration names.
+    // compatible engine (it checks the header and the engine configuration itself).
+    // `ArtifactCache::load` only returns bytes whose HMAC — keyed by the cache's secret, which
+    // only the owner of the private cache directory can read — binds them to the sha256 of
+    // the component being loaded and to this engine's fingerprint; this process wrote them
+    // with `Component::serialize`.
     unsafe { Component::deserialize(engine, artifact) }
-}
-
-fn store_artifact(dir: &Path, file: &Path, component: &Component) -> std::io::Result<()> {
-    let artifact = component
-        .serialize()
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-    create_private_dir(dir)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, artifact)?;
-    std::fs::rename(&tmp, file).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
 }
 
 /// `Ok` when `component` exports the interface of `role`'s world; otherwise the missing name.
@@ -285,5 +334,33 @@ impl Hasher for ShaHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_cache_dir_from;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_default_cache_is_private_to_the_user() {
+        let tmp = Path::new("/tmp");
+        let home = Some(PathBuf::from("/home/u"));
+        let xdg = Some(PathBuf::from("/home/u/.xdg"));
+        assert_eq!(
+            default_cache_dir_from(Some(Path::new("/js")), xdg.clone(), home.clone(), tmp),
+            Path::new("/js/natrium-plugin-cache")
+        );
+        assert_eq!(
+            default_cache_dir_from(None, xdg, home.clone(), tmp),
+            Path::new("/home/u/.xdg/natrium/plugins")
+        );
+        assert_eq!(
+            default_cache_dir_from(None, None, home, tmp),
+            Path::new("/home/u/.cache/natrium/plugins")
+        );
+        let last = default_cache_dir_from(None, None, None, tmp);
+        assert!(last.starts_with(tmp), "{}", last.display());
+        assert_ne!(last, tmp.join("natrium-plugin-cache"), "per user");
     }
 }

@@ -36,6 +36,9 @@ pub enum PluginError {
 pub enum PluginLoadError {
     #[error("starting the plugin engine: {0}")]
     Engine(#[source] PluginError),
+    /// More than one plugin has `role: authorizer`.
+    #[error("{}", crate::options::multiple_authorizers_message(names))]
+    MultipleAuthorizers { names: Vec<String> },
     /// The plugin `name` (the key in `plugins {}`) at `path` could not be loaded.
     #[error("loading plugin '{name}' ({}): {source}", path.display())]
     Plugin {

@@ -16,6 +16,8 @@
 //! - `engine`: the one wasmtime `Engine` (epoch interruption, ticked every millisecond by a
 //!   background thread while any engine or plugin handle is alive) and the compiled-artifact
 //!   cache (`sha256(component) + engine compatibility hash` → `*.cwasm`);
+//! - `cache`: that cache's directory checks (owner, mode) and the keyed tag that binds each
+//!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
 //! - `sandbox`: per-store state, the memory limiter, the `host` imports, WASI locked down;
 //! - `bindings`: `bindgen!` output and conversions to `types`;
@@ -27,6 +29,7 @@
 
 mod bindings;
 mod budget;
+mod cache;
 mod engine;
 mod error;
 mod instance;
@@ -47,3 +50,11 @@ pub use types::{
 };
 
 pub use crate::options::DEFAULT_PLUGIN_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT;
+
+/// `natrium -t`: loads every configured plugin exactly as start-up does (read, compile or
+/// load from the cache, check the world, link) and drops them. Returns how many were checked.
+pub fn check_configured(opts: &crate::options::Options) -> Result<usize, PluginLoadError> {
+    let mut engine = None;
+    crate::path::plugins::PluginSet::load(opts, &mut engine)?;
+    Ok(opts.plugins.specs.len())
+}

@@ -385,6 +385,7 @@ fn compiled_components_are_cached_on_disk() {
     let files: Vec<_> = ok(std::fs::read_dir(&cache))
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("cwasm"))
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("cwasm"));

@@ -51,14 +51,6 @@ impl<T> Default for Node<T> {
 }
 
 impl<T> Node<T> {
-    fn is_empty(&self) -> bool {
-        self.literal.is_empty()
-            && self.pwc.is_none()
-            && self.fwc.is_none()
-            && self.psubs.is_empty()
-            && self.qsubs.is_empty()
-    }
-
     fn child_mut(&mut self, token: &[u8]) -> &mut Node<T> {
         match token {
             b"*" => self.pwc.get_or_insert_with(Box::default),

@@ -25,6 +25,7 @@ mod mappings;
 mod monitor;
 mod operator;
 mod plugin_limits;
+mod plugin_loading;
 mod plugins;
 mod pubsub;
 mod python;

@@ -7,6 +7,7 @@
 //! A missing component is an error ([`plugin_path`]), never a skip.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +30,7 @@ const SLOW_STARTUP: Duration = Duration::from_secs(120);
 /// the deadline (the hostile test does), and must not flake on a loaded 2-core machine.
 const RELAXED_DEADLINE: &str = "500ms";
 
-fn skip() -> bool {
+pub(super) fn skip() -> bool {
     if is_nats_server() {
         println!("note: Wasm plugins are natrium-only; skipped because the server under test is nats-server");
         return true;
@@ -38,13 +39,13 @@ fn skip() -> bool {
 }
 
 /// A component's absolute path, quoted for the configuration file.
-fn wasm(name: &str) -> Result<String> {
+pub(super) fn wasm(name: &str) -> Result<String> {
     let p = plugin_path(name)?;
     Ok(format!("{:?}", p.display().to_string()))
 }
 
 /// A compiled-artifact cache shared by every test and kept across runs.
-fn cache_dir() -> String {
+pub(super) fn cache_dir() -> String {
     let d = workspace_root().join("target").join("e2e-plugin-cache");
     format!("{:?}", d.display().to_string())
 }
@@ -633,7 +634,7 @@ fn now_secs() -> Result<u64> {
     Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())
 }
 
-fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
+pub(super) fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
     let now = now_secs()? as i64;
     mint(
         JWT_SECRET,
@@ -643,7 +644,7 @@ fn token(tenant: &str, user: &str, exp_offset: i64) -> Result<String> {
     )
 }
 
-async fn expect_auth_violation(
+pub(super) async fn expect_auth_violation(
     server: &TestServer,
     opts: ConnectOptions,
     what: &str,
@@ -682,7 +683,7 @@ async fn raw_denied(server: &TestServer, members: &str, what: &str) -> Result<()
     Ok(())
 }
 
-fn jwt_conf() -> Result<String> {
+pub(super) fn jwt_conf() -> Result<String> {
     Ok(format!(
         r#"
 plugin_cache_dir: {cache}
@@ -1141,37 +1142,40 @@ plugins {{
 
 // ---- loading ------------------------------------------------------------------------------
 
+/// Writes `conf` to a file in `dir` and runs `natrium <args> -c <file>` there to completion;
+/// returns whether it succeeded and its stdout and stderr.
+pub(super) fn run_conf(dir: &Path, conf: &str, args: &[&str]) -> Result<(bool, String)> {
+    let path = dir.join("server.conf");
+    std::fs::write(&path, conf)?;
+    let path = path.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["-c", &path]);
+    let out = run_bin(&all, dir, Duration::from_secs(60))?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
 #[tokio::test]
 async fn a_component_of_the_wrong_world_is_refused_at_startup() -> Result<()> {
     if skip() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
-    let conf = dir.path().join("server.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "plugin_cache_dir: {}\nplugins {{ wrongworld: {{ path: {}, role: transformer }} }}\n",
-            cache_dir(),
-            wasm("wrong-world")?
-        ),
-    )?;
-    let conf = conf.display().to_string();
-    let out = run_bin(
-        &["-a", "127.0.0.1", "-p", "-1", "-c", &conf],
-        dir.path(),
-        Duration::from_secs(30),
-    )?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let conf = format!(
+        "plugin_cache_dir: {}\nplugins {{ wrongworld: {{ path: {}, role: transformer }} }}\n",
+        cache_dir(),
+        wasm("wrong-world")?
     );
+    let (ok, text) = run_conf(dir.path(), &conf, &["-a", "127.0.0.1", "-p", "-1"])?;
     ensure!(
-        !out.status.success(),
-        "the server must refuse to start with a mapper loaded as a transformer; it exited with \
-         {} and said:\n{text}",
-        out.status
+        !ok,
+        "the server must refuse to start with a mapper loaded as a transformer; it said:\n{text}"
     );
     ensure!(
         text.contains("wrongworld")

@@ -14,11 +14,15 @@ use async_nats::ConnectOptions;
 use natrium_tests::{connect_with, find, is_nats_server, sync, RawConn, TestServer, IO_TIMEOUT};
 
 const RELOADED: &str = "Reloaded server configuration";
-const RELOAD_FAILED: &str = "Failed to reload server configuration";
+pub(super) const RELOAD_FAILED: &str = "Failed to reload server configuration";
 
 /// Rewrites the server's configuration file and sends SIGHUP, then waits for the log line
 /// that says how it went.
-async fn rewrite_and_hup(server: &TestServer, conf: &str, expect_log: &str) -> Result<()> {
+pub(super) async fn rewrite_and_hup(
+    server: &TestServer,
+    conf: &str,
+    expect_log: &str,
+) -> Result<()> {
     std::fs::write(server.dir().join("server.conf"), conf)?;
     let mark = server.log_mark();
     let pid = server.pid().context("server is not running")?;

@@ -80,6 +80,9 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
     super::links::check(opts)?;
+    if let Err(names) = opts.plugins.one_authorizer() {
+        return Err(ConfigError::MultipleAuthorizers { names });
+    }
     if u64::from(opts.limits.max_payload) > opts.limits.max_pending {
         return Err(ConfigError::Conflict(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",
