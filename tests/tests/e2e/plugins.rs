@@ -1310,7 +1310,7 @@ plugins {{
     raw.send(&burst).await?;
     let out = raw.read_until(b"PONG\r\n", Duration::from_secs(10)).await?;
     let out = String::from_utf8_lossy(&out);
-    let rejects = out.matches("-ERR 'Message Rejected: dropped ").count();
+    let rejects = out.matches("\": Message Rejected: dropped ").count();
     ensure!(rejects == 75, "75 drops rejected, got {rejects}: {out}");
 
     for (i, (subject, payload)) in expected.iter().enumerate() {
@@ -1376,8 +1376,13 @@ plugins {{
     )
     .await?;
     ensure!(
-        out.contains("-ERR 'Message Rejected: payload of 9 bytes is over the limit of 8'")
-            && out.contains("-ERR 'Message Rejected: payload of 3 bytes is over the limit of 2'"),
+        out.contains(
+            "-ERR 'Permissions Violation for Publish to \"data.a\": Message Rejected: \
+             payload of 9 bytes is over the limit of 8'"
+        ) && out.contains(
+            "-ERR 'Permissions Violation for Publish to \"data.tiny.x\": Message Rejected: \
+             payload of 3 bytes is over the limit of 2'"
+        ),
         "{out}"
     );
     for (subject, payload) in [("data.a", "12345678"), ("data.tiny.x", "ok")] {
@@ -1435,7 +1440,7 @@ plugins {{
     }
     burst.push_str("PUB drop 1\r\nd\r\nPUB x.last 1\r\nl\r\n");
     let out = raw_round(&mut raw, &burst).await?;
-    let rejected = out.matches("-ERR 'Message Rejected: dropped by request'");
+    let rejected = out.matches("-ERR 'Permissions Violation for Publish to \"drop\": Message Rejected: dropped by request'");
     ensure!(rejected.count() == 1, "{out}");
     for i in 0..100 {
         let m = next_msg(&mut sub, "a passed message").await?;
@@ -1467,5 +1472,142 @@ plugins {{
     }
     let p = plugin_stats().await?;
     ensure!(p["errors"]["malformed"].as_u64() == Some(1), "{p}");
+    Ok(())
+}
+
+// ---- rejections the official clients understand ---------------------------------------------
+
+/// The size-gate bound with `on_failure: reject` on `data.>`, with JetStream on (the stream
+/// is created by the test).
+pub(crate) fn reject_conf(store: &std::path::Path) -> Result<String> {
+    Ok(format!(
+        r#"
+plugin_cache_dir: {cache}
+jetstream {{ store_dir: {store:?} }}
+plugins {{
+  gate: {{
+    path: {gate}
+    role: transformer
+    subjects: ["data.>"]
+    on_failure: reject
+    deadline: "{RELAXED_DEADLINE}"
+    config: {{ max_bytes: 8 }}
+  }}
+}}
+"#,
+        cache = cache_dir(),
+        store = store.display().to_string(),
+        gate = wasm("size-gate")?,
+    ))
+}
+
+/// A rejected publisher stays connected with async-nats and learns why, in each form: its
+/// event callback gets the non-fatal `-ERR 'Permissions Violation for Publish to ...:
+/// Message Rejected: <reason>'`; a request gets a `403` status reply carrying the reason at
+/// once; a JetStream publish gets an API error with the reason, so the ack future fails fast.
+#[tokio::test]
+async fn rejected_publishers_stay_connected_and_learn_why() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    const REASON: &str = "payload of 9 bytes is over the limit of 8";
+    let store = tempfile::tempdir()?;
+    let server = TestServer::with_config(&reject_conf(store.path())?)?;
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let client = connect_with(
+        &server.url(),
+        ConnectOptions::new().event_callback(move |ev| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(ev.to_string());
+            }
+        }),
+    )
+    .await?;
+    let mut sub = client.subscribe("data.plain").await?;
+    sync(&client).await?;
+
+    // 1. A plain publish: the error event, the connection stays up and keeps working.
+    client.publish("data.plain", "123456789".into()).await?;
+    let ev = loop {
+        let ev = within(IO_TIMEOUT, "the rejection event", events.recv())
+            .await?
+            .context("event channel closed")?;
+        if ev != "connected" {
+            break ev;
+        }
+    };
+    ensure!(
+        ev == format!(
+            "server error: nats: Permissions Violation for Publish to \"data.plain\": \
+             Message Rejected: {REASON}"
+        ),
+        "event: {ev}"
+    );
+    client.publish("data.plain", "ok".into()).await?;
+    let m = next_msg(&mut sub, "a publish after the rejection").await?;
+    ensure!(m.payload == "ok", "got {:?}", m.payload);
+
+    // 2. A request: a fast 403 status reply with the reason.
+    let started = Instant::now();
+    let reply = within(
+        IO_TIMEOUT,
+        "the rejected request",
+        client.request("data.req", "123456789".into()),
+    )
+    .await?
+    .context("a rejected request must get a reply, not an error")?;
+    ensure!(
+        reply.status.map(u16::from) == Some(403) && reply.description.as_deref() == Some(REASON),
+        "reply status {:?} description {:?}",
+        reply.status,
+        reply.description
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(1),
+        "the rejection took {:?}",
+        started.elapsed()
+    );
+
+    // 3. JetStream: the ack future fails with the plugin's reason; a small message is stored.
+    let js = async_nats::jetstream::new(client.clone());
+    within(
+        IO_TIMEOUT,
+        "create stream",
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "DATA".into(),
+            subjects: vec!["data.js.>".into()],
+            ..Default::default()
+        }),
+    )
+    .await??;
+    let started = Instant::now();
+    let ack = js.publish("data.js.1", "123456789".into()).await?;
+    let err = match within(IO_TIMEOUT, "the rejected js publish", async { ack.await }).await? {
+        Ok(ack) => bail!("a rejected JetStream publish was acknowledged: {ack:?}"),
+        Err(e) => e,
+    };
+    let text = format!("{err}");
+    ensure!(
+        text.contains(REASON) && text.contains("10900"),
+        "js.publish error: {text}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(1),
+        "the rejection took {:?}",
+        started.elapsed()
+    );
+    let ack = js.publish("data.js.2", "small".into()).await?.await?;
+    ensure!(ack.sequence == 1, "ack {ack:?}");
+    ensure!(
+        client.connection_state() == async_nats::connection::State::Connected,
+        "the publisher must still be connected"
+    );
+    while let Ok(ev) = events.try_recv() {
+        ensure!(
+            !ev.contains("disconnected"),
+            "the client was disconnected: {ev}"
+        );
+    }
     Ok(())
 }
