@@ -682,6 +682,35 @@ async fn raw_denied(server: &TestServer, members: &str, what: &str) -> Result<()
     Ok(())
 }
 
+/// `opts` with an event callback that sends each event, as text, into the returned channel.
+fn with_events(
+    opts: ConnectOptions,
+) -> (ConnectOptions, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let opts = opts.event_callback(move |ev| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(ev.to_string());
+        }
+    });
+    (opts, rx)
+}
+
+/// The next event other than "connected".
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    what: &str,
+) -> Result<String> {
+    loop {
+        let ev = within(IO_TIMEOUT, what, events.recv())
+            .await?
+            .context("event channel closed")?;
+        if ev != "connected" {
+            return Ok(ev);
+        }
+    }
+}
+
 fn jwt_conf() -> Result<String> {
     Ok(format!(
         r#"
@@ -689,6 +718,7 @@ plugin_cache_dir: {cache}
 accounts {{
   ACME: {{}}
   GLOBEX: {{}}
+  SMALL: {{}}
   OPS: {{ users: [ {{ user: admin, password: "adm1n-pw" }} ] }}
 }}
 plugins {{
@@ -707,6 +737,7 @@ plugins {{
           subscribe: {{ allow: ["acme.>", "_INBOX.>"] }}
         }}
         globex: {{ account: "GLOBEX" }}
+        small: {{ account: "SMALL", max_subscriptions: 2, max_payload: 64 }}
       }}
     }}
   }}
@@ -817,6 +848,91 @@ async fn jwt_authorizer_admits_valid_tokens_into_their_tenant() -> Result<()> {
     admin.publish("ops.ping", "p".into()).await?;
     let m = next_msg(&mut ops, "ops.ping in OPS").await?;
     ensure!(m.payload == "p");
+    Ok(())
+}
+
+/// The limits in an authorizer's decision are the client's own: the `small` tenant's
+/// `max_subscriptions: 2` refuses a third SUB with nats-server's non-fatal `-ERR 'maximum
+/// subscriptions exceeded'`, and its `max_payload: 64` is announced in an INFO after CONNECT
+/// (to protocol-1 clients) and enforced with `-ERR 'Maximum Payload Violation'` and a close.
+/// A tenant without limits gets neither.
+#[tokio::test]
+async fn jwt_authorizer_limits_are_enforced() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let server = TestServer::with_config(&jwt_conf()?)?;
+    let small = token("small", "sam", 3600)?;
+    let globex = token("globex", "gus", 3600)?;
+
+    // The INFO after CONNECT carries the client's own max_payload (protocol 1 only).
+    let login = |tok: &str, protocol: u8| {
+        format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":{protocol},\
+             \"auth_token\":\"{tok}\"}}\r\nPING\r\n"
+        )
+    };
+    let mut c = RawConn::connect(server.port()).await?;
+    ensure!(c.info()?["max_payload"] == serde_json::json!(1048576));
+    c.send(login(&small, 1)).await?;
+    let got = String::from_utf8_lossy(&c.read_until(b"PONG\r\n", IO_TIMEOUT).await?).into_owned();
+    let info = got
+        .strip_prefix("INFO ")
+        .and_then(|r| r.strip_suffix("\r\nPONG\r\n"))
+        .with_context(|| format!("expected INFO then PONG after CONNECT, got {got:?}"))?;
+    let info: serde_json::Value = serde_json::from_str(info)?;
+    ensure!(info["max_payload"] == serde_json::json!(64), "INFO {info}");
+    let mut old = RawConn::connect(server.port()).await?;
+    old.send(login(&small, 0)).await?;
+    old.expect("PONG\r\n")
+        .await
+        .context("protocol 0: no INFO")?;
+
+    // max_subscriptions: the third SUB is refused, the connection stays; after an UNSUB
+    // there is room again.
+    let got = raw_round(&mut c, "SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n").await?;
+    ensure!(
+        got == "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n",
+        "third SUB: {got:?}"
+    );
+    let got = raw_round(&mut c, "UNSUB 1\r\nSUB c 3\r\nPUB c 2\r\nhi\r\n").await?;
+    ensure!(got == "MSG c 3 2\r\nhi\r\nPONG\r\n", "after UNSUB: {got:?}");
+
+    // max_payload: 64 bytes pass, 65 are a violation that closes, as in nats-server.
+    let at_limit = "x".repeat(64);
+    raw_pub_ok(&mut c, "none", &at_limit).await?;
+    c.send(format!("PUB none 65\r\n{at_limit}x\r\n")).await?;
+    let (got, closed) = c.read_to_close(IO_TIMEOUT).await?;
+    ensure!(
+        String::from_utf8_lossy(&got) == "-ERR 'Maximum Payload Violation'\r\n" && closed,
+        "65 bytes: {:?} (closed: {closed})",
+        String::from_utf8_lossy(&got)
+    );
+
+    // A tenant without limits: no INFO, three SUBs, 65 bytes.
+    let mut g = RawConn::connect(server.port()).await?;
+    g.send(login(&globex, 1)).await?;
+    g.expect("PONG\r\n").await.context("no limits: no INFO")?;
+    let got = raw_round(&mut g, "SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n").await?;
+    ensure!(got == "PONG\r\n", "globex SUBs: {got:?}");
+    raw_pub_ok(&mut g, "none", &format!("{at_limit}x")).await?;
+
+    // async-nats: the refused subscription is reported as an error event; still connected.
+    let (opts, mut events) = with_events(ConnectOptions::with_token(small));
+    let client = connect_with(&server.url(), opts).await?;
+    let _s1 = client.subscribe("s.1").await?;
+    let _s2 = client.subscribe("s.2").await?;
+    let _s3 = client.subscribe("s.3").await?;
+    client.flush().await?;
+    let ev = next_event(&mut events, "the subscription limit event").await?;
+    ensure!(
+        ev == "server error: nats: maximum subscriptions exceeded",
+        "event: {ev}"
+    );
+    ensure!(
+        client.connection_state() == async_nats::connection::State::Connected,
+        "async-nats must stay connected"
+    );
     Ok(())
 }
 
@@ -1513,30 +1629,14 @@ async fn rejected_publishers_stay_connected_and_learn_why() -> Result<()> {
     const REASON: &str = "payload of 9 bytes is over the limit of 8";
     let store = tempfile::tempdir()?;
     let server = TestServer::with_config(&reject_conf(store.path())?)?;
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let client = connect_with(
-        &server.url(),
-        ConnectOptions::new().event_callback(move |ev| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(ev.to_string());
-            }
-        }),
-    )
-    .await?;
+    let (opts, mut events) = with_events(ConnectOptions::new());
+    let client = connect_with(&server.url(), opts).await?;
     let mut sub = client.subscribe("data.plain").await?;
     sync(&client).await?;
 
     // 1. A plain publish: the error event, the connection stays up and keeps working.
     client.publish("data.plain", "123456789".into()).await?;
-    let ev = loop {
-        let ev = within(IO_TIMEOUT, "the rejection event", events.recv())
-            .await?
-            .context("event channel closed")?;
-        if ev != "connected" {
-            break ev;
-        }
-    };
+    let ev = next_event(&mut events, "the rejection event").await?;
     ensure!(
         ev == format!(
             "server error: nats: Permissions Violation for Publish to \"data.plain\": \
