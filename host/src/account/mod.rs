@@ -9,7 +9,9 @@ pub mod operator;
 mod users;
 
 pub use operator::{JwtIdentity, OperatorMode};
-pub use users::{AuthError, AuthOutcome, Credentials, UserConfigError, UserDirectory};
+pub use users::{
+    AuthError, AuthOutcome, ClientLimits, Credentials, UserConfigError, UserDirectory,
+};
 
 use crate::client::Subscription;
 use crate::options::MappingSpec;

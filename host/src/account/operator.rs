@@ -6,7 +6,7 @@
 //! the resolver: `MEMORY` (from `resolver_preload`, plus live updates kept in memory) or a
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
-use super::users::{AuthError, AuthOutcome, Credentials};
+use super::users::{AuthError, AuthOutcome, ClientLimits, Credentials};
 use crate::auth::jwt::{
     self, AccountClaims, ClientInfo, JwtError, OperatorClaims, SigningKey, UserScope,
 };
@@ -290,6 +290,7 @@ impl OperatorMode {
         });
         Ok(AuthOutcome {
             account_limits: Some(jwt_account_limits(&account)),
+            client_limits: ClientLimits::default(),
             account: authorized.account.clone(),
             user: Some(authorized.user.clone()),
             permissions,

@@ -50,6 +50,16 @@ pub struct AuthOutcome {
     pub jwt_user: Option<JwtIdentity>,
     /// Operator mode: the account JWT's limits, applied to the account on admission.
     pub account_limits: Option<crate::options::AccountLimits>,
+    /// This connection's own limits (an authorizer plugin's decision), applied on top of the
+    /// account's and the server's: the lowest wins.
+    pub client_limits: ClientLimits,
+}
+
+/// Limits of one connection, `None` = not limited here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientLimits {
+    pub max_subscriptions: Option<usize>,
+    pub max_payload: Option<usize>,
 }
 
 /// Why a client was refused; the client only ever sees 'Authorization Violation'.
@@ -188,6 +198,7 @@ impl UserDirectory {
                 expires_at: None,
                 jwt_user: None,
                 account_limits: None,
+                client_limits: ClientLimits::default(),
             };
             if self.by_nkey.insert(nkey.clone(), outcome).is_some() {
                 return Err(UserConfigError::DuplicateNkey(nkey.clone()));
@@ -215,6 +226,7 @@ impl UserDirectory {
                 expires_at: None,
                 jwt_user: None,
                 account_limits: None,
+                client_limits: ClientLimits::default(),
             },
         };
         if self.by_name.insert(name.clone(), entry).is_some() {
@@ -345,6 +357,7 @@ fn global(user: Option<&str>) -> AuthOutcome {
         expires_at: None,
         jwt_user: None,
         account_limits: None,
+        client_limits: ClientLimits::default(),
     }
 }
 

@@ -14,6 +14,9 @@ pub struct ApiError {
     pub description: String,
 }
 
+/// The JetStream err_code of a publish refused by a plugin (natrium only).
+pub const MESSAGE_REJECTED_ERR_CODE: u32 = 10900;
+
 impl ApiError {
     fn new(code: u16, err_code: u32, description: impl Into<String>) -> Self {
         ApiError {
@@ -125,6 +128,11 @@ impl ApiError {
     }
     pub fn wrong_last_msg_id(id: &str) -> Self {
         Self::new(400, 10070, format!("wrong last msg ID: {id}"))
+    }
+    /// A plugin bound with `on_failure: reject` refused the message (natrium only: the
+    /// err_code is natrium's own, outside the range nats-server uses).
+    pub fn message_rejected(reason: impl Into<String>) -> Self {
+        Self::new(400, MESSAGE_REJECTED_ERR_CODE, reason)
     }
     pub fn store_failed(err: impl Into<String>) -> Self {
         Self::new(503, 10077, err)

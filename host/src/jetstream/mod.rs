@@ -225,6 +225,15 @@ impl JetStream {
             .clone()
     }
 
+    /// Whether a stream of `account` stores messages published on `subject` (without
+    /// creating the account's registry).
+    pub fn captures(&self, account: &str, subject: &[u8]) -> bool {
+        self.accounts
+            .read()
+            .get(account)
+            .is_some_and(|a| a.capture(subject).is_some())
+    }
+
     pub fn accounts(&self) -> Vec<Arc<JsAccount>> {
         self.accounts.read().values().cloned().collect()
     }

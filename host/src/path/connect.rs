@@ -3,7 +3,7 @@
 //! subscription limits), and the connect/disconnect events.
 
 use super::session::{Flow, Session};
-use crate::account::{AuthError, AuthOutcome, Credentials};
+use crate::account::{AuthError, AuthOutcome, ClientLimits, Credentials};
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, Permissions, ResponsePermission, SubjectPermission,
 };
@@ -147,6 +147,16 @@ impl Session {
                     expires_at,
                     jwt_user: None,
                     account_limits: None,
+                    client_limits: ClientLimits {
+                        max_subscriptions: allowed
+                            .limits
+                            .max_subscriptions
+                            .and_then(|n| usize::try_from(n).ok()),
+                        max_payload: allowed
+                            .limits
+                            .max_payload
+                            .and_then(|n| usize::try_from(n).ok()),
+                    },
                 };
                 self.finish_connect(co, outcome, true)
             }
@@ -175,7 +185,7 @@ impl Session {
         if let Some(l) = &outcome.account_limits {
             self.account.set_limits(l);
         }
-        if let Err(flow) = self.admit(co.protocol) {
+        if let Err(flow) = self.admit(co.protocol, outcome.client_limits) {
             return flow;
         }
         *self.client.granted.lock() = outcome.permissions.clone();
@@ -219,9 +229,12 @@ impl Session {
     }
 
     /// Admits the client into its account: enforces the account's connection limit and
-    /// takes its subscription and payload limits (a lower max_payload makes the parser
-    /// refuse bigger PUBs with 'Maximum Payload Violation', as nats-server does).
-    fn admit(&mut self, protocol: i64) -> Result<(), Flow> {
+    /// takes the lowest of the server's, the account's and the client's own (an authorizer's
+    /// decision) subscription and payload limits. A lower max_payload makes the parser refuse
+    /// bigger PUBs with 'Maximum Payload Violation', as nats-server does, and is announced in
+    /// an INFO to clients that understand async INFO (protocol 1), so that they check it
+    /// before sending.
+    fn admit(&mut self, protocol: i64, own: ClientLimits) -> Result<(), Flow> {
         if !self.account.try_add_connection() {
             tracing::error!(
                 "{} - Maximum account active connections exceeded for account {}",
@@ -231,14 +244,17 @@ impl Session {
             return Err(self.fail(ServerError::MaxAccountConnectionsExceeded));
         }
         self.admitted = true;
-        self.max_subs = self.account.max_subscriptions();
-        if let Some(max) = self.account.max_payload() {
-            if max < self.limits.max_payload {
-                self.limits.max_payload = max;
-                // Like nats-server, tell clients that understand async INFO the new limit.
-                if protocol >= 1 {
-                    self.send_max_payload_info(max);
-                }
+        self.max_subs = lowest(self.account.max_subscriptions(), own.max_subscriptions);
+        let max_payload = lowest(self.account.max_payload(), own.max_payload);
+        if let Some(max) = max_payload.filter(|&m| m < self.limits.max_payload) {
+            tracing::debug!(
+                "{} - max_payload {max} (server {})",
+                self.client.label(),
+                self.limits.max_payload
+            );
+            self.limits.max_payload = max;
+            if protocol >= 1 {
+                self.send_max_payload_info(max);
             }
         }
         Ok(())
@@ -266,6 +282,14 @@ impl Session {
         if let Some(events) = self.core.events() {
             events.disconnected(&self.core, &self.client, &self.account.name, reason);
         }
+    }
+}
+
+/// The lower of two optional limits (`None` = unlimited).
+fn lowest(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -9,9 +9,8 @@ use crate::plugin::{
     Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
     PluginEngine, PluginError, PluginLoadError, PluginStats, Role, Transformer,
 };
-use crate::proto::errors::MESSAGE_REJECTED_PREFIX;
 use crate::proto::{ClientOp, MsgRef};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 
 /// One generation of loaded plugins; swapped whole on reload.
@@ -465,12 +464,13 @@ impl Session {
             } else {
                 Verdict::Unchanged
             };
-            self.settle_verdict(verdict, &d.msg.with_subject(&d.subject));
+            self.settle_verdict(verdict, &d.msg.with_subject(&d.subject), d.msg.subject);
         }
     }
 
-    /// Routes a message as its plugins decided.
-    pub(super) fn settle_verdict(&mut self, verdict: Verdict, msg: &MsgRef<'_>) {
+    /// Routes a message as its plugins decided. `published` is the subject the client
+    /// published on (before any mapping), which a rejection names.
+    pub(super) fn settle_verdict(&mut self, verdict: Verdict, msg: &MsgRef<'_>, published: &[u8]) {
         match verdict {
             Verdict::Unchanged => self.route_pub(msg),
             Verdict::Rewritten(m) => self.route_pub(&MsgRef {
@@ -480,17 +480,75 @@ impl Session {
                 payload: &m.payload,
             }),
             Verdict::Drop => {}
-            Verdict::Reject(reason) => {
-                let clean: String = reason
-                    .chars()
-                    .map(|c| if c == '\'' || c.is_control() { ' ' } else { c })
-                    .take(200)
-                    .collect();
-                self.send_err(&format!("{MESSAGE_REJECTED_PREFIX}{clean}"));
-            }
+            Verdict::Reject(reason) => self.reject_publish(msg, published, &reason),
         }
     }
+
+    /// Tells a publisher its message was rejected, in the forms the official clients
+    /// understand without disconnecting:
+    /// - always `-ERR 'Permissions Violation for Publish to "<subject>": Message Rejected:
+    ///   <reason>'` (non-fatal in every official client; their error callback gets it);
+    /// - with a reply subject on a subject a JetStream stream captures, a PubAck-shaped API
+    ///   error `{"error":{"code":400,"err_code":10900,"description":"<reason>"}}`, so that
+    ///   `js.publish` fails at once with the reason;
+    /// - with any other reply subject (a request), a status reply `NATS/1.0 403 <reason>`
+    ///   (not 503, which clients turn into "no responders" and drop the reason).
+    fn reject_publish(&mut self, msg: &MsgRef<'_>, published: &[u8], reason: &str) {
+        let reason: String = reason
+            .chars()
+            .map(|c| if c == '\'' || c.is_control() { ' ' } else { c })
+            .take(MAX_REASON_CHARS)
+            .collect();
+        tracing::debug!(
+            target: "natrium::plugin",
+            "{} - publish to {} rejected: {reason}",
+            self.client.label(),
+            String::from_utf8_lossy(published)
+        );
+        let mut err = BytesMut::new();
+        crate::proto::errors::write_publish_rejected(&mut err, published, &reason);
+        self.send(&err);
+        let Some(reply) = msg.reply else {
+            return;
+        };
+        let captured = self
+            .core
+            .jetstream
+            .as_ref()
+            .is_some_and(|js| js.captures(&self.account.name, msg.subject));
+        let (headers, payload) = if captured {
+            let error = crate::jetstream::errors::ApiError::message_rejected(reason);
+            match serde_json::to_vec(&serde_json::json!({ "error": error.to_json() })) {
+                Ok(body) => (None, body),
+                Err(e) => {
+                    tracing::error!("encoding a rejection's API error: {e}");
+                    return;
+                }
+            }
+        } else {
+            let status = format!("NATS/1.0 {REJECTED_STATUS} {reason}\r\n\r\n");
+            (Some(status.into_bytes()), Vec::new())
+        };
+        let account = self.account.clone();
+        self.router.route(
+            &self.core,
+            &account,
+            &MsgRef {
+                subject: reply,
+                reply: None,
+                headers: headers.as_deref(),
+                payload: &payload,
+            },
+            super::route::Origin::SERVER,
+        );
+    }
 }
+
+/// The status of the reply a rejected request gets (`NATS/1.0 403 <reason>`).
+pub const REJECTED_STATUS: u16 = 403;
+
+/// A rejection's reason is cut to this many characters on the wire.
+const MAX_REASON_CHARS: usize = 200;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ impl Session {
         let Some(subject) = self.admit_pub(&msg) else {
             return;
         };
+        let published = msg.subject;
         let msg = msg.with_subject(&subject);
         if !self.plugins.on_publish_path() || !self.plugins_apply(msg.subject) {
             self.route_pub(&msg);
@@ -21,7 +22,7 @@ impl Session {
         }
         let plugins = self.plugins.clone();
         let verdict = super::plugins::on_publish(&plugins, &self.account.name, &msg);
-        self.settle_verdict(verdict, &msg);
+        self.settle_verdict(verdict, &msg, published);
     }
 
     /// Everything a publish goes through before plugins and routing: counters,

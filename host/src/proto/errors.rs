@@ -224,8 +224,31 @@ pub fn write_go_quoted(out: &mut BytesMut, s: &[u8]) {
     out.extend_from_slice(b"\"");
 }
 
-/// Prefix of the `-ERR` a publisher gets when a transformer plugin bound with
-/// `on_failure: reject` refuses its message (natrium only; nats-server has no plugins).
-pub const MESSAGE_REJECTED_PREFIX: &str = "Message Rejected: ";
+/// What follows the Go-quoted subject in the `-ERR` a publisher gets when a mapper or
+/// transformer plugin bound with `on_failure: reject` refuses its message (natrium only;
+/// nats-server has no plugins); the plugin's reason comes after it.
+pub const MESSAGE_REJECTED_INFIX: &str = ": Message Rejected: ";
+
+/// Writes `-ERR 'Permissions Violation for Publish to "<subject>": Message Rejected:
+/// <reason>'\r\n`. The official clients (nats.go, nats-py, nats.js) treat an `-ERR` that
+/// contains "permissions violation" as non-fatal — they report it to the error callback and
+/// stay connected (nats.js also fails a pending request to that subject at once) — where any
+/// other unknown `-ERR` closes the connection. `reason` must already be free of `'` and
+/// control characters. Connection stays open.
+pub fn write_publish_rejected(out: &mut BytesMut, subject: &[u8], reason: &str) {
+    out.reserve(
+        PERMISSIONS_VIOLATION_PUBLISH_PREFIX.len()
+            + MESSAGE_REJECTED_INFIX.len()
+            + subject.len()
+            + reason.len()
+            + 12,
+    );
+    out.extend_from_slice(b"-ERR '");
+    out.extend_from_slice(PERMISSIONS_VIOLATION_PUBLISH_PREFIX.as_bytes());
+    write_go_quoted(out, subject);
+    out.extend_from_slice(MESSAGE_REJECTED_INFIX.as_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"'\r\n");
+}
 
 pub const AUTH_EXPIRED: &str = ServerError::AuthenticationExpired.text();

@@ -434,7 +434,8 @@ mod tests {
         assert!(sl.remove(&q));
         assert!(sl.genid() > g);
         assert_eq!(sl.count(), 0);
-        assert!(sl.root.read().is_empty());
+        let root = sl.root.read();
+        assert!(root.children() == 0 && !root.has_subs());
     }
 
     #[test]

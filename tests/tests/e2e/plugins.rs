@@ -683,6 +683,35 @@ async fn raw_denied(server: &TestServer, members: &str, what: &str) -> Result<()
     Ok(())
 }
 
+/// `opts` with an event callback that sends each event, as text, into the returned channel.
+fn with_events(
+    opts: ConnectOptions,
+) -> (ConnectOptions, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let opts = opts.event_callback(move |ev| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(ev.to_string());
+        }
+    });
+    (opts, rx)
+}
+
+/// The next event other than "connected".
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    what: &str,
+) -> Result<String> {
+    loop {
+        let ev = within(IO_TIMEOUT, what, events.recv())
+            .await?
+            .context("event channel closed")?;
+        if ev != "connected" {
+            return Ok(ev);
+        }
+    }
+}
+
 pub(super) fn jwt_conf() -> Result<String> {
     Ok(format!(
         r#"
@@ -690,6 +719,7 @@ plugin_cache_dir: {cache}
 accounts {{
   ACME: {{}}
   GLOBEX: {{}}
+  SMALL: {{}}
   OPS: {{ users: [ {{ user: admin, password: "adm1n-pw" }} ] }}
 }}
 plugins {{
@@ -708,6 +738,7 @@ plugins {{
           subscribe: {{ allow: ["acme.>", "_INBOX.>"] }}
         }}
         globex: {{ account: "GLOBEX" }}
+        small: {{ account: "SMALL", max_subscriptions: 2, max_payload: 64 }}
       }}
     }}
   }}
@@ -818,6 +849,91 @@ async fn jwt_authorizer_admits_valid_tokens_into_their_tenant() -> Result<()> {
     admin.publish("ops.ping", "p".into()).await?;
     let m = next_msg(&mut ops, "ops.ping in OPS").await?;
     ensure!(m.payload == "p");
+    Ok(())
+}
+
+/// The limits in an authorizer's decision are the client's own: the `small` tenant's
+/// `max_subscriptions: 2` refuses a third SUB with nats-server's non-fatal `-ERR 'maximum
+/// subscriptions exceeded'`, and its `max_payload: 64` is announced in an INFO after CONNECT
+/// (to protocol-1 clients) and enforced with `-ERR 'Maximum Payload Violation'` and a close.
+/// A tenant without limits gets neither.
+#[tokio::test]
+async fn jwt_authorizer_limits_are_enforced() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let server = TestServer::with_config(&jwt_conf()?)?;
+    let small = token("small", "sam", 3600)?;
+    let globex = token("globex", "gus", 3600)?;
+
+    // The INFO after CONNECT carries the client's own max_payload (protocol 1 only).
+    let login = |tok: &str, protocol: u8| {
+        format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":{protocol},\
+             \"auth_token\":\"{tok}\"}}\r\nPING\r\n"
+        )
+    };
+    let mut c = RawConn::connect(server.port()).await?;
+    ensure!(c.info()?["max_payload"] == serde_json::json!(1048576));
+    c.send(login(&small, 1)).await?;
+    let got = String::from_utf8_lossy(&c.read_until(b"PONG\r\n", IO_TIMEOUT).await?).into_owned();
+    let info = got
+        .strip_prefix("INFO ")
+        .and_then(|r| r.strip_suffix("\r\nPONG\r\n"))
+        .with_context(|| format!("expected INFO then PONG after CONNECT, got {got:?}"))?;
+    let info: serde_json::Value = serde_json::from_str(info)?;
+    ensure!(info["max_payload"] == serde_json::json!(64), "INFO {info}");
+    let mut old = RawConn::connect(server.port()).await?;
+    old.send(login(&small, 0)).await?;
+    old.expect("PONG\r\n")
+        .await
+        .context("protocol 0: no INFO")?;
+
+    // max_subscriptions: the third SUB is refused, the connection stays; after an UNSUB
+    // there is room again.
+    let got = raw_round(&mut c, "SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n").await?;
+    ensure!(
+        got == "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n",
+        "third SUB: {got:?}"
+    );
+    let got = raw_round(&mut c, "UNSUB 1\r\nSUB c 3\r\nPUB c 2\r\nhi\r\n").await?;
+    ensure!(got == "MSG c 3 2\r\nhi\r\nPONG\r\n", "after UNSUB: {got:?}");
+
+    // max_payload: 64 bytes pass, 65 are a violation that closes, as in nats-server.
+    let at_limit = "x".repeat(64);
+    raw_pub_ok(&mut c, "none", &at_limit).await?;
+    c.send(format!("PUB none 65\r\n{at_limit}x\r\n")).await?;
+    let (got, closed) = c.read_to_close(IO_TIMEOUT).await?;
+    ensure!(
+        String::from_utf8_lossy(&got) == "-ERR 'Maximum Payload Violation'\r\n" && closed,
+        "65 bytes: {:?} (closed: {closed})",
+        String::from_utf8_lossy(&got)
+    );
+
+    // A tenant without limits: no INFO, three SUBs, 65 bytes.
+    let mut g = RawConn::connect(server.port()).await?;
+    g.send(login(&globex, 1)).await?;
+    g.expect("PONG\r\n").await.context("no limits: no INFO")?;
+    let got = raw_round(&mut g, "SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n").await?;
+    ensure!(got == "PONG\r\n", "globex SUBs: {got:?}");
+    raw_pub_ok(&mut g, "none", &format!("{at_limit}x")).await?;
+
+    // async-nats: the refused subscription is reported as an error event; still connected.
+    let (opts, mut events) = with_events(ConnectOptions::with_token(small));
+    let client = connect_with(&server.url(), opts).await?;
+    let _s1 = client.subscribe("s.1").await?;
+    let _s2 = client.subscribe("s.2").await?;
+    let _s3 = client.subscribe("s.3").await?;
+    client.flush().await?;
+    let ev = next_event(&mut events, "the subscription limit event").await?;
+    ensure!(
+        ev == "server error: nats: maximum subscriptions exceeded",
+        "event: {ev}"
+    );
+    ensure!(
+        client.connection_state() == async_nats::connection::State::Connected,
+        "async-nats must stay connected"
+    );
     Ok(())
 }
 
@@ -1314,7 +1430,7 @@ plugins {{
     raw.send(&burst).await?;
     let out = raw.read_until(b"PONG\r\n", Duration::from_secs(10)).await?;
     let out = String::from_utf8_lossy(&out);
-    let rejects = out.matches("-ERR 'Message Rejected: dropped ").count();
+    let rejects = out.matches("\": Message Rejected: dropped ").count();
     ensure!(rejects == 75, "75 drops rejected, got {rejects}: {out}");
 
     for (i, (subject, payload)) in expected.iter().enumerate() {
@@ -1380,8 +1496,13 @@ plugins {{
     )
     .await?;
     ensure!(
-        out.contains("-ERR 'Message Rejected: payload of 9 bytes is over the limit of 8'")
-            && out.contains("-ERR 'Message Rejected: payload of 3 bytes is over the limit of 2'"),
+        out.contains(
+            "-ERR 'Permissions Violation for Publish to \"data.a\": Message Rejected: \
+             payload of 9 bytes is over the limit of 8'"
+        ) && out.contains(
+            "-ERR 'Permissions Violation for Publish to \"data.tiny.x\": Message Rejected: \
+             payload of 3 bytes is over the limit of 2'"
+        ),
         "{out}"
     );
     for (subject, payload) in [("data.a", "12345678"), ("data.tiny.x", "ok")] {
@@ -1439,7 +1560,7 @@ plugins {{
     }
     burst.push_str("PUB drop 1\r\nd\r\nPUB x.last 1\r\nl\r\n");
     let out = raw_round(&mut raw, &burst).await?;
-    let rejected = out.matches("-ERR 'Message Rejected: dropped by request'");
+    let rejected = out.matches("-ERR 'Permissions Violation for Publish to \"drop\": Message Rejected: dropped by request'");
     ensure!(rejected.count() == 1, "{out}");
     for i in 0..100 {
         let m = next_msg(&mut sub, "a passed message").await?;
@@ -1471,5 +1592,126 @@ plugins {{
     }
     let p = plugin_stats().await?;
     ensure!(p["errors"]["malformed"].as_u64() == Some(1), "{p}");
+    Ok(())
+}
+
+// ---- rejections the official clients understand ---------------------------------------------
+
+/// The size-gate bound with `on_failure: reject` on `data.>`, with JetStream on (the stream
+/// is created by the test).
+pub(crate) fn reject_conf(store: &std::path::Path) -> Result<String> {
+    Ok(format!(
+        r#"
+plugin_cache_dir: {cache}
+jetstream {{ store_dir: {store:?} }}
+plugins {{
+  gate: {{
+    path: {gate}
+    role: transformer
+    subjects: ["data.>"]
+    on_failure: reject
+    deadline: "{RELAXED_DEADLINE}"
+    config: {{ max_bytes: 8 }}
+  }}
+}}
+"#,
+        cache = cache_dir(),
+        store = store.display().to_string(),
+        gate = wasm("size-gate")?,
+    ))
+}
+
+/// A rejected publisher stays connected with async-nats and learns why, in each form: its
+/// event callback gets the non-fatal `-ERR 'Permissions Violation for Publish to ...:
+/// Message Rejected: <reason>'`; a request gets a `403` status reply carrying the reason at
+/// once; a JetStream publish gets an API error with the reason, so the ack future fails fast.
+#[tokio::test]
+async fn rejected_publishers_stay_connected_and_learn_why() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    const REASON: &str = "payload of 9 bytes is over the limit of 8";
+    let store = tempfile::tempdir()?;
+    let server = TestServer::with_config(&reject_conf(store.path())?)?;
+    let (opts, mut events) = with_events(ConnectOptions::new());
+    let client = connect_with(&server.url(), opts).await?;
+    let mut sub = client.subscribe("data.plain").await?;
+    sync(&client).await?;
+
+    // 1. A plain publish: the error event, the connection stays up and keeps working.
+    client.publish("data.plain", "123456789".into()).await?;
+    let ev = next_event(&mut events, "the rejection event").await?;
+    ensure!(
+        ev == format!(
+            "server error: nats: Permissions Violation for Publish to \"data.plain\": \
+             Message Rejected: {REASON}"
+        ),
+        "event: {ev}"
+    );
+    client.publish("data.plain", "ok".into()).await?;
+    let m = next_msg(&mut sub, "a publish after the rejection").await?;
+    ensure!(m.payload == "ok", "got {:?}", m.payload);
+
+    // 2. A request: a fast 403 status reply with the reason.
+    let started = Instant::now();
+    let reply = within(
+        IO_TIMEOUT,
+        "the rejected request",
+        client.request("data.req", "123456789".into()),
+    )
+    .await?
+    .context("a rejected request must get a reply, not an error")?;
+    ensure!(
+        reply.status.map(u16::from) == Some(403) && reply.description.as_deref() == Some(REASON),
+        "reply status {:?} description {:?}",
+        reply.status,
+        reply.description
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(1),
+        "the rejection took {:?}",
+        started.elapsed()
+    );
+
+    // 3. JetStream: the ack future fails with the plugin's reason; a small message is stored.
+    let js = async_nats::jetstream::new(client.clone());
+    within(
+        IO_TIMEOUT,
+        "create stream",
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "DATA".into(),
+            subjects: vec!["data.js.>".into()],
+            ..Default::default()
+        }),
+    )
+    .await??;
+    let started = Instant::now();
+    let ack = js.publish("data.js.1", "123456789".into()).await?;
+    let err = match within(IO_TIMEOUT, "the rejected js publish", async { ack.await }).await? {
+        Ok(ack) => bail!("a rejected JetStream publish was acknowledged: {ack:?}"),
+        Err(e) => e,
+    };
+    let text = format!("{err}");
+    ensure!(
+        text.contains(REASON) && text.contains("10900"),
+        "js.publish error: {text}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(1),
+        "the rejection took {:?}",
+        started.elapsed()
+    );
+    let ack = js.publish("data.js.2", "small".into()).await?.await?;
+    ensure!(ack.sequence == 1, "ack {ack:?}");
+    ensure!(
+        client.connection_state() == async_nats::connection::State::Connected,
+        "the publisher must still be connected"
+    );
+    while let Ok(ev) = events.try_recv() {
+        ensure!(
+            !ev.contains("disconnected"),
+            "the client was disconnected: {ev}"
+        );
+    }
     Ok(())
 }

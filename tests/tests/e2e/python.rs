@@ -127,26 +127,67 @@ fn nats_py_jetstream_compat() -> Result<()> {
     let sd = store.path().display().to_string();
     let server = TestServer::start(&["-js", "-sd", &sd])?;
     let out = run_named_script("test_jetstream.py", &[&server.url()])?;
+    expect_checks(
+        "test_jetstream.py",
+        &out,
+        &server,
+        &[
+            "stream_lifecycle",
+            "publish_with_ack",
+            "dedupe",
+            "get_and_delete",
+            "purge",
+            "errors",
+            "delete_stream",
+            "kv_put_get",
+        ],
+    )
+}
+
+/// A plugin rejection (`on_failure: reject`) as nats-py sees it, driven by
+/// tests/py/test_plugin_reject.py: the publisher stays connected; its error callback gets the
+/// reason, a request gets a 403 status reply with it, and `js.publish` raises an APIError
+/// with it.
+#[test]
+fn nats_py_plugin_rejections() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_PY=1, skipping the nats-py plugin rejection test");
+        return Ok(());
+    }
+    if natrium_tests::is_nats_server() {
+        println!("note: Wasm plugins are natrium-only; skipped");
+        return Ok(());
+    }
+    python_ready()?;
+    let store = tempfile::tempdir().context("creating the JetStream store dir")?;
+    let server = TestServer::with_config(&crate::plugins::reject_conf(store.path())?)?;
+    let out = run_named_script("test_plugin_reject.py", &[&server.url()])?;
+    expect_checks(
+        "test_plugin_reject.py",
+        &out,
+        &server,
+        &["error_callback", "request_status", "jetstream_error"],
+    )
+}
+
+/// Fails unless the script succeeded and reported `ok   <check>` for every check (a guard
+/// against a script that silently ran nothing).
+fn expect_checks(
+    name: &str,
+    out: &std::process::Output,
+    server: &TestServer,
+    checks: &[&str],
+) -> Result<()> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         bail!(
-            "nats-py JetStream script failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+            "nats-py script {name} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
             out.status,
             server.logs()
         );
     }
-    // Guard against a script that silently ran nothing.
-    for check in [
-        "stream_lifecycle",
-        "publish_with_ack",
-        "dedupe",
-        "get_and_delete",
-        "purge",
-        "errors",
-        "delete_stream",
-        "kv_put_get",
-    ] {
+    for check in checks {
         if !stdout.contains(&format!("ok   {check}")) {
             bail!("check {check} did not report ok:\n{stdout}\n{stderr}");
         }
