@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 .as_ref()
                 .map_or_else(|| "<none>".to_string(), |p| p.display().to_string());
             // A plugin that would stop start-up fails the test too.
-            match natrium::plugin::check_configured(&opts) {
+            match natrium::path::check_plugins(&opts) {
                 Ok(0) => {}
                 Ok(n) => eprintln!("natrium: {n} plugin(s) loaded and checked"),
                 Err(e) => {

@@ -234,7 +234,7 @@ pub struct PluginOptions {
     /// Wasm plugins declared in `plugins {}`, in the order written.
     pub specs: Vec<PluginSpec>,
     /// Where compiled plugins are cached (`plugin_cache_dir`); `None` means
-    /// [`EngineConfig::default_cache_dir`](crate::plugin::EngineConfig::default_cache_dir)
+    /// `plugin::EngineConfig::default_cache_dir`
     /// (a per-user location). Refused, with a warning, unless owned by this user and not
     /// writable by group or others.
     pub cache_dir: Option<PathBuf>,

@@ -35,6 +35,7 @@ pub mod store;
 mod subscribe;
 
 pub use permit::apply_permissions;
+pub use plugins::check_configured as check_plugins;
 pub use route::{Origin, Router};
 pub use session::{Flow, Session};
 

@@ -550,6 +550,14 @@ pub const REJECTED_STATUS: u16 = 403;
 /// A rejection's reason is cut to this many characters on the wire.
 const MAX_REASON_CHARS: usize = 200;
 
+/// `natrium -t`: loads every configured plugin exactly as start-up does (read, compile or
+/// load from the cache, check the world, link) and drops them. Returns how many were checked.
+pub fn check_configured(opts: &Options) -> Result<usize, PluginLoadError> {
+    let mut engine = None;
+    PluginSet::load(opts, &mut engine)?;
+    Ok(opts.plugins.specs.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,11 +50,3 @@ pub use types::{
 };
 
 pub use crate::options::DEFAULT_PLUGIN_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT;
-
-/// `natrium -t`: loads every configured plugin exactly as start-up does (read, compile or
-/// load from the cache, check the world, link) and drops them. Returns how many were checked.
-pub fn check_configured(opts: &crate::options::Options) -> Result<usize, PluginLoadError> {
-    let mut engine = None;
-    crate::path::plugins::PluginSet::load(opts, &mut engine)?;
-    Ok(opts.plugins.specs.len())
-}
