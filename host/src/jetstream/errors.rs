@@ -16,6 +16,9 @@ pub struct ApiError {
 
 /// The JetStream err_code of a publish refused by a plugin (natrium only).
 pub const MESSAGE_REJECTED_ERR_CODE: u32 = 10900;
+/// natrium's own code for an API natrium does not serve yet (nats-server's 10003 means
+/// "bad request", which a client may act on differently).
+pub const NOT_SUPPORTED_ERR_CODE: u32 = 10901;
 
 impl ApiError {
     fn new(code: u16, err_code: u32, description: impl Into<String>) -> Self {
@@ -170,7 +173,11 @@ impl ApiError {
         Self::new(400, 10055, "stream mirror configuration can not be updated")
     }
     pub fn consumers_unsupported() -> Self {
-        Self::new(501, 10003, "consumers are not supported by this server yet")
+        Self::new(
+            501,
+            NOT_SUPPORTED_ERR_CODE,
+            "consumers are not supported by this server yet",
+        )
     }
 }
 

@@ -295,3 +295,24 @@ async fn a_stream_starts_at_its_first_seq() -> Result<()> {
     ensure!(r["error"]["err_code"] == 10143, "{r}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_api_natrium_does_not_serve_yet_is_not_called_a_bad_request() -> Result<()> {
+    if is_nats_server() {
+        // nats-server serves consumers.
+        return Ok(());
+    }
+    let Js { client, .. } = &Js::start().await?;
+    created(client, json!({"name": "S", "subjects": ["s"]})).await?;
+    let r = api(
+        client,
+        "CONSUMER.CREATE.S",
+        json!({"stream_name": "S", "config": {"ack_policy": "explicit"}}),
+    )
+    .await?;
+    ensure!(
+        r["error"]["err_code"] == 10901 && r["error"]["code"] == 501,
+        "not 10003 (nats-server's bad request): {r}"
+    );
+    Ok(())
+}
