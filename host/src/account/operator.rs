@@ -430,6 +430,38 @@ pub fn jwt_account_limits(claims: &AccountClaims) -> crate::options::AccountLimi
     }
 }
 
+/// What an account JWT grants of JetStream: `None` when nothing (nats-server enables JetStream
+/// for an operator-mode account only when its JWT sets storage limits), else the limits and
+/// whether they came from `tiered_limits` (its `R1` tier, the only one a single server has).
+pub fn jwt_jetstream_limits(
+    claims: &AccountClaims,
+) -> Option<(crate::options::JetStreamLimits, bool)> {
+    let l = &claims.nats.limits;
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_i64);
+    // Counts: absent, 0 or -1 mean no limit; storage: 0 means none at all.
+    let count = |v: &serde_json::Value, k: &str| num(v, k).filter(|n| *n > 0).unwrap_or(-1);
+    let from = |v: &serde_json::Value| crate::options::JetStreamLimits {
+        max_memory: num(v, "mem_storage").unwrap_or(0),
+        max_storage: num(v, "disk_storage").unwrap_or(0),
+        max_streams: count(v, "streams"),
+        max_consumers: count(v, "consumer"),
+        max_ack_pending: count(v, "max_ack_pending"),
+        memory_max_stream_bytes: count(v, "mem_max_stream_bytes"),
+        storage_max_stream_bytes: count(v, "disk_max_stream_bytes"),
+        max_bytes_required: v
+            .get("max_bytes_required")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    };
+    if let Some(tier) = l.tiered_limits.as_ref().and_then(|t| t.get("R1")) {
+        let limits = from(tier);
+        return (limits.max_memory != 0 || limits.max_storage != 0).then_some((limits, true));
+    }
+    let flat = serde_json::to_value(l).ok()?;
+    let limits = from(&flat);
+    (limits.max_memory != 0 || limits.max_storage != 0).then_some((limits, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

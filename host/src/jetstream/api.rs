@@ -120,7 +120,7 @@ pub fn pub_ack(
 /// Answers a request on `subject` (which starts with `$JS.API.`).
 pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) -> Option<Reply> {
     let rest = subject.strip_prefix(PREFIX)?;
-    if !acc.enabled {
+    if !acc.enabled() {
         let v = json!({
             "type": "io.nats.jetstream.api.v1.api_response",
             "error": ApiError::not_enabled_for_account().to_json(),
@@ -198,6 +198,16 @@ fn account_info(js: &JetStream, acc: &JsAccount) -> Value {
             "errors": acc.api_errors.load(Ordering::Relaxed),
         },
     });
+    if acc.tiered() {
+        // The JWT's limits are per replication tier; a single server has only R1.
+        v["tiers"] = json!({"R1": {
+            "memory": v["memory"],
+            "storage": v["storage"],
+            "streams": v["streams"],
+            "consumers": 0,
+            "limits": v["limits"],
+        }});
+    }
     if let Some(d) = &js.config.domain {
         v["domain"] = json!(d);
     }

@@ -101,10 +101,13 @@ type Copy = (Arc<Stream>, String);
 /// One account's streams.
 pub struct JsAccount {
     pub name: String,
-    /// Whether this account may use JetStream (see [`JetStream::start`]).
-    pub enabled: bool,
+    /// Whether this account may use JetStream (see [`JetStream::start`]; in operator mode,
+    /// whether its JWT grants JetStream).
+    enabled: std::sync::atomic::AtomicBool,
     dir: PathBuf,
-    limits: AccountLimits,
+    limits: parking_lot::RwLock<AccountLimits>,
+    /// The limits came from the JWT's `tiered_limits` (reported under `tiers.R1`).
+    tiered: std::sync::atomic::AtomicBool,
     server_limits: (i64, i64),
     sync: SyncPolicy,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
@@ -206,9 +209,14 @@ impl JetStream {
             .or_insert_with(|| {
                 Arc::new(JsAccount {
                     name: name.to_owned(),
-                    enabled: self.all_accounts || self.account_limits.contains_key(name),
+                    enabled: std::sync::atomic::AtomicBool::new(
+                        self.all_accounts || self.account_limits.contains_key(name),
+                    ),
+                    tiered: std::sync::atomic::AtomicBool::new(false),
                     dir: self.root.join(dir_name(name)).join("streams"),
-                    limits: self.account_limits.get(name).copied().unwrap_or_default(),
+                    limits: parking_lot::RwLock::new(
+                        self.account_limits.get(name).copied().unwrap_or_default(),
+                    ),
                     server_limits: (self.config.max_memory, self.config.max_storage),
                     sync: self.config.sync,
                     streams: RwLock::new(BTreeMap::new()),
@@ -485,7 +493,28 @@ impl JsAccount {
     }
 
     pub fn limits(&self) -> AccountLimits {
-        self.limits
+        *self.limits.read()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether the limits are a JWT tier's (`tiered_limits.R1`).
+    pub fn tiered(&self) -> bool {
+        self.tiered.load(Ordering::Relaxed)
+    }
+
+    /// Operator mode: what the account's JWT grants — JetStream with these limits, or none.
+    pub fn configure(&self, granted: Option<(AccountLimits, bool)>) {
+        match granted {
+            Some((limits, tiered)) => {
+                *self.limits.write() = limits;
+                self.tiered.store(tiered, Ordering::Relaxed);
+                self.enabled.store(true, Ordering::Relaxed);
+            }
+            None => self.enabled.store(false, Ordering::Relaxed),
+        }
     }
 
     pub fn memory_used(&self) -> i64 {
@@ -501,13 +530,13 @@ impl JsAccount {
         let size = size as i64;
         let (account_max, server_max, used, server_used) = match storage {
             Storage::Memory => (
-                self.limits.max_memory,
+                self.limits().max_memory,
                 self.server_limits.0,
                 self.memory_used(),
                 self.server_usage.memory.load(Ordering::Relaxed),
             ),
             Storage::File => (
-                self.limits.max_storage,
+                self.limits().max_storage,
                 self.server_limits.1,
                 self.storage_used(),
                 self.server_usage.storage.load(Ordering::Relaxed),
@@ -605,10 +634,10 @@ impl JsAccount {
     /// nats-server) before anything else about a stream being created or updated.
     fn check_max_bytes(&self, config: &StreamConfig) -> Result<(), ApiError> {
         let limit = match config.storage {
-            Storage::Memory => self.limits.memory_max_stream_bytes,
-            Storage::File => self.limits.storage_max_stream_bytes,
+            Storage::Memory => self.limits().memory_max_stream_bytes,
+            Storage::File => self.limits().storage_max_stream_bytes,
         };
-        if self.limits.max_bytes_required && config.max_bytes <= 0 {
+        if self.limits().max_bytes_required && config.max_bytes <= 0 {
             return Err(ApiError::max_bytes_required());
         }
         if limit > 0 && config.max_bytes > limit {
@@ -628,7 +657,8 @@ impl JsAccount {
             return Err(ApiError::stream_name_exists());
         }
         Self::check_overlap(&streams, &config)?;
-        if self.limits.max_streams >= 0 && streams.len() as i64 >= self.limits.max_streams {
+        let max_streams = self.limits().max_streams;
+        if max_streams >= 0 && streams.len() as i64 >= max_streams {
             return Err(ApiError::max_streams());
         }
         if config.max_bytes > 0 && self.room(config.storage, config.max_bytes as u64).is_err() {

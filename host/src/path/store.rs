@@ -69,6 +69,14 @@ pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
             })
             .clone()
     };
+    if let Some(operator) = core.user_directory().operator() {
+        // Operator mode: the account JWT decides whether and how much JetStream it has.
+        if let Ok(claims) = operator.account_claims(&account.name) {
+            attached
+                .acc
+                .configure(crate::account::operator::jwt_jetstream_limits(&claims));
+        }
+    }
     attached.sync_api(core, account);
     attached.sync_capture();
 }

@@ -210,6 +210,11 @@ pub fn apply_to_connections(server: &Core, claims: &AccountClaims) {
     if let Some(account) = server.accounts.get(key) {
         account.set_limits(&crate::account::operator::jwt_account_limits(claims));
     }
+    if let Some(js) = &server.jetstream {
+        if let Some(acc) = js.accounts().into_iter().find(|a| a.name == *key) {
+            acc.configure(crate::account::operator::jwt_jetstream_limits(claims));
+        }
+    }
     for client in server.clients() {
         let verdict = {
             let meta = client.meta.lock();

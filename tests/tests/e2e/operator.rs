@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use bytes::Bytes;
 use data_encoding::BASE64URL_NOPAD;
@@ -770,4 +770,70 @@ async fn account_update_reevaluates_live_permissions() -> Result<()> {
     live.expect("MSG c.z 3 2\r\nok\r\nPONG\r\n").await?;
     assert!(!live.is_closed());
     Ok(())
+}
+
+/// In operator mode an account has JetStream only when its JWT grants storage, with the
+/// JWT's limits; `tiered_limits` are reported per tier in account info.
+#[tokio::test]
+async fn account_jwt_grants_jetstream_and_its_tiered_limits() -> Result<()> {
+    let w = World::new()?;
+    let mut a_claims = account_claims(&w.a, "A");
+    a_claims["nats"]["limits"]["tiered_limits"] = json!({"R1": {
+        "mem_storage": 1_048_576, "disk_storage": 10_485_760, "streams": 2, "consumer": -1
+    }});
+    let store = tempfile::tempdir()?;
+    let conf = format!(
+        "{}jetstream {{ store_dir: \"{}\" }}\n",
+        w.dir_config(a_claims)?,
+        store.path().display()
+    );
+    let server = TestServer::with_config(&conf)?;
+
+    let a = connect_creds(&server, &w.user(&w.a, "ja", |_| {})?).await?;
+    let info = js_request(&a, "INFO", "").await?;
+    ensure!(
+        info["tiers"]["R1"]["limits"]["max_storage"] == 10_485_760
+            && info["tiers"]["R1"]["limits"]["max_streams"] == 2,
+        "account info reports the R1 tier: {info}"
+    );
+    for name in ["S1", "S2"] {
+        let r = js_request(
+            &a,
+            &format!("STREAM.CREATE.{name}"),
+            &format!(
+                r#"{{"name":"{name}","subjects":["{name}"],"max_bytes":1024,"num_replicas":1}}"#
+            ),
+        )
+        .await?;
+        ensure!(r.get("error").is_none(), "{name}: {r}");
+    }
+    let r = js_request(
+        &a,
+        "STREAM.CREATE.S3",
+        r#"{"name":"S3","subjects":["S3"],"max_bytes":1024,"num_replicas":1}"#,
+    )
+    .await?;
+    ensure!(
+        r["error"]["err_code"] == 10027,
+        "a third stream is over the JWT's streams: {r}"
+    );
+
+    // B's JWT grants no JetStream.
+    let b = connect_creds(&server, &w.user(&w.b, "jb", |_| {})?).await?;
+    let r = js_request(&b, "INFO", "").await?;
+    ensure!(
+        r["error"]["err_code"] == 10039,
+        "JetStream is not enabled for B: {r}"
+    );
+    Ok(())
+}
+
+async fn js_request(client: &async_nats::Client, api: &str, body: &str) -> Result<Value> {
+    let reply = natrium_tests::within(
+        IO_TIMEOUT,
+        api,
+        client.request(format!("$JS.API.{api}"), body.to_string().into()),
+    )
+    .await??;
+    Ok(serde_json::from_slice(&reply.payload)?)
 }
