@@ -411,6 +411,20 @@ fn metrics(server: &Server) -> String {
             server.id, p.name, p.role
         );
         let _ = writeln!(out, "natrium_plugin_calls_total{{{labels}}} {}", p.calls);
+        let o = &p.outcomes;
+        for (outcome, n) in [
+            ("pass", o.pass),
+            ("replace", o.replace),
+            ("drop", o.drop),
+            ("reject", o.reject),
+            ("allow", o.allow),
+            ("deny", o.deny),
+        ] {
+            let _ = writeln!(
+                out,
+                "natrium_plugin_outcomes_total{{{labels},outcome=\"{outcome}\"}} {n}"
+            );
+        }
         for (kind, n) in [
             ("trap", e.trap),
             ("timeout", e.timeout),

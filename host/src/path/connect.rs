@@ -8,7 +8,7 @@ use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, Permissions, ResponsePermission, SubjectPermission,
 };
 use crate::client::CloseReason;
-use crate::plugin::{ConnectRequest, Decision};
+use crate::plugin::{ConnectRequest, Decision, OutcomeKind};
 use crate::proto::{self, ServerError};
 use crate::util::unix_nanos;
 use bytes::BytesMut;
@@ -118,6 +118,7 @@ impl Session {
         };
         match authorizer.authorize(request).await {
             Ok(Decision::Allow(allowed)) => {
+                authorizer.count_outcome(OutcomeKind::Allow);
                 let spec = plugin_permissions(&allowed);
                 let permissions = if spec.is_empty() {
                     None
@@ -161,11 +162,28 @@ impl Session {
                 self.finish_connect(co, outcome, true)
             }
             Ok(Decision::Deny(reason)) => {
+                authorizer.count_outcome(OutcomeKind::Deny);
+                self.audit(
+                    authorizer.name(),
+                    "authorizer",
+                    OutcomeKind::Deny,
+                    b"",
+                    &reason,
+                );
                 let why = format!("denied by plugin '{}': {reason}", authorizer.name());
                 self.refuse(&co, &why)
             }
             Err(e) => {
+                // Authorizers fail closed: a failure is a deny.
+                authorizer.count_outcome(OutcomeKind::Deny);
                 let why = format!("plugin '{}' failed ({}): {e}", authorizer.name(), e.kind());
+                self.audit(
+                    authorizer.name(),
+                    "authorizer",
+                    OutcomeKind::Deny,
+                    b"",
+                    &why,
+                );
                 self.refuse(&co, &why)
             }
         }

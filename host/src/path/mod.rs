@@ -75,6 +75,22 @@ impl Stats {
 pub trait Events: Send + Sync {
     fn connected(&self, core: &Core, client: &Client, account: &str);
     fn disconnected(&self, core: &Core, client: &Client, account: &str, reason: CloseReason);
+    /// A plugin refused a message or a connection (deny, drop, reject).
+    fn plugin_decision(&self, _core: &Core, _audit: &PluginAudit<'_>) {}
+}
+
+/// One refusal by a plugin, for audit: who, where and why — never the payload.
+pub struct PluginAudit<'a> {
+    pub plugin: &'a str,
+    pub role: &'a str,
+    /// `deny`, `drop` or `reject`.
+    pub outcome: &'a str,
+    pub account: &'a str,
+    pub user: Option<&'a str>,
+    pub client: &'a Client,
+    /// The subject as published (empty for a connection).
+    pub subject: &'a str,
+    pub reason: &'a str,
 }
 
 /// What the message path shares across connections.

@@ -7,7 +7,7 @@ use super::session::Session;
 use crate::options::Options;
 use crate::plugin::{
     Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
-    PluginEngine, PluginError, PluginLoadError, PluginStats, Role, Transformer,
+    OutcomeKind, PluginEngine, PluginError, PluginLoadError, PluginStats, Role, Transformer,
 };
 use crate::proto::{ClientOp, MsgRef};
 use bytes::{Bytes, BytesMut};
@@ -65,8 +65,19 @@ impl PluginSet {
                     .transformers
                     .push(engine.load_transformer(spec).map_err(failed)?),
             }
+            // The digest tells which build is live (on every start and reload).
+            let sha256 = std::fs::read(&spec.path).map_or_else(
+                |e| format!("unreadable: {e}"),
+                |bytes| {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(&bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                },
+            );
             tracing::info!(
-                "Loaded plugin '{}' ({}) from {}",
+                "Loaded plugin '{}' ({}) from {}, sha256 {sha256}",
                 spec.name,
                 spec.role,
                 spec.path.display()
@@ -112,9 +123,9 @@ pub(crate) enum Verdict {
     /// Deliver this instead (new subject, reply, header block, payload).
     Rewritten(Rewritten),
     /// Do not deliver; nothing is said to the publisher.
-    Drop,
+    Drop { plugin: String, reason: String },
     /// Do not deliver; the publisher is told why.
-    Reject(String),
+    Reject { plugin: String, reason: String },
 }
 
 pub(crate) struct Rewritten {
@@ -138,8 +149,14 @@ fn failure(policy: FailurePolicy, name: &str, e: &PluginError) -> Option<Verdict
     tracing::warn!(target: "natrium::plugin", "plugin '{name}' failed ({}): {e}", e.kind());
     match policy {
         FailurePolicy::Pass => None,
-        FailurePolicy::Drop => Some(Verdict::Drop),
-        FailurePolicy::Reject => Some(Verdict::Reject(format!("plugin {name} failed"))),
+        FailurePolicy::Drop => Some(Verdict::Drop {
+            plugin: name.to_string(),
+            reason: format!("plugin failed ({})", e.kind()),
+        }),
+        FailurePolicy::Reject => Some(Verdict::Reject {
+            plugin: name.to_string(),
+            reason: format!("plugin {name} failed"),
+        }),
     }
 }
 
@@ -209,20 +226,27 @@ impl Progress {
     /// Applies a transformer's outcome; `Some` when the message is finished (dropped).
     fn apply(&mut self, t: &Transformer, outcome: Result<Outcome, PluginError>) {
         match outcome {
-            Ok(Outcome::Pass) => {}
+            Ok(Outcome::Pass) => t.count_outcome(OutcomeKind::Pass),
             Ok(Outcome::Replace(new)) => {
+                t.count_outcome(OutcomeKind::Replace);
                 self.had_headers |= !new.headers.is_empty();
                 self.msg = Some(new);
                 self.changed = true;
             }
             Ok(Outcome::Drop(reason)) => {
                 tracing::debug!(target: "natrium::plugin", "plugin '{}' dropped a message: {reason}", t.name());
+                let plugin = t.name().to_string();
                 self.done = Some(match t.spec().on_failure {
-                    FailurePolicy::Reject => Verdict::Reject(reason),
-                    _ => Verdict::Drop,
+                    FailurePolicy::Reject => Verdict::Reject { plugin, reason },
+                    _ => Verdict::Drop { plugin, reason },
                 });
             }
             Err(e) => self.done = failure(t.spec().on_failure, t.name(), &e),
+        }
+        match &self.done {
+            Some(Verdict::Drop { .. }) => t.count_outcome(OutcomeKind::Drop),
+            Some(Verdict::Reject { .. }) => t.count_outcome(OutcomeKind::Reject),
+            _ => {}
         }
     }
 
@@ -479,8 +503,57 @@ impl Session {
                 headers: m.headers.as_deref(),
                 payload: &m.payload,
             }),
-            Verdict::Drop => {}
-            Verdict::Reject(reason) => self.reject_publish(msg, published, &reason),
+            Verdict::Drop { plugin, reason } => self.audit(
+                &plugin,
+                "transformer",
+                OutcomeKind::Drop,
+                published,
+                &reason,
+            ),
+            Verdict::Reject { plugin, reason } => {
+                self.reject_publish(msg, published, &reason);
+                self.audit(
+                    &plugin,
+                    "transformer",
+                    OutcomeKind::Reject,
+                    published,
+                    &reason,
+                );
+            }
+        }
+    }
+
+    /// Reports a refused message (or connection) on `$SYS.PLUGIN.<plugin>.<outcome>` for
+    /// audit: who, where and why — never the payload.
+    pub(super) fn audit(
+        &self,
+        plugin: &str,
+        role: &str,
+        outcome: OutcomeKind,
+        subject: &[u8],
+        reason: &str,
+    ) {
+        if let Some(events) = self.core.events() {
+            let user = self.client.meta().user;
+            // Before CONNECT is admitted the client has no account yet.
+            let account = if self.connected {
+                &*self.account.name
+            } else {
+                ""
+            };
+            events.plugin_decision(
+                &self.core,
+                &super::PluginAudit {
+                    plugin,
+                    role,
+                    outcome: outcome.as_str(),
+                    account,
+                    user: user.as_deref(),
+                    client: &self.client,
+                    subject: &String::from_utf8_lossy(subject),
+                    reason,
+                },
+            );
         }
     }
 

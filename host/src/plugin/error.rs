@@ -76,9 +76,59 @@ pub(crate) struct Counters {
     pub instances_recycled: AtomicU64,
     pub cache_hits: AtomicU64,
     pub busy: AtomicU64,
+    /// Decisions, by outcome.
+    pub outcomes: [AtomicU64; OutcomeKind::ALL.len()],
+}
+
+/// What a plugin decided about one message or connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Pass,
+    Replace,
+    Drop,
+    Reject,
+    Allow,
+    Deny,
+}
+
+impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 6] = [
+        OutcomeKind::Pass,
+        OutcomeKind::Replace,
+        OutcomeKind::Drop,
+        OutcomeKind::Reject,
+        OutcomeKind::Allow,
+        OutcomeKind::Deny,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Pass => "pass",
+            OutcomeKind::Replace => "replace",
+            OutcomeKind::Drop => "drop",
+            OutcomeKind::Reject => "reject",
+            OutcomeKind::Allow => "allow",
+            OutcomeKind::Deny => "deny",
+        }
+    }
+}
+
+/// Decisions by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeCounts {
+    pub pass: u64,
+    pub replace: u64,
+    pub drop: u64,
+    pub reject: u64,
+    pub allow: u64,
+    pub deny: u64,
 }
 
 impl Counters {
+    pub fn count_outcome(&self, kind: OutcomeKind) {
+        self.outcomes[kind as usize].fetch_add(1, Relaxed);
+    }
+
     pub fn count_error(&self, e: &PluginError) {
         let c = match e {
             PluginError::Trap(_) => &self.traps,
@@ -110,6 +160,9 @@ pub struct PluginStats {
     pub instances_idle: u64,
     /// Mapper results served from the cache of a deterministic mapper.
     pub cache_hits: u64,
+    /// What the plugin decided (transformers: pass/replace/drop/reject; authorizers:
+    /// allow/deny; a failure handled by `on_failure` counts as what the policy did).
+    pub outcomes: OutcomeCounts,
 }
 
 /// Failed calls by kind.
@@ -154,6 +207,17 @@ impl Counters {
             instances_recycled: self.instances_recycled.load(Relaxed),
             instances_idle: idle as u64,
             cache_hits: self.cache_hits.load(Relaxed),
+            outcomes: {
+                let n = |k: OutcomeKind| self.outcomes[k as usize].load(Relaxed);
+                OutcomeCounts {
+                    pass: n(OutcomeKind::Pass),
+                    replace: n(OutcomeKind::Replace),
+                    drop: n(OutcomeKind::Drop),
+                    reject: n(OutcomeKind::Reject),
+                    allow: n(OutcomeKind::Allow),
+                    deny: n(OutcomeKind::Deny),
+                }
+            },
         }
     }
 }

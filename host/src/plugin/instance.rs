@@ -17,7 +17,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
 use super::budget::{Gate, Reservation};
 use super::engine::{PluginEngine, EPOCH_TICK};
-use super::error::{Counters, PluginError, PluginStats};
+use super::error::{Counters, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
@@ -314,6 +314,11 @@ impl Authorizer {
         self.pool.stats()
     }
 
+    /// Counts one decision (allow or deny; a failure counts as deny: authorizers fail closed).
+    pub fn count_outcome(&self, kind: OutcomeKind) {
+        self.pool.counters.count_outcome(kind);
+    }
+
     /// Runs the authorizer on a blocking-pool thread (it may take up to its deadline, which
     /// must not stall a tokio worker). Any error means: deny the client (fail closed).
     pub async fn authorize(&self, request: ConnectRequest) -> Result<Decision, PluginError> {
@@ -511,6 +516,14 @@ impl Transformer {
         match &self.kind {
             Kind::PerMessage(p) => p.stats(),
             Kind::Batch(p) => p.stats(),
+        }
+    }
+
+    /// Counts what the binding did with one message.
+    pub fn count_outcome(&self, kind: OutcomeKind) {
+        match &self.kind {
+            Kind::PerMessage(p) => p.counters.count_outcome(kind),
+            Kind::Batch(p) => p.counters.count_outcome(kind),
         }
     }
 

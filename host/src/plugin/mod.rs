@@ -42,7 +42,9 @@ mod tests;
 /// The plugin bindings are part of the configuration model (`options`).
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
 pub use engine::{EngineConfig, PluginEngine};
-pub use error::{ErrorCounts, PluginError, PluginLoadError, PluginStats};
+pub use error::{
+    ErrorCounts, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError, PluginStats,
+};
 pub use instance::{Authorizer, Mapper, Transformer};
 pub use types::{
     Allowed, ConnectRequest, Decision, HeadersRef, Limits, Message, MessageRef, Outcome,

@@ -27,6 +27,9 @@ impl crate::path::Events for Advisories {
     fn disconnected(&self, core: &Core, client: &Client, account: &str, reason: CloseReason) {
         client_disconnect(core, client, account, reason);
     }
+    fn plugin_decision(&self, core: &Core, audit: &crate::path::PluginAudit<'_>) {
+        plugin_decision(core, audit);
+    }
 }
 
 /// How often STATSZ is published.
@@ -215,4 +218,48 @@ pub fn user_info(server: &Core, client: &Client, perms: Option<&Permissions>) ->
     }
     let body = json!({"server": server_info(server), "data": Value::Object(data)});
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Longest reason an audit event carries (plugins may return megabytes).
+const MAX_AUDIT_REASON: usize = 1024;
+
+/// `$SYS.PLUGIN.<plugin>.<OUTCOME>`: a plugin denied a connection, or dropped or rejected a
+/// message (subject, account, user and reason; never the payload), for a compliance
+/// consumer to watch or store in a stream.
+pub fn plugin_decision(server: &Core, audit: &crate::path::PluginAudit<'_>) {
+    if !server.system_has_subscribers() {
+        return;
+    }
+    let token: String = audit
+        .plugin
+        .chars()
+        .map(|c| {
+            if matches!(c, '.' | '*' | '>') || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let subject = format!("$SYS.PLUGIN.{token}.{}", audit.outcome.to_ascii_uppercase());
+    let reason: String = audit.reason.chars().take(MAX_AUDIT_REASON).collect();
+    let mut body = json!({
+        "type": "io.natrium.plugin.v1.decision",
+        "id": crate::util::event_id(),
+        "timestamp": now(),
+        "server": server_info(server),
+        "plugin": audit.plugin,
+        "role": audit.role,
+        "outcome": audit.outcome,
+        "account": audit.account,
+        "client": audit.client.event_info(None),
+        "reason": reason,
+    });
+    if let Some(u) = audit.user {
+        body["user"] = json!(u);
+    }
+    if !audit.subject.is_empty() {
+        body["subject"] = json!(audit.subject);
+    }
+    publish(server, &subject, &body);
 }

@@ -24,6 +24,7 @@ mod limits;
 mod mappings;
 mod monitor;
 mod operator;
+mod plugin_audit;
 mod plugin_limits;
 mod plugin_loading;
 mod plugins;
