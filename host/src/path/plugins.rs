@@ -146,7 +146,8 @@ fn encode_headers(fields: &[(String, String)]) -> Bytes {
 }
 
 fn failure(policy: FailurePolicy, name: &str, e: &PluginError) -> Option<Verdict> {
-    tracing::warn!(target: "natrium::plugin", "plugin '{name}' failed ({}): {e}", e.kind());
+    // The plugin host already logged it (rate-limited) and counted it.
+    tracing::debug!(target: "natrium::plugin", "plugin '{name}' failed ({}): {e}", e.kind());
     match policy {
         FailurePolicy::Pass => None,
         FailurePolicy::Drop => Some(Verdict::Drop {

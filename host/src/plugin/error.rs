@@ -221,3 +221,55 @@ impl Counters {
         }
     }
 }
+
+/// Failure log lines per plugin per second before the rest are only counted: a plugin that
+/// fails on every message must not flood the log (or the disk under it).
+const LOG_LINES_PER_SECOND: u32 = 5;
+
+/// A per-plugin budget of failure log lines.
+#[derive(Debug)]
+pub(crate) struct LogLimiter {
+    /// Start of the current one-second window, lines logged in it, lines suppressed.
+    window: parking_lot::Mutex<(std::time::Instant, u32, u64)>,
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        LogLimiter {
+            window: parking_lot::Mutex::new((std::time::Instant::now(), 0, 0)),
+        }
+    }
+}
+
+impl LogLimiter {
+    /// Whether to log this failure; when a new window opens after suppressed lines, their
+    /// number is returned so the caller can say so once.
+    pub fn admit(&self) -> (bool, u64) {
+        let mut w = self.window.lock();
+        let now = std::time::Instant::now();
+        let mut suppressed = 0;
+        if now.duration_since(w.0) >= std::time::Duration::from_secs(1) {
+            suppressed = std::mem::take(&mut w.2);
+            *w = (now, 0, 0);
+        }
+        if w.1 < LOG_LINES_PER_SECOND {
+            w.1 += 1;
+            (true, suppressed)
+        } else {
+            w.2 += 1;
+            (false, suppressed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_logs_are_limited_per_second() {
+        let l = LogLimiter::default();
+        let admitted = (0..100).filter(|_| l.admit().0).count();
+        assert_eq!(admitted, LOG_LINES_PER_SECOND as usize);
+    }
+}

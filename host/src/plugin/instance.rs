@@ -17,7 +17,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
 use super::budget::{Gate, Reservation};
 use super::engine::{PluginEngine, EPOCH_TICK};
-use super::error::{Counters, OutcomeKind, PluginError, PluginStats};
+use super::error::{Counters, LogLimiter, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
@@ -91,6 +91,7 @@ struct Pool<W: World> {
     idle: Mutex<Vec<Slot<W>>>,
     gate: Arc<Gate>,
     counters: Counters,
+    log_limit: LogLimiter,
 }
 
 impl<W: World> Pool<W> {
@@ -132,6 +133,7 @@ impl<W: World> Pool<W> {
             idle: Mutex::new(Vec::new()),
             gate: Arc::new(Gate::default()),
             counters: Counters::default(),
+            log_limit: LogLimiter::default(),
         };
         let first = pool
             .reserve()
@@ -228,14 +230,7 @@ impl<W: World> Pool<W> {
                 drop(slot);
                 self.counters.instances_recycled.fetch_add(1, Relaxed);
                 self.counters.count_error(&err);
-                tracing::warn!(
-                    target: "natrium::plugin",
-                    plugin = self.name(),
-                    role = self.role.as_str(),
-                    op,
-                    kind = err.kind(),
-                    "plugin call failed, instance recycled: {err}"
-                );
+                self.log_failure(op, &err, "plugin call failed, instance recycled");
                 Err(err)
             }
         }
@@ -249,15 +244,30 @@ impl<W: World> Pool<W> {
                 self.counters.instantiation_failures.fetch_add(1, Relaxed);
             }
         }
-        tracing::warn!(
-            target: "natrium::plugin",
-            plugin = self.name(),
-            role = self.role.as_str(),
-            op,
-            kind = e.kind(),
-            "plugin call got no instance: {e}"
-        );
+        self.log_failure(op, &e, "plugin call got no instance");
         e
+    }
+
+    /// Logs a failure, at most a few lines per second per plugin (all are counted).
+    fn log_failure(&self, op: &'static str, err: &PluginError, what: &str) {
+        let (log, suppressed) = self.log_limit.admit();
+        if suppressed > 0 {
+            tracing::warn!(
+                target: "natrium::plugin",
+                plugin = self.name(),
+                "{suppressed} more plugin failure(s) in the last second not logged (see /metrics)"
+            );
+        }
+        if log {
+            tracing::warn!(
+                target: "natrium::plugin",
+                plugin = self.name(),
+                role = self.role.as_str(),
+                op,
+                kind = err.kind(),
+                "{what}: {err}"
+            );
+        }
     }
 
     fn stats(&self) -> PluginStats {

@@ -97,3 +97,45 @@ async fn authorizer_denials_are_counted_and_published_for_audit() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_plugin_failing_on_every_message_does_not_flood_the_log() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    let conf = format!(
+        "plugins {{ loop: {{ path: {:?}, role: transformer, deadline: \"5ms\", on_failure: drop, subjects: [\"spin\"] }} }}\n",
+        plugin_path("looper")?.display().to_string()
+    );
+    let server = TestServer::with_config_and_args(&conf, &["-m", "-1"])?;
+    let mut c = RawConn::connect(server.port()).await?;
+    let mut burst = String::from("CONNECT {\"verbose\":false}\r\n");
+    for _ in 0..100 {
+        burst.push_str("PUB spin 1\r\nx\r\n");
+        burst.push_str("PING\r\n"); // one read batch per message: a call per message
+    }
+    c.send(burst).await?;
+    for _ in 0..100 {
+        c.read_until(b"PONG\r\n", std::time::Duration::from_secs(30))
+            .await?;
+    }
+    let metrics = http_get(server.monitor_port().context("monitor port")?, "/metrics")
+        .await?
+        .body;
+    let timeouts = metrics
+        .lines()
+        .find(|l| l.contains("natrium_plugin_errors_total") && l.contains("kind=\"timeout\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .with_context(|| format!("no timeout counter:\n{metrics}"))?;
+    ensure!(timeouts >= 50, "every failure is counted ({timeouts})");
+    let lines = server
+        .logs()
+        .lines()
+        .filter(|l| l.contains("plugin call failed"))
+        .count();
+    ensure!(
+        lines <= 20,
+        "{timeouts} failures logged {lines} lines; a few per second is enough"
+    );
+    Ok(())
+}
