@@ -401,11 +401,18 @@ fn apply_transformer(
                     progress[i].apply(t, Ok(o));
                 }
             }
-            // One bad message must not decide for the others: each alone, once more.
-            Err(_) => {
+            // A malformed answer may be one message's fault: each alone, once more. A
+            // timeout, trap or memory blow-up gets the failure policy for the whole batch —
+            // retrying each message would multiply the damage (and the wait) by the batch size.
+            Err(PluginError::Malformed(_)) => {
                 for (&i, x) in covered.iter().zip(&msgs) {
                     let outcome = t.transform(account, x);
                     progress[i].apply(t, outcome);
+                }
+            }
+            Err(e) => {
+                for &i in covered {
+                    progress[i].apply(t, Err(e.clone()));
                 }
             }
         }

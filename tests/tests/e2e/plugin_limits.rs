@@ -112,3 +112,37 @@ async fn the_plugin_memory_budget_bounds_all_instances_together() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failed_batch_gets_its_failure_policy_once_not_a_retry_per_message() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    let conf = format!(
+        "plugins {{ loop: {{ path: {:?}, role: transformer, deadline: \"20ms\", on_failure: drop, subjects: [\"spin\"] }} }}\n",
+        plugin_path("looper")?.display().to_string()
+    );
+    let server = TestServer::with_config_and_args(&conf, &["-m", "-1"])?;
+    let mut c = RawConn::connect(server.port()).await?;
+    c.send("CONNECT {\"verbose\":false}\r\nPING\r\n").await?;
+    c.expect("PONG\r\n").await?;
+    // 256 messages in one write: they reach the plugin as one or a few batches.
+    let burst: String = (0..256).map(|_| "PUB spin 1\r\nx\r\n").collect::<String>() + "PING\r\n";
+    let started = Instant::now();
+    c.send(burst).await?;
+    c.read_until(b"PONG\r\n", Duration::from_secs(30)).await?;
+    let took = started.elapsed();
+    let metrics = http_get(server.monitor_port().context("monitor port")?, "/metrics")
+        .await?
+        .body;
+    let calls = metrics
+        .lines()
+        .find(|l| l.starts_with("natrium_plugin_calls_total") && l.contains("plugin=\"loop\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .with_context(|| format!("no call counter:\n{metrics}"))?;
+    ensure!(
+        calls <= 16,
+        "256 messages cost {calls} calls ({took:?}): a timed-out batch must not be retried per message"
+    );
+    Ok(())
+}
