@@ -268,6 +268,19 @@ impl Progress {
     }
 }
 
+/// Runs plugin work without holding up the other connections queued on this worker thread:
+/// on the multi-threaded runtime the worker hands its other tasks to another thread while
+/// the guest runs (up to its deadline), so one tenant's slow plugin does not stall the rest.
+pub(super) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// Runs the mappers and transformers that apply to (account, subject).
 pub(crate) fn on_publish(set: &PluginSet, account: &str, msg: &Publish<'_>) -> Verdict {
     on_publish_batch(set, account, std::slice::from_ref(msg))
@@ -488,7 +501,8 @@ impl Session {
             .filter(|d| d.plugged)
             .map(|d| d.msg.with_subject(&d.subject))
             .collect();
-        let mut verdicts = on_publish_batch(&plugins, &self.account.name, &batch).into_iter();
+        let mut verdicts =
+            off_worker(|| on_publish_batch(&plugins, &self.account.name, &batch)).into_iter();
         drop(batch);
         for d in deferred.drain(..) {
             let verdict = if d.plugged {

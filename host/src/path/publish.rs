@@ -21,7 +21,9 @@ impl Session {
             return;
         }
         let plugins = self.plugins.clone();
-        let verdict = super::plugins::on_publish(&plugins, &self.account.name, &msg);
+        let verdict = super::plugins::off_worker(|| {
+            super::plugins::on_publish(&plugins, &self.account.name, &msg)
+        });
         self.settle_verdict(verdict, &msg, published);
     }
 
