@@ -19,6 +19,9 @@ pub(crate) struct PluginSet {
     pub authorizers: Vec<Authorizer>,
     pub mappers: Vec<Mapper>,
     pub transformers: Vec<Transformer>,
+    /// Unix nanoseconds until which publish-path plugin work runs off the worker thread
+    /// (set whenever a call was slow; see [`PluginSet::run`]).
+    slow_until: std::sync::atomic::AtomicU64,
 }
 
 impl PluginSet {
@@ -268,16 +271,35 @@ impl Progress {
     }
 }
 
-/// Runs plugin work without holding up the other connections queued on this worker thread:
-/// on the multi-threaded runtime the worker hands its other tasks to another thread while
-/// the guest runs (up to its deadline), so one tenant's slow plugin does not stall the rest.
-pub(super) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+/// A publish-path plugin call slower than this moves the set's work off the worker threads
+/// for [`SLOW_FOR`].
+const SLOW_CALL: std::time::Duration = std::time::Duration::from_millis(2);
+const SLOW_FOR_NANOS: u64 = 1_000_000_000;
+
+impl PluginSet {
+    /// Runs publish-path plugin work. Fast plugins run in place (a hand-off per call would
+    /// cost more than the call). Once a call was slow — a plugin burning its deadline — the
+    /// set's work runs off the worker thread for a while: on the multi-threaded runtime the
+    /// worker hands its other tasks (other tenants' connections) to another thread while the
+    /// guest runs, so one tenant's slow plugin does not stall the rest.
+    pub(super) fn run<R>(&self, work: impl FnOnce() -> R) -> R {
+        use std::sync::atomic::Ordering::Relaxed;
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let now = crate::util::unix_nanos();
+        let offload = self.slow_until.load(Relaxed) > now
+            && Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let started = std::time::Instant::now();
+        let r = if offload {
             tokio::task::block_in_place(work)
+        } else {
+            work()
+        };
+        if started.elapsed() > SLOW_CALL {
+            self.slow_until
+                .store(crate::util::unix_nanos() + SLOW_FOR_NANOS, Relaxed);
         }
-        _ => work(),
+        r
     }
 }
 
@@ -501,8 +523,9 @@ impl Session {
             .filter(|d| d.plugged)
             .map(|d| d.msg.with_subject(&d.subject))
             .collect();
-        let mut verdicts =
-            off_worker(|| on_publish_batch(&plugins, &self.account.name, &batch)).into_iter();
+        let mut verdicts = plugins
+            .run(|| on_publish_batch(&plugins, &self.account.name, &batch))
+            .into_iter();
         drop(batch);
         for d in deferred.drain(..) {
             let verdict = if d.plugged {

@@ -21,9 +21,8 @@ impl Session {
             return;
         }
         let plugins = self.plugins.clone();
-        let verdict = super::plugins::off_worker(|| {
-            super::plugins::on_publish(&plugins, &self.account.name, &msg)
-        });
+        let verdict =
+            plugins.run(|| super::plugins::on_publish(&plugins, &self.account.name, &msg));
         self.settle_verdict(verdict, &msg, published);
     }
 
