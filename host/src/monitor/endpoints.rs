@@ -411,6 +411,27 @@ fn metrics(server: &Server) -> String {
             server.id, p.name, p.role
         );
         let _ = writeln!(out, "natrium_plugin_calls_total{{{labels}}} {}", p.calls);
+        let h = &p.latency;
+        let bounds = crate::plugin::LATENCY_BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(std::iter::once("+Inf".to_string()));
+        for (le, n) in bounds.zip(&h.cumulative) {
+            let _ = writeln!(
+                out,
+                "natrium_plugin_call_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "natrium_plugin_call_seconds_sum{{{labels}}} {}",
+            h.sum_seconds
+        );
+        let _ = writeln!(
+            out,
+            "natrium_plugin_call_seconds_count{{{labels}}} {}",
+            h.cumulative.last().copied().unwrap_or(0)
+        );
         let o = &p.outcomes;
         for (outcome, n) in [
             ("pass", o.pass),

@@ -78,6 +78,56 @@ pub(crate) struct Counters {
     pub busy: AtomicU64,
     /// Decisions, by outcome.
     pub outcomes: [AtomicU64; OutcomeKind::ALL.len()],
+    /// How long calls into the guest took.
+    pub latency: LatencyHistogram,
+}
+
+/// Upper bounds (seconds) of the call-latency buckets, Prometheus style (`+Inf` implied).
+pub const LATENCY_BUCKETS: [f64; 10] = [
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0,
+];
+
+/// A fixed-bucket histogram of call durations (cumulative counts are built on export).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Per bucket (the last one is `+Inf`): calls that took at most its bound and more than
+    /// the previous one.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// Cumulative counts per bound (`LATENCY_BUCKETS`, then `+Inf`), and the sum in seconds.
+    pub fn snapshot(&self) -> LatencySnapshot {
+        let mut cumulative = Vec::with_capacity(self.buckets.len());
+        let mut total = 0;
+        for b in &self.buckets {
+            total += b.load(Relaxed);
+            cumulative.push(total);
+        }
+        LatencySnapshot {
+            cumulative,
+            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// A histogram read out for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencySnapshot {
+    pub cumulative: Vec<u64>,
+    pub sum_seconds: f64,
 }
 
 /// What a plugin decided about one message or connection.
@@ -143,7 +193,7 @@ impl Counters {
 }
 
 /// A snapshot of one plugin's counters, for `/varz` (JSON) and `/metrics` (Prometheus).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PluginStats {
     pub name: String,
     /// `authorizer`, `mapper` or `transformer`.
@@ -163,6 +213,8 @@ pub struct PluginStats {
     /// What the plugin decided (transformers: pass/replace/drop/reject; authorizers:
     /// allow/deny; a failure handled by `on_failure` counts as what the policy did).
     pub outcomes: OutcomeCounts,
+    /// Call latency, cumulative per `LATENCY_BUCKETS` bound (then `+Inf`).
+    pub latency: LatencySnapshot,
 }
 
 /// Failed calls by kind.
@@ -207,6 +259,7 @@ impl Counters {
             instances_recycled: self.instances_recycled.load(Relaxed),
             instances_idle: idle as u64,
             cache_hits: self.cache_hits.load(Relaxed),
+            latency: self.latency.snapshot(),
             outcomes: {
                 let n = |k: OutcomeKind| self.outcomes[k as usize].load(Relaxed);
                 OutcomeCounts {

@@ -209,7 +209,10 @@ impl<W: World> Pool<W> {
             Err(e) => return Err(self.acquire_failed(op, e)),
         };
         slot.store.set_epoch_deadline(self.deadline_ticks);
-        match f(&slot.world, &mut slot.store) {
+        let started = std::time::Instant::now();
+        let result = f(&slot.world, &mut slot.store);
+        self.counters.latency.record(started.elapsed());
+        match result {
             Ok(r) => {
                 let mut idle = self.idle.lock();
                 if idle.len() < MAX_IDLE {

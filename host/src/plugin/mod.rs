@@ -43,7 +43,8 @@ mod tests;
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
 pub use engine::{EngineConfig, PluginEngine};
 pub use error::{
-    ErrorCounts, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError, PluginStats,
+    ErrorCounts, LatencySnapshot, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError,
+    PluginStats, LATENCY_BUCKETS,
 };
 pub use instance::{Authorizer, Mapper, Transformer};
 pub use types::{

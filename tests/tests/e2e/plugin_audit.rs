@@ -84,6 +84,20 @@ async fn authorizer_denials_are_counted_and_published_for_audit() -> Result<()> 
         ensure!(line.ends_with(&format!(" {n}")), "{line}");
     }
 
+    // Call latency, as a Prometheus histogram.
+    let count = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("natrium_plugin_call_seconds_count") && l.contains("plugin=\"authz\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .with_context(|| format!("no latency histogram:\n{metrics}"))?;
+    ensure!(count >= 2, "both authorizations were timed ({count})");
+    ensure!(
+        metrics.contains("natrium_plugin_call_seconds_bucket{") && metrics.contains("le=\"+Inf\""),
+        "histogram buckets:\n{metrics}"
+    );
+
     // The log says which build of the plugin is live.
     let logs = server.logs();
     let loaded = logs
