@@ -1,7 +1,8 @@
 //! JetStream through the official JavaScript client (nats.js v3: `@nats-io/transport-node`,
 //! `@nats-io/jetstream`, `@nats-io/kv`), driven by tests/js/jetstream.mjs: streams, acks with
 //! de-duplication and expected sequences, message get/delete, purge, and key-value put/get/
-//! create/delete.
+//! create/delete; and tests/js/plugin_reject.mjs: a publish a plugin rejects keeps nats.js
+//! connected and tells it why.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,20 +18,10 @@ fn js_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
-#[test]
-fn nats_js_jetstream_compat() -> Result<()> {
-    if std::env::var("NATRIUM_SKIP_JS").is_ok_and(|v| v == "1") {
-        println!("note: NATRIUM_SKIP_JS=1, skipping the JavaScript client test");
-        return Ok(());
-    }
-    if !js_dir().join("node_modules/@nats-io/jetstream").is_dir() {
-        bail!("the JavaScript client is not installed in tests/js; {SETUP_HINT}");
-    }
-    let store = tempfile::tempdir()?;
-    let sd = store.path().display().to_string();
-    let server = TestServer::start(&["-js", "-sd", &sd])?;
+/// Runs `script` (in tests/js) with node against `server`; it must print OK.
+fn run_node(script: &str, server: &TestServer) -> Result<()> {
     let mut child = Command::new("node")
-        .arg(js_dir().join("jetstream.mjs"))
+        .arg(js_dir().join(script))
         .arg(format!("127.0.0.1:{}", server.port()))
         .current_dir(js_dir())
         .stdin(Stdio::null())
@@ -51,10 +42,44 @@ fn nats_js_jetstream_compat() -> Result<()> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !stdout.contains("OK") {
         bail!(
-            "the JavaScript client failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+            "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
             out.status,
             server.logs()
         );
     }
     Ok(())
+}
+
+/// Whether the JavaScript client tests run here (or why not).
+fn js_available() -> Result<bool> {
+    if std::env::var("NATRIUM_SKIP_JS").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_JS=1, skipping the JavaScript client test");
+        return Ok(false);
+    }
+    if !js_dir().join("node_modules/@nats-io/jetstream").is_dir() {
+        bail!("the JavaScript client is not installed in tests/js; {SETUP_HINT}");
+    }
+    Ok(true)
+}
+
+#[test]
+fn nats_js_jetstream_compat() -> Result<()> {
+    if !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    run_node("jetstream.mjs", &server)
+}
+
+/// A publish a plugin rejects, through nats.js: still connected, told why, fast.
+#[test]
+fn nats_js_plugin_rejections() -> Result<()> {
+    if natrium_tests::is_nats_server() || !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let server = TestServer::with_config(&crate::plugins::reject_conf(store.path())?)?;
+    run_node("plugin_reject.mjs", &server)
 }
