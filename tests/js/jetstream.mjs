@@ -3,15 +3,9 @@
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { check, fail } from "./check.mjs";
 
 const servers = process.argv[2];
-const fail = (msg) => {
-  console.error(`FAIL: ${msg}`);
-  process.exit(1);
-};
-const check = (cond, msg) => {
-  if (!cond) fail(msg);
-};
 
 const nc = await connect({ servers, timeout: 5000 });
 try {

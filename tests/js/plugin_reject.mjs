@@ -4,15 +4,9 @@
 // and a small message still goes through. Exits non-zero on the first failed check.
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { check, fail } from "./check.mjs";
 
 const servers = process.argv[2];
-const fail = (msg) => {
-  console.error(`FAIL: ${msg}`);
-  process.exit(1);
-};
-const check = (cond, msg) => {
-  if (!cond) fail(msg);
-};
 const enc = new TextEncoder();
 const big = enc.encode("more than eight bytes");
 
