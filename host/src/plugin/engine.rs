@@ -200,7 +200,7 @@ impl PluginEngine {
                 spec.path.display()
             ))
         };
-        let bytes = std::fs::read(&spec.path).map_err(|e| load_err(format!("cannot read: {e}")))?;
+        let bytes = read_component(&spec.path).map_err(load_err)?;
         if Engine::detect_precompiled(&bytes).is_some() {
             return Err(load_err(
                 "is a precompiled artifact; give the component (.wasm) itself".into(),
@@ -335,6 +335,35 @@ impl Hasher for ShaHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
+}
+
+/// Largest component file a plugin may be (the biggest example plugin is a few MiB).
+const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// Reads a component file: only a regular file, and at most [`MAX_COMPONENT_BYTES`] — a FIFO
+/// would hang start-up and `/dev/zero` would be read without end.
+fn read_component(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "{} bytes is larger than the {MAX_COMPONENT_BYTES}-byte limit for a component",
+            meta.len()
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    // The file may have grown since: never read more than the limit.
+    file.take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err("component file grew past the size limit while being read".to_string());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -12,10 +12,16 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+const ACCEPT_MIN_SLEEP: Duration = Duration::from_millis(10);
+const ACCEPT_MAX_SLEEP: Duration = Duration::from_secs(1);
+
 impl Server {
     /// Accepts until told to stop; the listener closes when this returns.
     pub(super) async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
         let mut stop = self.stop_accepting.subscribe();
+        // After an accept error (usually out of file descriptors) wait, doubling from 10 ms
+        // up to 1 s while errors continue, as nats-server does.
+        let mut backoff = ACCEPT_MIN_SLEEP;
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -23,14 +29,15 @@ impl Server {
             };
             match accepted {
                 Ok((sock, addr)) => {
+                    backoff = ACCEPT_MIN_SLEEP;
                     let _ = sock.set_nodelay(true);
                     let cid = self.next_client_id();
                     tokio::spawn(self.clone().serve_conn(sock, addr, cid));
                 }
                 Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::error!("Error accepting client connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::error!("Temporary client accept error ({e}), sleeping {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_MAX_SLEEP);
                 }
             }
         }

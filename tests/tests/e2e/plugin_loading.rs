@@ -222,6 +222,22 @@ async fn check_mode_loads_and_checks_every_plugin() -> Result<()> {
         text.contains("'wrongworld'") && text.contains("missing export"),
         "{text}"
     );
+
+    // Only regular files: a FIFO would hang start-up, /dev/zero would be read forever.
+    let fifo = d.path().join("fifo.wasm");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    ensure!(made.success(), "mkfifo failed");
+    for (name, path) in [
+        ("fifo", quoted(&fifo)),
+        ("zero", "\"/dev/zero\"".to_string()),
+    ] {
+        let started = std::time::Instant::now();
+        let (ok, text) = check_config(d.path(), &one_plugin(name, &path, "transformer"))?;
+        ensure!(
+            !ok && text.contains("not a regular file") && started.elapsed().as_secs() < 10,
+            "{name}: a plugin path that is not a regular file must fail at once:\n{text}"
+        );
+    }
     Ok(())
 }
 
