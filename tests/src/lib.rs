@@ -928,3 +928,25 @@ pub fn normalized_frames(data: &[u8]) -> Vec<String> {
     out.append(&mut run);
     out
 }
+
+/// Resident memory of process `pid`, in KiB (Linux `/proc`).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+/// The value of the first Prometheus sample in `text` named `metric` whose labels contain
+/// every one of `labels` (each written `key="value"`).
+pub fn metric_value(text: &str, metric: &str, labels: &[&str]) -> Option<u64> {
+    text.lines()
+        .find(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{'))
+                && labels.iter().all(|want| l.contains(want))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}

@@ -5,16 +5,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _, Result};
-use natrium_tests::{http_get, TestServer};
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
-}
+use natrium_tests::{http_get, rss_kib, TestServer};
 
 /// Sends `chunk` (many control lines that each earn a reply) as fast as the socket takes it,
 /// never reading, until the server hangs up or `limit` bytes went out. Returns the bytes sent.

@@ -6,7 +6,8 @@
 use anyhow::{ensure, Context as _, Result};
 use async_nats::ConnectOptions;
 use natrium_tests::{
-    connect_with, http_get, is_nats_server, next_msg, plugin_path, sync, RawConn, TestServer,
+    connect_with, http_get, is_nats_server, metric_value, next_msg, plugin_path, sync, RawConn,
+    TestServer,
 };
 use serde_json::Value;
 
@@ -85,13 +86,12 @@ async fn authorizer_denials_are_counted_and_published_for_audit() -> Result<()> 
     }
 
     // Call latency, as a Prometheus histogram.
-    let count = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("natrium_plugin_call_seconds_count") && l.contains("plugin=\"authz\"")
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .with_context(|| format!("no latency histogram:\n{metrics}"))?;
+    let count = metric_value(
+        &metrics,
+        "natrium_plugin_call_seconds_count",
+        &["plugin=\"authz\""],
+    )
+    .with_context(|| format!("no latency histogram:\n{metrics}"))?;
     ensure!(count >= 2, "both authorizations were timed ({count})");
     ensure!(
         metrics.contains("natrium_plugin_call_seconds_bucket{") && metrics.contains("le=\"+Inf\""),
@@ -136,11 +136,12 @@ async fn a_plugin_failing_on_every_message_does_not_flood_the_log() -> Result<()
     let metrics = http_get(server.monitor_port().context("monitor port")?, "/metrics")
         .await?
         .body;
-    let timeouts = metrics
-        .lines()
-        .find(|l| l.contains("natrium_plugin_errors_total") && l.contains("kind=\"timeout\""))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .with_context(|| format!("no timeout counter:\n{metrics}"))?;
+    let timeouts = metric_value(
+        &metrics,
+        "natrium_plugin_errors_total",
+        &["kind=\"timeout\""],
+    )
+    .with_context(|| format!("no timeout counter:\n{metrics}"))?;
     ensure!(timeouts >= 50, "every failure is counted ({timeouts})");
     let lines = server
         .logs()

@@ -6,17 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _, Result};
-use natrium_tests::{find, http_get, is_nats_server, plugin_path, RawConn, TestServer};
-
-/// The server's resident set, from /proc.
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
-}
+use natrium_tests::{
+    find, http_get, is_nats_server, metric_value, plugin_path, rss_kib, RawConn, TestServer,
+};
 
 /// A CONNECT as `user`; returns what the server answered before closing (or the PONG).
 async fn connect_as(port: u16, user: &str) -> Result<Vec<u8>> {
@@ -135,10 +127,7 @@ async fn a_failed_batch_gets_its_failure_policy_once_not_a_retry_per_message() -
     let metrics = http_get(server.monitor_port().context("monitor port")?, "/metrics")
         .await?
         .body;
-    let calls = metrics
-        .lines()
-        .find(|l| l.starts_with("natrium_plugin_calls_total") && l.contains("plugin=\"loop\""))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    let calls = metric_value(&metrics, "natrium_plugin_calls_total", &["plugin=\"loop\""])
         .with_context(|| format!("no call counter:\n{metrics}"))?;
     ensure!(
         calls <= 16,
