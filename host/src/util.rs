@@ -1,4 +1,5 @@
-//! Small pure helpers shared by every layer: the wall clock in nanoseconds and random bytes.
+//! Small pure helpers shared by every layer: the wall clock in nanoseconds, random bytes, and
+//! bounding text that came from outside (a plugin's reason) before it is logged or sent.
 
 use std::time::SystemTime;
 
@@ -38,6 +39,22 @@ pub fn event_id() -> String {
         .collect()
 }
 
+/// `text` cut to at most `max` bytes at a char boundary, with `…` when something was cut:
+/// reasons written by a plugin (or anyone else outside the broker) go into `-ERR` lines and
+/// log lines, and a multi-MiB reason must not make a multi-MiB line.
+pub fn truncate_text(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push('…');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +67,14 @@ mod tests {
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_char_boundary() {
+        assert_eq!(truncate_text("short".into(), 10), "short");
+        let cut = truncate_text("ééééé".into(), 6);
+        assert_eq!(cut, "é…");
+        assert!(cut.len() <= 6);
+        assert!(truncate_text("x".repeat(4 << 20), 256).len() <= 256);
     }
 }

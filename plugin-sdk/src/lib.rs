@@ -12,6 +12,11 @@
 //! | [`#[transformer]`](transformer) | `fn(account: &str, msg: Message) -> Outcome` | `transformer` |
 //! | [`#[batch_transformer]`](batch_transformer) | `fn(account: &str, batch: &Batch) -> Decisions` | `batch-transformer` |
 //!
+//! Any of them may add [`#[init]`](init) on `fn(config: &str) -> Result<(), String>`: the
+//! broker calls it once per instance before any hook, and an `Err` refuses the plugin's
+//! configuration at load (start-up, `natrium -t`, reload) with that message, instead of
+//! failing every call later.
+//!
 //! A batch transformer gets every message of one read in one call and reads only what it needs
 //! (`batch.subject(i)`, `batch.payload(i)`, …); messages it does not decide on pass unchanged.
 //! For a plugin that changes few messages this costs a fraction of one call per message:
@@ -81,7 +86,7 @@
 // Lets the generated bindings name this crate as the macros do (`::natrium_plugin_sdk`).
 extern crate self as natrium_plugin_sdk;
 
-pub use natrium_plugin_sdk_macros::{authorizer, batch_transformer, mapper, transformer};
+pub use natrium_plugin_sdk_macros::{authorizer, batch_transformer, init, mapper, transformer};
 pub use wit_bindgen;
 
 use serde::de::DeserializeOwned;
@@ -139,6 +144,21 @@ pub mod bindings {
         });
     }
 
+    /// World `configured`: exports `lifecycle`, next to any of the worlds above (`#[init]`).
+    pub mod configured {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "natrium:plugin/configured@0.1.0",
+            pub_export_macro: true,
+            export_macro_name: "export_configured",
+            default_bindings_module: "::natrium_plugin_sdk::bindings::configured",
+            runtime_path: "::natrium_plugin_sdk::wit_bindgen::rt",
+            with: {
+                "natrium:plugin/host@0.1.0": crate::bindings::transformer::natrium::plugin::host,
+            },
+        });
+    }
+
     /// World `authorizer`: imports `host`, exports `authorization`.
     pub mod authorizer {
         wit_bindgen::generate!({
@@ -166,10 +186,10 @@ pub use bindings::transformer::natrium::plugin::types::{Header, Message};
 /// Everything a plugin usually needs: `use natrium_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        authorizer, batch_transformer, config, config_json, debug, error, info, log, mapper, now,
-        trace, transformer, warn, Allowed, Batch, Config, ConfigError, ConnectRequest, Decision,
-        Decisions, Header, Level, Limits, Message, Outcome, Permission, ResponsePermission,
-        TlsIdentity,
+        authorizer, batch_transformer, config, config_json, debug, error, info, init, log, mapper,
+        now, trace, transformer, warn, Allowed, Batch, Config, ConfigError, ConnectRequest,
+        Decision, Decisions, Header, Level, Limits, Message, Outcome, Permission,
+        ResponsePermission, TlsIdentity,
     };
 }
 
@@ -319,6 +339,8 @@ pub mod __private {
     pub use crate::bindings::batch_transformer::exports::natrium::plugin::batch_transformation::{
         Action as BatchAction, Decision as BatchDecision, Guest as BatchTransformationGuest,
     };
+    pub use crate::bindings::configured::export_configured;
+    pub use crate::bindings::configured::exports::natrium::plugin::lifecycle::Guest as LifecycleGuest;
     pub use crate::bindings::mapper::export_mapper;
     pub use crate::bindings::mapper::exports::natrium::plugin::mapping::Guest as MappingGuest;
     pub use crate::bindings::transformer::export_transformer;

@@ -42,6 +42,16 @@ pub(crate) mod batch_transformer {
     });
 }
 
+/// The optional `configured` world: a component of any world above may also export
+/// `lifecycle`, which the pool then calls once per new instance.
+pub(crate) mod configured {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "configured",
+        with: { "natrium:plugin/host": super::authorizer::natrium::plugin::host },
+    });
+}
+
 pub(crate) use authorizer::natrium::plugin::host as wit_host;
 pub(crate) use batch_transformer::natrium::plugin::pending as wit_pending;
 
@@ -54,6 +64,8 @@ pub(crate) const AUTHORIZATION_EXPORT: &str = "natrium:plugin/authorization@0.1.
 pub(crate) const MAPPING_EXPORT: &str = "natrium:plugin/mapping@0.1.0";
 pub(crate) const TRANSFORMATION_EXPORT: &str = "natrium:plugin/transformation@0.1.0";
 pub(crate) const BATCH_TRANSFORMATION_EXPORT: &str = "natrium:plugin/batch-transformation@0.1.0";
+/// The optional export of every world.
+pub(crate) const LIFECYCLE_EXPORT: &str = "natrium:plugin/lifecycle@0.1.0";
 
 impl From<&types::ConnectRequest> for wa::ConnectRequest {
     fn from(r: &types::ConnectRequest) -> Self {

@@ -306,7 +306,7 @@ fn check_world(engine: &Engine, component: &Component, role: Role) -> Result<(),
 }
 
 /// Whether `component` exports the interface named `want`.
-fn exports(engine: &Engine, component: &Component, want: &str) -> bool {
+pub(crate) fn exports(engine: &Engine, component: &Component, want: &str) -> bool {
     component
         .component_type()
         .exports(engine)

@@ -29,6 +29,9 @@ pub enum PluginError {
     /// allows) stayed busy until the call's deadline.
     #[error("plugin busy: all {0} instances in use until the deadline")]
     Busy(usize),
+    /// The plugin's `lifecycle.init` refused its configuration (the plugin's own message).
+    #[error("plugin rejected its configuration: {0}")]
+    Init(String),
 }
 
 /// Why the configured plugins could not be loaded; start-up (or the reload) stops.
@@ -59,6 +62,7 @@ impl PluginError {
             PluginError::Malformed(_) => "malformed",
             PluginError::Load(_) => "load",
             PluginError::Busy(_) => "busy",
+            PluginError::Init(_) => "init",
         }
     }
 }
@@ -185,7 +189,7 @@ impl Counters {
             PluginError::Timeout => &self.timeouts,
             PluginError::OutOfMemory => &self.out_of_memory,
             PluginError::Malformed(_) => &self.malformed,
-            PluginError::Load(_) => &self.instantiation_failures,
+            PluginError::Load(_) | PluginError::Init(_) => &self.instantiation_failures,
             PluginError::Busy(_) => &self.busy,
         };
         c.fetch_add(1, Relaxed);

@@ -11,52 +11,63 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{Store, Trap};
 
-use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
+use super::bindings::{
+    authorizer as wa, batch_transformer as wb, configured as wc, mapper as wm, transformer as wt,
+    LIFECYCLE_EXPORT,
+};
 use super::budget::{Gate, Reservation};
-use super::engine::{PluginEngine, EPOCH_TICK};
+use super::engine::{exports, PluginEngine, EPOCH_TICK};
 use super::error::{Counters, LogLimiter, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
 use crate::subject::{is_valid_literal_subject, is_valid_subject};
+use crate::util::truncate_text;
 
 /// Idle instances kept per plugin; more concurrent callers get instances that are dropped
 /// after their call.
 const MAX_IDLE: usize = 64;
+/// The longest `init` refusal kept (it ends up in a load error and a log line).
+const MAX_INIT_REASON: usize = 1024;
 /// Mapper results kept per deterministic mapper before the cache is cleared.
 const MAX_CACHED_MAPPINGS: usize = 64 * 1024;
 
-/// A generated world binding that a pool can instantiate.
+/// A generated world binding that a pool can load from an instance.
 pub(crate) trait World: Sized + Send + 'static {
-    type Pre: Send + Sync + 'static;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+    type Indices: Send + Sync + 'static;
+    fn indices(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Indices>;
+    fn load(
+        indices: &Self::Indices,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self>;
 }
 
 macro_rules! world {
-    ($world:ty, $pre:ty) => {
+    ($world:ty, $indices:ty) => {
         impl World for $world {
-            type Pre = $pre;
-            fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-                <$pre>::new(pre)
+            type Indices = $indices;
+            fn indices(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Indices> {
+                <$indices>::new(pre)
             }
-            fn instantiate(
-                pre: &Self::Pre,
+            fn load(
+                indices: &Self::Indices,
                 store: &mut Store<HostState>,
+                instance: &Instance,
             ) -> wasmtime::Result<Self> {
-                pre.instantiate(store)
+                indices.load(store, instance)
             }
         }
     };
 }
 
-world!(wa::Authorizer, wa::AuthorizerPre<HostState>);
-world!(wm::Mapper, wm::MapperPre<HostState>);
-world!(wt::Transformer, wt::TransformerPre<HostState>);
-world!(wb::BatchTransformer, wb::BatchTransformerPre<HostState>);
+world!(wa::Authorizer, wa::AuthorizerIndices);
+world!(wm::Mapper, wm::MapperIndices);
+world!(wt::Transformer, wt::TransformerIndices);
+world!(wb::BatchTransformer, wb::BatchTransformerIndices);
 
 struct Slot<W> {
     store: Store<HostState>,
@@ -82,7 +93,10 @@ struct Pool<W: World> {
     engine: PluginEngine,
     meta: Arc<PluginMeta>,
     role: Role,
-    pre: W::Pre,
+    pre: InstancePre<HostState>,
+    indices: W::Indices,
+    /// Present when the component exports `lifecycle`: each new instance is initialised.
+    init: Option<wc::ConfiguredIndices>,
     deadline_ticks: u64,
     memory_limit: usize,
     max_instances: usize,
@@ -114,8 +128,15 @@ impl<W: World> Pool<W> {
             .inner
             .linker
             .instantiate_pre(component)
-            .and_then(W::pre)
             .map_err(|e| load_err(format!("cannot link: {e:#}")))?;
+        let indices = W::indices(&pre).map_err(|e| load_err(format!("cannot link: {e:#}")))?;
+        let init = if exports(&engine.inner.engine, component, LIFECYCLE_EXPORT) {
+            let indices = wc::ConfiguredIndices::new(&pre)
+                .map_err(|e| load_err(format!("its {LIFECYCLE_EXPORT} export: {e:#}")))?;
+            Some(indices)
+        } else {
+            None
+        };
         // +1: the next tick may come at once, so n ticks guarantee at least n-1 periods.
         let ticks = spec.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) + 1;
         let pool = Pool {
@@ -126,6 +147,8 @@ impl<W: World> Pool<W> {
             }),
             role,
             pre,
+            indices,
+            init,
             deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).max(2),
             memory_limit: spec.memory_limit,
             max_instances: spec.max_instances.max(1),
@@ -141,8 +164,10 @@ impl<W: World> Pool<W> {
                 load_err("no room for an instance within plugin_memory_budget".to_string())
             })
             .and_then(|r| {
-                pool.instantiate(r)
-                    .map_err(|e| load_err(format!("cannot instantiate: {e}")))
+                pool.instantiate(r).map_err(|e| match e {
+                    PluginError::Init(_) => load_err(e.to_string()),
+                    e => load_err(format!("cannot instantiate: {e}")),
+                })
             })?;
         pool.idle.lock().push(first);
         Ok(pool)
@@ -183,17 +208,43 @@ impl<W: World> Pool<W> {
         store.limiter(|s| &mut s.limiter);
         // Instantiation may run guest code (start functions, constructors): deadline it too.
         store.set_epoch_deadline(self.deadline_ticks);
-        match W::instantiate(&self.pre, &mut store) {
-            Ok(world) => {
-                self.counters.instances_created.fetch_add(1, Relaxed);
-                Ok(Slot {
-                    store,
-                    world,
-                    _reservation: reservation,
-                })
-            }
-            Err(e) => Err(classify(e, &store)),
-        }
+        let world = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| {
+                let world = W::load(&self.indices, &mut store, &instance)?;
+                Ok((world, instance))
+            })
+            .map_err(|e| classify(e, &store))
+            .and_then(|(world, instance)| {
+                self.initialise(&mut store, &instance)?;
+                Ok(world)
+            })?;
+        self.counters.instances_created.fetch_add(1, Relaxed);
+        Ok(Slot {
+            store,
+            world,
+            _reservation: reservation,
+        })
+    }
+
+    /// Calls the component's `lifecycle.init` with its configuration, if it exports one.
+    fn initialise(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> Result<(), PluginError> {
+        let Some(init) = &self.init else {
+            return Ok(());
+        };
+        let refused = init
+            .load(&mut *store, instance)
+            .and_then(|c| {
+                c.natrium_plugin_lifecycle()
+                    .call_init(&mut *store, &self.meta.config_json)
+            })
+            .map_err(|e| classify(e, store))?;
+        refused.map_err(|reason| PluginError::Init(truncate_text(reason, MAX_INIT_REASON)))
     }
 
     /// Runs `f` on a pooled instance under the deadline. Every failure is classified,

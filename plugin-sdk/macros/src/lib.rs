@@ -79,8 +79,29 @@ pub fn transformer(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Makes `fn(config: &str) -> Result<(), String>` the plugin's configuration check (the
+/// optional `lifecycle` export, next to the plugin's main macro). The broker calls it once per
+/// instance, before any hook, with the binding's configuration JSON; an `Err` refuses the
+/// configuration at load — start-up, `natrium -t` and reload fail with its message.
+///
+/// ```ignore
+/// static SETTINGS: Config<Settings> = Config::new();
+///
+/// #[init]
+/// fn check(_config: &str) -> Result<(), String> {
+///     SETTINGS.get().map(|_| ()).map_err(|e| e.to_string())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Init, attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
+    Init,
     Authorizer,
     Mapper,
     Transformer,
@@ -90,6 +111,7 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
+            Kind::Init => "init",
             Kind::Authorizer => "authorizer",
             Kind::Mapper => "mapper",
             Kind::Transformer => "transformer",
@@ -99,6 +121,7 @@ impl Kind {
 
     fn expected(self) -> &'static str {
         match self {
+            Kind::Init => "fn(config: &str) -> Result<(), String>",
             Kind::Authorizer => "fn(request: ConnectRequest) -> Decision",
             Kind::Mapper => "fn(account: &str, subject: &str) -> Option<String>",
             Kind::Transformer => "fn(account: &str, msg: Message) -> Outcome",
@@ -127,6 +150,23 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     let span = ident.span();
     let sdk = quote_spanned!(span=> ::natrium_plugin_sdk);
     let glue = match kind {
+        Kind::Init => quote_spanned! {span=>
+            #[allow(dead_code)]
+            struct __NatriumInit;
+            impl #sdk::__private::LifecycleGuest for __NatriumInit {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    let user: fn(&str) -> ::std::result::Result<(), ::std::string::String> =
+                        #ident;
+                    user(&config)
+                }
+            }
+            #[cfg(target_arch = "wasm32")]
+            #sdk::__private::export_configured!(
+                __NatriumInit with_types_in #sdk::bindings::configured
+            );
+        },
         Kind::Transformer => quote_spanned! {span=>
             #[allow(dead_code)]
             const USER: fn(&str, #sdk::Message) -> #sdk::Outcome = #ident;

@@ -33,8 +33,9 @@
 //! }
 //! ```
 //! The first rule whose subject filter matches applies; otherwise `schema` (if given); a message
-//! neither covers passes. A configuration that does not load makes every message drop with the
-//! reason (the validator fails closed).
+//! neither covers passes. A configuration that does not compile refuses the plugin at load
+//! (`#[init]`: start-up, `natrium -t` and reload fail with the reason); should it still reach a
+//! call, every message drops with the reason (the validator fails closed).
 
 use natrium_plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -584,6 +585,16 @@ impl<'de> Deserialize<'de> for Validator {
 
 static VALIDATOR: Config<Validator> = Config::new();
 
+/// A configuration that does not compile refuses the plugin at load (start-up, `natrium -t`,
+/// reload) with the reason, rather than dropping every message later.
+#[init]
+fn check_config(_config: &str) -> Result<(), String> {
+    VALIDATOR
+        .get()
+        .map(|_| ())
+        .map_err(|e| format!("json-validator: {e}"))
+}
+
 #[transformer]
 fn validate(_account: &str, msg: Message) -> Outcome {
     let validator = match VALIDATOR.get() {
@@ -772,6 +783,13 @@ mod tests {
         assert!(only_rules.is_ok_and(|v| v.check("b", b"not json").is_ok()));
         assert!(Validator::from_json("{}").is_err());
         assert!(Validator::from_json(r#"{"schema":{},"extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn init_refuses_a_bad_configuration() {
+        natrium_plugin_sdk::testing::set_config(r#"{"schema":{"type":"nope"}}"#);
+        let e = check_config(r#"{"schema":{"type":"nope"}}"#).unwrap_err();
+        assert!(e.contains("unknown type"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Loading plugins safely: the compiled-plugin cache cannot be poisoned (issue 11, item 8),
 //! `natrium -t` loads and checks every plugin (item 6), and a second authorizer is a clear
-//! error at start-up, under `-t` and on reload (item 5).
+//! error at start-up, under `-t` and on reload (item 5), and a plugin's `init` refuses its
+//! configuration at load, not at the first call (item 6).
 //!
 //! Natrium-only: skipped when the server under test is nats-server.
 
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use async_nats::ConnectOptions;
-use natrium_tests::{connect_with, sync, TestServer};
+use natrium_tests::{connect, connect_with, next_msg, sync, TestServer};
 
 use super::plugins::{cache_dir, expect_auth_violation, jwt_conf, run_conf, skip, token, wasm};
 use super::reload::{rewrite_and_hup, RELOAD_FAILED};
@@ -289,5 +290,65 @@ async fn a_second_authorizer_is_refused_at_startup_check_and_reload() -> Result<
     .await
     .context("the JWT authorizer still decides after the refused reload")?;
     sync(&c).await?;
+    Ok(())
+}
+
+// ---- item 6: init(config) -------------------------------------------------------------------
+
+/// The json-validator (which exports `lifecycle.init`) bound to `v.>` with `schema`.
+fn validator_conf(schema: &str) -> Result<String> {
+    Ok(format!(
+        "plugin_cache_dir: {}\nplugins {{ v: {{ path: {}, role: transformer, subjects: [\"v.>\"], \
+         on_failure: drop, config: {{ schema: {schema} }} }} }}\n",
+        cache_dir(),
+        wasm("json-validator")?
+    ))
+}
+
+fn names_the_refusal(text: &str) -> bool {
+    text.contains("'v'")
+        && text.contains("rejected its configuration")
+        && text.contains("unknown type \"nope\"")
+}
+
+#[tokio::test]
+async fn a_plugin_init_refuses_its_configuration_at_check_startup_and_reload() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let d = tempfile::tempdir()?;
+    let good = validator_conf(r#"{ type: "object", required: ["id"] }"#)?;
+    let bad = validator_conf(r#"{ type: "nope" }"#)?;
+
+    let (ok, text) = check_config(d.path(), &good)?;
+    ensure!(ok, "a good configuration passes -t:\n{text}");
+    let (ok, text) = check_config(d.path(), &bad)?;
+    ensure!(!ok, "-t must run the plugin's init:\n{text}");
+    ensure!(names_the_refusal(&text), "-t must say why:\n{text}");
+
+    let (ok, text) = run_conf(d.path(), &bad, &["-a", "127.0.0.1", "-p", "-1"])?;
+    ensure!(!ok, "start-up must fail:\n{text}");
+    ensure!(names_the_refusal(&text), "start-up must say why:\n{text}");
+    ensure!(!text.contains("Server is ready"), "{text}");
+
+    // Reload into the bad configuration: refused, the running validator keeps its schema.
+    let server = TestServer::with_config(&good)?;
+    rewrite_and_hup(&server, &bad, RELOAD_FAILED).await?;
+    let logs = server.logs();
+    ensure!(
+        names_the_refusal(&logs),
+        "the reload error must say why:\n{logs}"
+    );
+    let c = connect(&server.url()).await?;
+    let mut sub = c.subscribe("v.>").await?;
+    sync(&c).await?;
+    c.publish("v.bad", r#"{"no_id":1}"#.into()).await?;
+    c.publish("v.good", r#"{"id":1}"#.into()).await?;
+    let m = next_msg(&mut sub, "v.good").await?;
+    ensure!(
+        m.subject.as_str() == "v.good",
+        "the old schema must still drop v.bad; got {}",
+        m.subject
+    );
     Ok(())
 }
