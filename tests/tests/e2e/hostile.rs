@@ -2,6 +2,8 @@
 //! broker's memory or other clients' service. Checked against nats-server 2.9.10 as well.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _, Result};
@@ -108,4 +110,162 @@ async fn subjects_hundreds_of_thousands_of_tokens_deep_do_not_crash_the_broker()
         .await?;
     other.expect("PONG\r\n").await?;
     Ok(())
+}
+
+// ---- item 2: accepting and authenticating never wait behind message processing ------------
+
+const TWO_ACCOUNTS: &str = "accounts { A: { users: [{user: a, password: a}] }\n B: { users: [{user: b, password: b}] } }\n";
+
+/// Time from TCP connect to the PONG of `CONNECT`+`PING` as user `b`.
+fn connect_latency(port: u16) -> Result<Duration> {
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_nodelay(true)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut sent = false;
+    loop {
+        let n = s.read(&mut buf)?;
+        ensure!(
+            n > 0,
+            "closed during the handshake: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        if !sent && got.ends_with(b"\r\n") {
+            s.write_all(b"CONNECT {\"verbose\":false,\"user\":\"b\",\"pass\":\"b\"}\r\nPING\r\n")?;
+            sent = true;
+        }
+        if natrium_tests::find(&got, b"PONG\r\n").is_some() {
+            return Ok(started.elapsed());
+        }
+    }
+}
+
+/// Median and maximum of `n` sequential connects of account B, measured from a thread that
+/// takes priority over the load generators (nice -10 when allowed): the test's own threads
+/// share the two cores with the broker, and it is the broker's delay that is measured.
+async fn connect_latencies(port: u16, n: usize) -> Result<(Duration, Duration)> {
+    tokio::task::spawn_blocking(move || {
+        set_priority(-10);
+        let mut t = Vec::with_capacity(n);
+        for _ in 0..n {
+            t.push(connect_latency(port)?);
+        }
+        t.sort();
+        Ok((t[n / 2], t[n - 1]))
+    })
+    .await?
+}
+
+/// Sets this thread's nice value (ignored when not permitted).
+#[allow(unsafe_code)]
+fn set_priority(nice: i32) {
+    // SAFETY: setpriority with who = 0 changes only the calling thread's scheduling priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+    }
+}
+
+/// A blocking client of account A that writes `burst` until `stop`, reading (and dropping)
+/// whatever the server sends; returns how many bursts it wrote.
+fn blast(port: u16, sub: Option<&str>, burst: Vec<u8>, stop: Arc<AtomicBool>) -> Result<u64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let mut reader = s.try_clone()?;
+    let drain = std::thread::spawn(move || {
+        let mut sink = vec![0u8; 1 << 16];
+        while let Ok(n) = reader.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    s.write_all(b"CONNECT {\"verbose\":false,\"user\":\"a\",\"pass\":\"a\"}\r\n")?;
+    if let Some(sub) = sub {
+        s.write_all(format!("SUB {sub} 1\r\n").as_bytes())?;
+    }
+    let mut bursts = 0;
+    while !stop.load(Ordering::Relaxed) {
+        s.write_all(&burst)?;
+        bursts += 1;
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = drain.join();
+    Ok(bursts)
+}
+
+/// B's connect latency idle and while `load` clients of account A saturate the broker.
+async fn connect_latency_under(
+    server: &TestServer,
+    load: Vec<(Option<&'static str>, Vec<u8>)>,
+) -> Result<((Duration, Duration), (Duration, Duration))> {
+    let port = server.port();
+    let idle = connect_latencies(port, 40).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let blasters: Vec<_> = load
+        .into_iter()
+        .map(|(sub, burst)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || blast(port, sub, burst, stop))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = connect_latencies(port, 40).await;
+    stop.store(true, Ordering::Relaxed);
+    for b in blasters {
+        let _ = b.join();
+    }
+    Ok((idle, busy?))
+}
+
+fn bursts(line: &str, n: usize) -> Vec<u8> {
+    line.repeat(n).into_bytes()
+}
+
+/// Asserts that B's median connect latency under load stayed within 10x its idle median.
+/// Measured alone (release build, 2 cores, three publishers and two fan-out subscribers):
+/// 1.9-2.3 ms flooded vs 0.20-0.22 ms idle; nats-server 2.9.10 0.21 ms for both; natrium
+/// before its readers took turns 62-150 ms (1.1 s in the debug build). Alongside the rest of
+/// the suite, in the debug build, the scheduler adds milliseconds, so the bound is 10x idle
+/// but at least 50 ms.
+fn within_ten_times_idle(
+    what: &str,
+    idle: (Duration, Duration),
+    busy: (Duration, Duration),
+) -> Result<()> {
+    println!("B connect latency (median, max): idle {idle:?}, while A {what} {busy:?}");
+    let bound = (idle.0 * 10).max(Duration::from_millis(50));
+    ensure!(
+        busy.0 <= bound,
+        "B's median connect took {:?} while A {what} (idle {:?})",
+        busy.0,
+        idle.0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn connects_stay_fast_while_another_account_floods_publishes() -> Result<()> {
+    let server = TestServer::with_config(TWO_ACCOUNTS)?;
+    let pubs = || (None, bursts("PUB load.x 16\r\n0123456789abcdef\r\n", 4096));
+    let fanout = || (Some("load.>"), Vec::new());
+    let (idle, busy) =
+        connect_latency_under(&server, vec![fanout(), fanout(), pubs(), pubs(), pubs()]).await?;
+    within_ten_times_idle("floods publishes", idle, busy)
+}
+
+#[tokio::test]
+async fn connects_stay_fast_while_another_account_floods_a_looping_plugin() -> Result<()> {
+    if natrium_tests::is_nats_server() {
+        return Ok(());
+    }
+    let conf = format!(
+        "{TWO_ACCOUNTS}plugins {{ loop: {{ path: {:?}, role: transformer, deadline: \"20ms\", on_failure: drop, accounts: [A], subjects: [\"spin\"] }} }}\n",
+        natrium_tests::plugin_path("looper")?.display().to_string()
+    );
+    let server = TestServer::with_config(&conf)?;
+    let spin = || (None, bursts("PUB spin 1\r\nx\r\n", 256));
+    let (idle, busy) = connect_latency_under(&server, vec![spin(), spin()]).await?;
+    within_ten_times_idle("floods a looping plugin", idle, busy)
 }
