@@ -258,9 +258,27 @@ pub struct TestServer {
     monitor_port: Option<u16>,
     dir: tempfile::TempDir,
     startup_timeout: Duration,
+    /// `RLIMIT_FSIZE` for the process, in bytes (see [`set_file_size_limit`](Self::set_file_size_limit)).
+    file_size_limit: Option<u64>,
 }
 
 impl TestServer {
+    /// Like [`start`](Self::start), with no file the server writes allowed to grow past
+    /// `bytes` (see [`set_file_size_limit`](Self::set_file_size_limit)).
+    pub fn start_with_file_size_limit(args: &[&str], bytes: u64) -> Result<Self> {
+        let dir = tempfile::tempdir().context("creating a temp dir for the server")?;
+        let args = args.iter().map(|s| s.to_string()).collect();
+        Self::launch(server_bin()?, dir, args, STARTUP_TIMEOUT, Some(bytes))
+    }
+
+    /// Sets (or lifts) the file size limit for the next [`restart`](Self::restart): the
+    /// process runs under `RLIMIT_FSIZE` with `SIGXFSZ` ignored, so a write past the limit
+    /// fails with `EFBIG` — a full disk, deterministically and without privileges. Rounded
+    /// down to 512-byte blocks (`ulimit -f` of `/bin/sh`).
+    pub fn set_file_size_limit(&mut self, bytes: Option<u64>) {
+        self.file_size_limit = bytes;
+    }
+
     /// Starts the server with `-a 127.0.0.1 -p -1` plus `args`.
     pub fn start(args: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for the server")?;
@@ -319,6 +337,16 @@ impl TestServer {
         args: Vec<String>,
         startup_timeout: Duration,
     ) -> Result<Self> {
+        Self::launch(bin, dir, args, startup_timeout, None)
+    }
+
+    fn launch(
+        bin: PathBuf,
+        dir: tempfile::TempDir,
+        args: Vec<String>,
+        startup_timeout: Duration,
+        file_size_limit: Option<u64>,
+    ) -> Result<Self> {
         let mut s = TestServer {
             bin,
             args,
@@ -328,6 +356,7 @@ impl TestServer {
             monitor_port: None,
             dir,
             startup_timeout,
+            file_size_limit,
         };
         s.spawn(None)?;
         Ok(s)
@@ -335,7 +364,17 @@ impl TestServer {
 
     fn spawn(&mut self, port: Option<u16>) -> Result<()> {
         let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match self.file_size_limit {
+            None => Command::new(&self.bin),
+            Some(bytes) => {
+                // An ignored signal stays ignored across exec; `$0` is the block count.
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", "trap '' XFSZ; ulimit -f \"$0\" && exec \"$@\""])
+                    .arg((bytes / 512).to_string())
+                    .arg(&self.bin);
+                sh
+            }
+        };
         cmd.args(["-a", "127.0.0.1", "-p", &port_arg])
             .args(&self.args)
             .current_dir(self.dir.path())

@@ -32,12 +32,20 @@ pub trait Durable: Send + Sync {
     /// Makes everything written so far durable; on failure, the payload every waiting
     /// reply gets instead of its own.
     fn flush(&self) -> Result<(), Bytes>;
+
+    /// After a successful flush: whether the write that returned `mark` is stored (a failed
+    /// write by someone else's flush may have undone it); if not, the payload its reply gets
+    /// instead.
+    fn durable(&self, mark: u64) -> Result<(), Bytes>;
 }
 
 /// A reply held until `unit` is flushed (`reply` is `None` when nobody waits).
 pub struct Commit {
     pub unit: Arc<dyn Durable>,
     pub reply: Option<Msg>,
+    /// The write the reply confirms ([`Durable::durable`]); `None` when it confirms none
+    /// (the reply reports an error).
+    pub mark: Option<u64>,
 }
 
 /// What internal handlers ask the message path to do after a delivery.

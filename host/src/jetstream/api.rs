@@ -463,6 +463,7 @@ mod tests {
         let ack = PubAck {
             seq: 7,
             duplicate: true,
+            mark: 0,
         };
         assert_eq!(
             parsed(pub_ack("S", Some("hub"), Ok(ack))),
@@ -471,6 +472,7 @@ mod tests {
         let first = PubAck {
             seq: 1,
             duplicate: false,
+            mark: 0,
         };
         assert_eq!(
             parsed(pub_ack("S", None, Ok(first))),

@@ -181,9 +181,29 @@ impl ApiError {
     }
 }
 
+/// A store failure as a client sees it: nats-server's code and text, never a path or an OS
+/// error string; the detail (with the file) goes to the server log.
 impl From<crate::jetstream::store::StoreError> for ApiError {
     fn from(e: crate::jetstream::store::StoreError) -> Self {
-        tracing::error!("JetStream store error: {e}");
-        ApiError::store_failed(e.to_string())
+        use crate::jetstream::store::StoreError;
+        match e {
+            // A write or read that failed: a full disk, a file size limit, an I/O error.
+            StoreError::Io { .. } => {
+                tracing::error!("JetStream store error: {e}");
+                ApiError::insufficient_resources()
+            }
+            StoreError::Corrupt { .. } => {
+                tracing::error!("JetStream store error: {e}");
+                ApiError::store_failed("malformed or corrupt message")
+            }
+            StoreError::TooLarge { .. } => {
+                tracing::debug!("JetStream store refused a message: {e}");
+                ApiError::store_failed("message too large")
+            }
+            StoreError::SeqOverflow { .. } => {
+                tracing::error!("JetStream store error: {e}");
+                ApiError::store_failed("stream sequence space exhausted")
+            }
+        }
     }
 }

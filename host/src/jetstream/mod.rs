@@ -678,15 +678,24 @@ impl JsAccount {
                 let made = std::fs::create_dir_all(&dir)
                     .and_then(|()| stream::write_meta(&dir, &config, created));
                 if let Err(e) = made {
-                    return Err(ApiError::create_failed(format!(
-                        "creating the stream directory {}: {e}",
+                    tracing::error!(
+                        "JetStream: creating the stream directory {}: {e}",
                         dir.display()
-                    )));
+                    );
+                    return Err(ApiError::create_failed(
+                        "could not create the stream directory",
+                    ));
                 }
                 (self.open_store(&config, &dir), Some(dir))
             }
         };
-        let store = store.map_err(|e| ApiError::create_failed(e.to_string()))?;
+        let store = store.map_err(|e| {
+            tracing::error!(
+                "JetStream: opening the store of stream '{}': {e}",
+                config.name
+            );
+            ApiError::create_failed("could not open the stream store")
+        })?;
         let s = Stream::new(
             config,
             store,
@@ -732,7 +741,8 @@ impl JsAccount {
         Self::check_overlap(&streams, &config)?;
         if let Some(dir) = &s.dir {
             stream::write_meta(dir, &config, s.created).map_err(|e| {
-                ApiError::update_failed(format!("writing the stream metadata: {e}"))
+                tracing::error!("JetStream: writing {}/meta.json: {e}", dir.display());
+                ApiError::update_failed("could not write the stream metadata")
             })?;
         }
         s.update(config)?;
@@ -750,8 +760,10 @@ impl JsAccount {
         drop(streams);
         s.release();
         if let Some(dir) = &s.dir {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| ApiError::delete_failed(format!("removing {}: {e}", dir.display())))?;
+            std::fs::remove_dir_all(dir).map_err(|e| {
+                tracing::error!("JetStream: removing {}: {e}", dir.display());
+                ApiError::delete_failed("could not remove the stream directory")
+            })?;
         }
         tracing::debug!("JetStream: deleted stream '{} > {}'", self.name, name);
         Ok(())

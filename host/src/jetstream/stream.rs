@@ -61,6 +61,9 @@ pub enum Origin {
 pub struct PubAck {
     pub seq: u64,
     pub duplicate: bool,
+    /// The store's write mark for this publish: once the stream is flushed,
+    /// [`Stream::is_durable`] says whether it was stored or undone by a failed write.
+    pub mark: u64,
 }
 
 /// A copy to publish after storing (`republish`).
@@ -93,6 +96,24 @@ impl Dedupe {
         self.ids.insert(id.to_owned(), seq);
         self.order.push_back((ts, id.to_owned()));
     }
+
+    /// Forgets the IDs of messages above `last` (a failed write undid them).
+    fn forget_above(&mut self, last: u64) {
+        while let Some((_, id)) = self.order.back() {
+            if self.ids.get(id).is_some_and(|&seq| seq <= last) {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_back() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+
+    /// The newest ID in the window and its sequence.
+    fn newest(&self) -> Option<(String, u64)> {
+        let (_, id) = self.order.back()?;
+        Some((id.clone(), self.ids.get(id).copied().unwrap_or(0)))
+    }
 }
 
 struct Inner {
@@ -100,7 +121,12 @@ struct Inner {
     store: Box<dyn StreamStore + Send>,
     dedupe: Dedupe,
     last_msg_id: String,
+    /// The sequence of the message that carried `last_msg_id`.
+    last_msg_seq: u64,
     last_ts: i64,
+    /// The highest sequence this stream's appends were given since it was opened: a store
+    /// whose last sequence is below it undid some of them.
+    assigned: u64,
     transform: Option<Mapping>,
     republish: Option<Mapping>,
 }
@@ -168,7 +194,9 @@ impl Stream {
             store,
             dedupe: Dedupe::default(),
             last_msg_id: String::new(),
+            last_msg_seq: 0,
             last_ts: 0,
+            assigned: 0,
             transform,
             republish,
         };
@@ -209,7 +237,11 @@ impl Stream {
     fn mutate<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, ApiError>) -> Result<T, ApiError> {
         self.mutate_buffered(|inner| {
             let out = f(inner);
-            inner.store.flush()?;
+            let flushed = inner.store.flush();
+            if out.is_err() || flushed.is_err() {
+                inner.forget_undone();
+            }
+            flushed?;
             out
         })
     }
@@ -237,12 +269,37 @@ impl Stream {
         origin: Origin,
         room: &dyn Fn(Storage, u64) -> Result<(), ApiError>,
     ) -> Result<(PubAck, Option<Republished>), ApiError> {
-        self.mutate_buffered(|inner| inner.ingest(subject, headers, payload, origin, room))
+        self.mutate_buffered(|inner| {
+            let out = inner.ingest(subject, headers, payload, origin, room);
+            match out {
+                Ok((mut ack, republished)) => {
+                    ack.mark = inner.store.write_mark();
+                    Ok((ack, republished))
+                }
+                Err(e) => {
+                    inner.forget_undone();
+                    Err(e)
+                }
+            }
+        })
     }
 
-    /// Writes buffered records: call before acknowledging what [`ingest`](Self::ingest) stored.
+    /// Commits buffered records: call before acknowledging what [`ingest`](Self::ingest)
+    /// stored, then ask [`is_durable`](Self::is_durable) about each publish.
     pub fn flush(&self) -> Result<(), ApiError> {
-        Ok(self.inner.lock().store.flush()?)
+        self.mutate_buffered(|inner| {
+            let flushed = inner.store.flush();
+            if flushed.is_err() {
+                inner.forget_undone();
+            }
+            Ok(flushed?)
+        })
+    }
+
+    /// Whether the publish acknowledged with `mark` ([`PubAck::mark`]) is stored: `false` if a
+    /// failed write undid it (whoever's flush that was), or if it is not flushed yet.
+    pub fn is_durable(&self, mark: u64) -> bool {
+        self.inner.lock().store.is_durable(mark)
     }
 
     /// Applies max_age and expires the duplicate window; called periodically.
@@ -384,6 +441,9 @@ impl Stream {
                 state["deleted"] = json!(inner.store.deleted());
             }
         }
+        if let Some(lost) = inner.store.lost() {
+            state["lost"] = json!({"msgs": lost.msgs, "bytes": lost.bytes});
+        }
         state
     }
 
@@ -417,7 +477,7 @@ impl Stream {
     /// Makes `first` the sequence of the next message of a new stream (`first_seq`).
     pub fn start_at(&self, first: u64) -> Result<(), ApiError> {
         if first > 1 {
-            self.inner.lock().store.compact(first)?;
+            self.mutate(|inner| Ok(inner.store.compact(first)?))?;
         }
         Ok(())
     }
@@ -440,6 +500,24 @@ impl Stream {
 }
 
 impl Inner {
+    /// After a failed write the store is back at its last commit: forget what this stream
+    /// remembered of the appends it undid (duplicate IDs, the last ID, the last time stamp).
+    fn forget_undone(&mut self) {
+        let last = self.store.state().last_seq;
+        if last >= self.assigned {
+            return;
+        }
+        self.assigned = last;
+        self.dedupe.forget_above(last);
+        if self.last_msg_seq > last {
+            (self.last_msg_id, self.last_msg_seq) = self.dedupe.newest().unwrap_or_default();
+        }
+        self.last_ts = match self.store.get(last) {
+            Ok(Some(m)) => m.timestamp_ns,
+            _ => 0,
+        };
+    }
+
     fn recover_dedupe(&mut self) {
         let st = self.store.state();
         if st.last_seq == 0 {
@@ -463,6 +541,7 @@ impl Inner {
                     let id = String::from_utf8_lossy(id).into_owned();
                     if self.last_msg_id.is_empty() {
                         self.last_msg_id = id.clone();
+                        self.last_msg_seq = m.seq;
                     }
                     found.push((id, m.seq, m.timestamp_ns));
                 }
@@ -499,6 +578,7 @@ impl Inner {
                         PubAck {
                             seq,
                             duplicate: true,
+                            mark: 0,
                         },
                         None,
                     ));
@@ -591,10 +671,12 @@ impl Inner {
             None => {}
         }
         let seq = self.store.append(subject, hdrs, payload, now)?;
+        self.assigned = seq;
         self.last_ts = now;
         if let Some(id) = msg_id {
             self.dedupe.record(&id, seq, now);
             self.last_msg_id = id;
+            self.last_msg_seq = seq;
         }
         self.enforce_limits(Some(subject))?;
         let republished = self.republish.as_ref().and_then(|m| {
@@ -630,6 +712,7 @@ impl Inner {
             PubAck {
                 seq,
                 duplicate: false,
+                mark: 0,
             },
             republished,
         ))

@@ -286,6 +286,10 @@ impl Router {
                 }
             };
             let Some(reply) = commit.reply else { continue };
+            let result = match (result, commit.mark) {
+                (Ok(()), Some(mark)) => commit.unit.durable(mark),
+                (result, _) => result,
+            };
             match result {
                 Ok(()) => self.route(core, &account, &reply.as_ref(), Origin::SERVER),
                 Err(error) => {

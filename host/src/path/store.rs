@@ -15,6 +15,7 @@
 use super::Core;
 use crate::account::Account;
 use crate::client::{Client, Commit, Durable, Effects, Internal, Subscription};
+use crate::jetstream::errors::ApiError;
 use crate::jetstream::stream::{Origin, Stream};
 use crate::jetstream::{advisory, api, JetStream, JsAccount};
 use crate::proto::{Msg, MsgRef};
@@ -280,12 +281,14 @@ impl Internal for Capture {
             Origin::Client,
         );
         let domain = self.domain.as_deref();
+        let mut mark = None;
         let ack = match stored {
             Ok((ack, republished)) => {
                 if let Some(r) = republished {
                     fx.publish
                         .push(Msg::new(r.subject, r.payload).with_headers(Some(r.headers)));
                 }
+                mark = Some(ack.mark);
                 api::pub_ack(&self.stream.name, domain, Ok(ack))
             }
             Err(e) => {
@@ -304,6 +307,7 @@ impl Internal for Capture {
         fx.commits.push(Commit {
             unit: self.stream.clone(),
             reply,
+            mark,
         });
         true
     }
@@ -319,5 +323,13 @@ impl Durable for Stream {
             );
             Bytes::from(api::pub_ack(&self.name, None, Err(e)))
         })
+    }
+
+    fn durable(&self, mark: u64) -> Result<(), Bytes> {
+        if self.is_durable(mark) {
+            return Ok(());
+        }
+        let e = ApiError::insufficient_resources();
+        Err(Bytes::from(api::pub_ack(&self.name, None, Err(e))))
     }
 }

@@ -18,6 +18,7 @@ mod javascript;
 mod jetstream;
 mod jetstream_details;
 mod jetstream_import;
+mod jetstream_integrity;
 mod jetstream_more;
 mod lifecycle;
 mod limits;

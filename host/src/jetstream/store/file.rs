@@ -1,53 +1,62 @@
 //! The file store: per stream a directory of append-only segment files.
 //!
-//! Segments are named `<id, 20 digits>.seg` and hold records, little-endian:
+//! Segments are named `<id, 20 digits>.seg` and hold length-framed, CRC-checked records (the
+//! format is drawn in `file/record.rs`). Nothing but the segments is persisted: on open every
+//! segment is scanned in order to rebuild the sequence index (seq → segment, offset, length)
+//! and the per-subject index.
 //!
-//! ```text
-//! +---------+---------+--------+-------------+-------------+---------+---------+---------+---------+
-//! | len u32 | seq u64 | ts i64 | subj_len u16| hdr_len u32 | subject | headers | payload | crc u32 |
-//! +---------+---------+--------+-------------+-------------+---------+---------+---------+---------+
-//!   len = whole record, len field and crc included; crc = CRC-32 of every byte before it.
-//!   seq bit 62 = tombstone (the message `seq & MASK` was deleted by a user),
-//!   seq bit 61 = purge marker (every message up to `seq & MASK` is gone).
-//! ```
+//! **Damage.** A record that fails its length or checksum check is skipped, with the rest of
+//! its damaged region, and the scan picks up at the next good record (`record::Scan`), in
+//! whichever segment it is: one bad byte costs the records it touches, not the segment. The
+//! messages lost are logged and reported by [`FileStore::lost`] (stream info's `state.lost`,
+//! as in nats-server); the stream opens all the same and new messages follow the highest
+//! sequence seen. A damaged region at the very end of the newest segment (a torn write) is cut
+//! off; elsewhere damaged bytes stay until compaction rewrites the segment.
 //!
-//! Nothing but the segments is persisted: on open every segment is scanned in order to rebuild
-//! the sequence index (seq → segment, offset, length) and the per-subject index. A bad record
-//! (length out of range, truncated, or failing its checksum) in the newest segment is a torn
-//! tail from a crash: it and everything after it are cut off with a warning, never served.
-//! The same damage in an older segment is an error, since those were fsynced when they rolled.
+//! **Commits.** Changes are grouped into commits. Without a write buffer every operation is
+//! its own; with one, [`StreamStore::flush`] commits everything since the last flush (the
+//! caller acknowledges a batch after it). A commit writes the buffered records, fsyncs as the
+//! [`SyncPolicy`] asks, and only then deletes the segments a purge emptied. If any write or
+//! fsync fails, the store returns to its last commit — the index changes are undone, the
+//! segment files are cut back, segments created since are deleted — so an operation is either
+//! stored and reported done, or reported failed and gone (its sequence is used again).
+//! [`StreamStore::write_mark`] and [`StreamStore::is_durable`] tell a caller which of the two
+//! happened to an operation of a batch, whoever's flush decided it.
 //!
 //! Full purges and limit removals append a purge marker; segments whose every record is at or
-//! below the marker are then deleted whole (after the marker is fsynced).
+//! below the marker are then deleted whole (at the commit, after the marker is fsynced).
 
+mod record;
+
+use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
+use std::ops::RangeInclusive;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::index::Index;
-use super::{file_msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
+use super::index::{Entry, Index};
+use super::{
+    file_msg_size, LostData, StoreError, StoredMsg, StreamState, StreamStore, SubjectState,
+};
+use record::{decode, encode, Item, Kind, Scan, FLAG_PURGE, FLAG_TOMBSTONE, SEQ_MASK};
 
-const FLAG_TOMBSTONE: u64 = 1 << 62;
-const FLAG_PURGE: u64 = 1 << 61;
-const SEQ_MASK: u64 = FLAG_PURGE - 1;
-/// len + seq + ts + subj_len + hdr_len.
-const FIXED_LEN: usize = 4 + 8 + 8 + 2 + 4;
-const CRC_LEN: usize = 4;
-const MIN_RECORD: usize = FIXED_LEN + CRC_LEN;
-/// Larger lengths are treated as garbage (nats-server's max_payload ceiling is 64 MiB).
-const MAX_RECORD: usize = 64 << 20;
 const SEGMENT_EXT: &str = "seg";
 /// A segment being rewritten by compaction; a leftover one (crash mid-rewrite) is discarded.
 const COMPACT_EXT: &str = "compact";
+/// How many rolled-back ranges of write marks are remembered for [`StreamStore::is_durable`]
+/// (a caller asks within the batch that wrote, a few commits later at most).
+const DISCARDED_KEPT: usize = 1024;
+/// Lost sequences named in the log line, at most.
+const LOST_LOGGED: usize = 32;
 
 /// When appended records are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
-    /// fsync before `append` (and `delete`, `purge`) returns: safe against power loss.
+    /// fsync before a commit completes: safe against power loss.
     Always,
-    /// fsync when at least this long has passed since the last one, checked on each write.
-    /// Every record is still written with write(2) before returning, so kill -9 loses nothing.
+    /// fsync at a commit when at least this long has passed since the last one.
+    /// Every record is still written with write(2) before the commit, so kill -9 loses nothing.
     Interval(Duration),
 }
 
@@ -58,9 +67,9 @@ pub struct FileStoreConfig {
     pub segment_size: u64,
     /// fsync policy.
     pub sync: SyncPolicy,
-    /// 0: every record is written with write(2) before the call returns. Otherwise records
-    /// collect in memory (readable at once) until [`StreamStore::flush`], or until this many
-    /// bytes are pending: the caller then acknowledges a whole batch after one write.
+    /// 0: every operation is written (and committed) before the call returns. Otherwise
+    /// records collect in memory (readable at once) until [`StreamStore::flush`] commits them,
+    /// or are written early once this many bytes are pending (still uncommitted).
     pub write_buffer: usize,
 }
 
@@ -93,26 +102,42 @@ struct Segment {
     id: u64,
     path: PathBuf,
     file: File,
-    /// Bytes of valid records; the next record is written here.
+    /// Bytes of records (and of damage kept in place); the next record is written here.
     size: u64,
     /// Highest sequence any record in the segment refers to.
     max_seq: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Msg,
-    Tombstone,
-    Purge,
+/// An index change since the last commit, undone by a rollback.
+enum Undo {
+    Inserted(u64),
+    Removed(u64, Entry<Loc>),
 }
 
-struct Record<'a> {
-    kind: Kind,
-    seq: u64,
-    ts: i64,
-    subject: &'a str,
-    headers: &'a [u8],
-    payload: &'a [u8],
+/// The store as of the last commit; a failed write returns it here.
+#[derive(Clone, Copy)]
+struct Checkpoint {
+    /// Number of segments (later ones were created since).
+    segments: usize,
+    /// Size and highest sequence of the last of them.
+    size: u64,
+    max_seq: u64,
+    last_seq: u64,
+}
+
+/// What the scan of all segments gathers on open.
+#[derive(Default)]
+struct Recovery {
+    /// Highest message sequence, and highest sequence of any record, seen so far.
+    last_msg: u64,
+    top: u64,
+    /// The highest purge marker's sequence.
+    floor: u64,
+    /// Sequences deleted by tombstones.
+    tombstones: HashSet<u64>,
+    /// Bytes of damaged regions, and message sequences read from their headers.
+    damaged: u64,
+    readable: Vec<u64>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -122,107 +147,24 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-fn encode(
-    raw_seq: u64,
-    ts: i64,
-    subject: &str,
-    headers: &[u8],
-    payload: &[u8],
-) -> Result<Vec<u8>, StoreError> {
-    let subj_len = u16::try_from(subject.len()).map_err(|_| StoreError::TooLarge {
-        what: "subject",
-        len: subject.len(),
-    })?;
-    let hdr_len = u32::try_from(headers.len()).map_err(|_| StoreError::TooLarge {
-        what: "headers",
-        len: headers.len(),
-    })?;
-    let total = MIN_RECORD + subject.len() + headers.len() + payload.len();
-    if total > MAX_RECORD {
-        return Err(StoreError::TooLarge {
-            what: "record",
-            len: total,
-        });
-    }
-    let mut buf = Vec::with_capacity(total);
-    buf.extend_from_slice(&(total as u32).to_le_bytes());
-    buf.extend_from_slice(&raw_seq.to_le_bytes());
-    buf.extend_from_slice(&ts.to_le_bytes());
-    buf.extend_from_slice(&subj_len.to_le_bytes());
-    buf.extend_from_slice(&hdr_len.to_le_bytes());
-    buf.extend_from_slice(subject.as_bytes());
-    buf.extend_from_slice(headers);
-    buf.extend_from_slice(payload);
-    let crc = crc32fast::hash(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    Ok(buf)
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    let mut a = [0u8; 2];
-    a.copy_from_slice(&b[at..at + 2]);
-    u16::from_le_bytes(a)
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
-/// Decodes the record at the start of `buf`; returns it and its length.
-fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), &'static str> {
-    if buf.len() < 4 {
-        return Err("truncated length");
-    }
-    let len = le_u32(buf, 0) as usize;
-    if !(MIN_RECORD..=MAX_RECORD).contains(&len) {
-        return Err("bad length");
-    }
-    if buf.len() < len {
-        return Err("truncated record");
-    }
-    let body = &buf[..len - CRC_LEN];
-    if crc32fast::hash(body) != le_u32(buf, len - CRC_LEN) {
-        return Err("checksum mismatch");
-    }
-    let raw_seq = le_u64(body, 4);
-    let ts = le_u64(body, 12) as i64;
-    let subj_len = le_u16(body, 20) as usize;
-    let hdr_len = le_u32(body, 22) as usize;
-    if FIXED_LEN + subj_len + hdr_len > body.len() {
-        return Err("field lengths overflow the record");
-    }
-    let subject = std::str::from_utf8(&body[FIXED_LEN..FIXED_LEN + subj_len])
-        .map_err(|_| "subject is not UTF-8")?;
-    let headers = &body[FIXED_LEN + subj_len..FIXED_LEN + subj_len + hdr_len];
-    let payload = &body[FIXED_LEN + subj_len + hdr_len..];
-    let kind = if raw_seq & FLAG_TOMBSTONE != 0 {
-        Kind::Tombstone
-    } else if raw_seq & FLAG_PURGE != 0 {
-        Kind::Purge
-    } else {
-        Kind::Msg
-    };
-    let rec = Record {
-        kind,
-        seq: raw_seq & SEQ_MASK,
-        ts,
-        subject,
-        headers,
-        payload,
-    };
-    Ok((rec, len))
-}
-
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.{SEGMENT_EXT}"))
+}
+
+/// Writes `buf` at `offset` of `seg`; past `limit` (tests only) the write fails part-way.
+fn write_at(seg: &Segment, buf: &[u8], offset: u64, limit: Option<u64>) -> Result<(), StoreError> {
+    if let Some(limit) = limit.filter(|l| offset + buf.len() as u64 > *l) {
+        let fits = limit.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let efbig = std::io::Error::from_raw_os_error(libc::EFBIG);
+        return seg
+            .file
+            .write_all_at(&buf[..fits], offset)
+            .and(Err(efbig))
+            .map_err(io_err(&seg.path));
+    }
+    seg.file
+        .write_all_at(buf, offset)
+        .map_err(io_err(&seg.path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -245,6 +187,23 @@ pub struct FileStore {
     flushed: u64,
     /// Messages were removed since the last look for sparse segments.
     removed: bool,
+    /// The last commit, and the index changes since, oldest first.
+    checkpoint: Checkpoint,
+    undo: Vec<Undo>,
+    /// Segments a purge left with nothing live, deleted at the next commit.
+    doomed: Vec<u64>,
+    /// Something changed since the last commit.
+    dirty: bool,
+    /// Write marks: operations so far; the last one committed or rolled back; the ranges
+    /// rolled back (newest last, at most [`DISCARDED_KEPT`]).
+    ops: u64,
+    decided: u64,
+    discarded: VecDeque<RangeInclusive<u64>>,
+    /// Messages found damaged when the store was opened.
+    lost: Option<LostData>,
+    /// Tests: writes past this offset of a segment fail with EFBIG after writing what fits,
+    /// as under `RLIMIT_FSIZE` (a full disk, deterministically).
+    file_limit: Option<u64>,
 }
 
 impl FileStore {
@@ -280,15 +239,34 @@ impl FileStore {
             pending: Vec::new(),
             flushed: 0,
             removed: true,
+            checkpoint: Checkpoint {
+                segments: 0,
+                size: 0,
+                max_seq: 0,
+                last_seq: 0,
+            },
+            undo: Vec::new(),
+            doomed: Vec::new(),
+            dirty: false,
+            ops: 0,
+            decided: 0,
+            discarded: VecDeque::new(),
+            lost: None,
+            file_limit: None,
         };
         let count = ids.len();
+        let mut recovery = Recovery::default();
         for (i, id) in ids.into_iter().enumerate() {
-            store.load_segment(id, i + 1 == count)?;
+            store.load_segment(id, i + 1 == count, &mut recovery)?;
         }
         if store.segments.is_empty() {
             store.new_segment(1)?;
         }
+        if recovery.damaged > 0 {
+            store.account_loss(recovery);
+        }
         store.flushed = store.active().size;
+        store.checkpoint = store.current();
         Ok(store)
     }
 
@@ -297,7 +275,7 @@ impl FileStore {
         &self.dir
     }
 
-    fn load_segment(&mut self, id: u64, newest: bool) -> Result<(), StoreError> {
+    fn load_segment(&mut self, id: u64, newest: bool, rc: &mut Recovery) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, id);
         let file = OpenOptions::new()
             .read(true)
@@ -305,61 +283,115 @@ impl FileStore {
             .open(&path)
             .map_err(io_err(&path))?;
         let data = fs::read(&path).map_err(io_err(&path))?;
-        let mut offset = 0usize;
+        let mut size = data.len() as u64;
         let mut max_seq = 0u64;
-        while offset < data.len() {
-            let (rec, len) = match decode(&data[offset..]) {
-                Ok(r) => r,
-                Err(reason) => {
-                    if !newest {
-                        return Err(StoreError::Corrupt {
-                            path,
-                            offset: offset as u64,
-                            seq: None,
-                            reason,
-                        });
+        let mut scan = Scan::new(&data, rc.last_msg, rc.top);
+        for item in scan.by_ref() {
+            match item {
+                Item::Record { offset, len, rec } => {
+                    max_seq = max_seq.max(rec.seq);
+                    match rec.kind {
+                        Kind::Msg => {
+                            let size = file_msg_size(rec.subject, rec.headers, rec.payload);
+                            let loc = Loc {
+                                segment: id,
+                                offset: offset as u64,
+                                len: len as u32,
+                            };
+                            self.index.insert(rec.seq, rec.subject, size, loc);
+                        }
+                        Kind::Tombstone => {
+                            self.index.remove(rec.seq);
+                            self.index.bump_last_seq(rec.seq);
+                            rc.tombstones.insert(rec.seq);
+                        }
+                        Kind::Purge => {
+                            self.index.remove_through(rec.seq);
+                            rc.floor = rc.floor.max(rec.seq);
+                        }
                     }
+                }
+                Item::Damage {
+                    offset,
+                    len,
+                    reason,
+                    seqs,
+                } => {
+                    rc.damaged += len as u64;
+                    let tail = newest && offset + len == data.len();
                     tracing::warn!(
                         path = %path.display(),
                         offset,
-                        cut = data.len() - offset,
+                        len,
                         reason,
-                        "stream store: torn or corrupt tail record, truncating"
+                        "stream store: skipping a damaged region{}",
+                        if tail { " at the end of the newest segment, cutting it off" } else { "" }
                     );
-                    file.set_len(offset as u64).map_err(io_err(&path))?;
-                    file.sync_all().map_err(io_err(&path))?;
-                    break;
-                }
-            };
-            max_seq = max_seq.max(rec.seq);
-            match rec.kind {
-                Kind::Msg => {
-                    let size = file_msg_size(rec.subject, rec.headers, rec.payload);
-                    let loc = Loc {
-                        segment: id,
-                        offset: offset as u64,
-                        len: len as u32,
-                    };
-                    self.index.insert(rec.seq, rec.subject, size, loc);
-                }
-                Kind::Tombstone => {
-                    self.index.remove(rec.seq);
-                    self.index.bump_last_seq(rec.seq);
-                }
-                Kind::Purge => {
-                    self.index.remove_through(rec.seq);
+                    if let Some(&top) = seqs.last() {
+                        max_seq = max_seq.max(top);
+                    }
+                    rc.readable.extend(seqs);
+                    if tail {
+                        file.set_len(offset as u64).map_err(io_err(&path))?;
+                        file.sync_all().map_err(io_err(&path))?;
+                        size = offset as u64;
+                    }
                 }
             }
-            offset += len;
         }
+        rc.last_msg = scan.last_msg();
+        rc.top = scan.top();
         self.segments.push(Segment {
             id,
             path,
             file,
-            size: offset as u64,
+            size,
             max_seq,
         });
         Ok(())
+    }
+
+    /// Works out, after a scan that met damage, which messages are gone: those whose headers
+    /// were still readable, and every sequence above the last purge that is neither live nor
+    /// deleted by a tombstone (limit removals and purges leave markers, user deletes leave
+    /// tombstones, so nothing else makes a gap). New messages follow the highest of them.
+    fn account_loss(&mut self, rc: Recovery) {
+        if let Some(&top) = rc.readable.iter().max() {
+            self.index.bump_last_seq(top);
+        }
+        let last = self.index.last_seq();
+        let mut msgs: Vec<u64> = (rc.floor + 1..=last)
+            .filter(|s| !self.index.contains(*s) && !rc.tombstones.contains(s))
+            .collect();
+        msgs.extend(
+            rc.readable
+                .iter()
+                .filter(|s| **s > rc.floor && !self.index.contains(**s)),
+        );
+        msgs.sort_unstable();
+        msgs.dedup();
+        let shown: Vec<u64> = msgs.iter().take(LOST_LOGGED).copied().collect();
+        tracing::error!(
+            dir = %self.dir.display(),
+            lost = msgs.len(),
+            bytes = rc.damaged,
+            "stream store: damaged records skipped on recovery; lost message sequences {shown:?}{}",
+            if msgs.len() > LOST_LOGGED { " …" } else { "" }
+        );
+        self.lost = Some(LostData {
+            msgs,
+            bytes: rc.damaged,
+        });
+    }
+
+    fn current(&self) -> Checkpoint {
+        let seg = self.active();
+        Checkpoint {
+            segments: self.segments.len(),
+            size: seg.size,
+            max_seq: seg.max_seq,
+            last_seq: self.index.last_seq(),
+        }
     }
 
     fn new_segment(&mut self, id: u64) -> Result<(), StoreError> {
@@ -386,13 +418,139 @@ impl FileStore {
         &self.segments[self.segments.len() - 1]
     }
 
+    /// Runs one mutating operation: committed at once without a write buffer; on failure
+    /// the store returns to its last commit.
+    fn transact<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.ops += 1;
+        self.dirty = true;
+        match op(self) {
+            Ok(v) if self.cfg.write_buffer == 0 => self.commit().map(|()| v),
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes everything since the last commit durable (as the sync policy asks), then deletes
+    /// the segments purges emptied. On failure, rolls back to the last commit.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let written = self.flush_pending().and_then(|()| {
+            let due = match self.cfg.sync {
+                SyncPolicy::Always => true,
+                SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+            };
+            // The purge marker must be durable before the records it supersedes disappear.
+            if due || !self.doomed.is_empty() {
+                self.fsync_active()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            self.rollback();
+            return Err(e);
+        }
+        self.delete_doomed();
+        self.undo.clear();
+        self.decided = self.ops;
+        self.dirty = false;
+        self.checkpoint = self.current();
+        Ok(())
+    }
+
+    /// Returns the store to its last commit: the changes since are undone in memory and on
+    /// disk, and their write marks will never be durable.
+    fn rollback(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        if self.ops > self.decided {
+            if self.discarded.len() == DISCARDED_KEPT {
+                self.discarded.pop_front();
+            }
+            self.discarded.push_back(self.decided + 1..=self.ops);
+        }
+        self.decided = self.ops;
+        for undo in std::mem::take(&mut self.undo).into_iter().rev() {
+            match undo {
+                Undo::Inserted(seq) => {
+                    self.index.remove(seq);
+                }
+                Undo::Removed(seq, entry) => self.index.restore(seq, entry),
+            }
+        }
+        let cp = self.checkpoint;
+        self.index.set_last_seq(cp.last_seq);
+        self.pending.clear();
+        self.doomed.clear();
+        while self.segments.len() > cp.segments.max(1) {
+            let Some(seg) = self.segments.pop() else {
+                break;
+            };
+            drop(seg.file);
+            if let Err(e) = fs::remove_file(&seg.path) {
+                tracing::error!(path = %seg.path.display(), "stream store: removing a segment after a failed write: {e}");
+            }
+        }
+        let last = self.segments.len() - 1;
+        let seg = &mut self.segments[last];
+        seg.size = cp.size;
+        seg.max_seq = cp.max_seq;
+        // Records written since the commit must not come back on the next open.
+        if let Err(e) = seg.file.set_len(cp.size) {
+            tracing::error!(path = %seg.path.display(), "stream store: cutting back a segment after a failed write: {e}");
+        }
+        self.flushed = cp.size;
+        self.dirty = false;
+        tracing::warn!(dir = %self.dir.display(), last_seq = cp.last_seq, "stream store: a write failed; changes since the last commit were undone");
+    }
+
+    fn delete_doomed(&mut self) {
+        if self.doomed.is_empty() {
+            return;
+        }
+        let doomed = std::mem::take(&mut self.doomed);
+        let active = self.active().id;
+        self.segments.retain(|seg| {
+            if seg.id == active || !doomed.contains(&seg.id) {
+                return true;
+            }
+            match fs::remove_file(&seg.path) {
+                Ok(()) => false,
+                Err(e) => {
+                    // Harmless: its records are all below a durable purge marker.
+                    tracing::error!(path = %seg.path.display(), "stream store: removing a purged segment: {e}");
+                    true
+                }
+            }
+        });
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::error!("stream store: {e}");
+        }
+    }
+
+    fn fsync_active(&mut self) -> Result<(), StoreError> {
+        let seg = self.active();
+        seg.file.sync_data().map_err(io_err(&seg.path))?;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
     /// Writes one encoded record to the active segment, rolling over first if it would not
     /// fit. Returns the segment id and offset.
     fn write_record(&mut self, rec: &[u8], seq: u64) -> Result<(u64, u64), StoreError> {
         let (size, id) = (self.active().size, self.active().id);
         if size > 0 && size + rec.len() as u64 > self.cfg.segment_size {
-            // Older segments are always durable: damage there is an error, not a torn tail.
-            self.sync()?;
+            // Older segments are always written through and fsynced.
+            self.flush_pending()?;
+            self.fsync_active()?;
             self.new_segment(id + 1)?;
             self.flushed = 0;
         }
@@ -402,10 +560,7 @@ impl FileStore {
         if buffered {
             self.pending.extend_from_slice(rec);
         } else {
-            // On failure `size` is not advanced, so a partial write is overwritten by the next one.
-            seg.file
-                .write_all_at(rec, seg.size)
-                .map_err(io_err(&seg.path))?;
+            write_at(seg, rec, seg.size, self.file_limit)?;
             self.flushed = seg.size + rec.len() as u64;
         }
         let at = seg.size;
@@ -425,54 +580,51 @@ impl FileStore {
         }
         let last = self.segments.len() - 1;
         let seg = &self.segments[last];
-        // On failure nothing advances: the next flush rewrites the whole buffer at `flushed`.
-        seg.file
-            .write_all_at(&self.pending, self.flushed)
-            .map_err(io_err(&seg.path))?;
+        write_at(seg, &self.pending, self.flushed, self.file_limit)?;
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
     }
 
-    fn after_write(&mut self) -> Result<(), StoreError> {
-        match self.cfg.sync {
-            // Buffered: `flush` writes and fsyncs the whole batch (group commit).
-            SyncPolicy::Always if self.cfg.write_buffer > 0 => Ok(()),
-            SyncPolicy::Always => self.sync(),
-            SyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync(),
-            SyncPolicy::Interval(_) => Ok(()),
+    /// Removes `seq` from the index, remembering it for a rollback.
+    fn unindex(&mut self, seq: u64) -> bool {
+        match self.index.remove(seq) {
+            Some(entry) => {
+                self.undo.push(Undo::Removed(seq, entry));
+                true
+            }
+            None => false,
         }
     }
 
-    /// Appends a purge marker for `floor`, drops it from the index, then deletes the segments
-    /// that hold nothing above it.
-    fn purge_through(&mut self, floor: u64) -> Result<u64, StoreError> {
-        let rec = encode(FLAG_PURGE | floor, 0, "", &[], &[])?;
-        self.write_record(&rec, floor)?;
-        let removed = self.index.remove_through(floor);
+    /// Appends a tombstone for `seq` and drops it from the index.
+    fn tombstone(&mut self, seq: u64) -> Result<(), StoreError> {
+        let rec = encode(FLAG_TOMBSTONE | seq, 0, "", &[], &[])?;
+        self.write_record(&rec, seq)?;
+        self.unindex(seq);
         self.removed = true;
-        let active_id = self.active().id;
-        let dead = self
-            .segments
-            .iter()
-            .any(|s| s.id != active_id && s.max_seq <= floor);
-        if dead {
-            // The marker must be durable before the records it supersedes disappear.
-            self.sync()?;
-            let mut kept = Vec::with_capacity(self.segments.len());
-            for seg in self.segments.drain(..) {
-                if seg.id != active_id && seg.max_seq <= floor {
-                    fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
-                } else {
-                    kept.push(seg);
+        Ok(())
+    }
+
+    /// Appends a purge marker for `floor`, drops everything up to it from the index, and marks
+    /// the segments that hold nothing above it for deletion at the commit.
+    fn purge_through(&mut self, floor: u64) -> Result<u64, StoreError> {
+        self.transact(|s| {
+            let rec = encode(FLAG_PURGE | floor, 0, "", &[], &[])?;
+            s.write_record(&rec, floor)?;
+            let removed = s.index.drain_through(floor);
+            let n = removed.len() as u64;
+            s.undo
+                .extend(removed.into_iter().map(|(seq, e)| Undo::Removed(seq, e)));
+            s.removed = true;
+            let active = s.active().id;
+            for seg in &s.segments {
+                if seg.id != active && seg.max_seq <= floor && !s.doomed.contains(&seg.id) {
+                    s.doomed.push(seg.id);
                 }
             }
-            self.segments = kept;
-            sync_dir(&self.dir)?;
-        } else {
-            self.after_write()?;
-        }
-        Ok(removed)
+            Ok(n)
+        })
     }
 
     fn read_msg(&self, seq: u64, loc: &Loc) -> Result<StoredMsg, StoreError> {
@@ -529,8 +681,11 @@ impl FileStore {
     /// its live messages and all its tombstones and purge markers (they may concern messages
     /// in older segments). Each rewrite goes to a temporary file that is fsynced and renamed
     /// over the segment, so a crash leaves either the old or the new segment.
+    /// Damaged regions are dropped by the rewrite (their loss was reported on open). Nothing
+    /// is rewritten while uncommitted changes exist: a rollback must find the segments as
+    /// they were.
     pub fn compact_sparse(&mut self) -> Result<usize, StoreError> {
-        if !std::mem::take(&mut self.removed) {
+        if self.dirty || !std::mem::take(&mut self.removed) {
             return Ok(0);
         }
         let active = self.active().id;
@@ -559,28 +714,23 @@ impl FileStore {
         let data = fs::read(&path).map_err(io_err(&path))?;
         let mut out = Vec::with_capacity(data.len() / 2);
         let mut moves = Vec::new();
-        let mut off = 0usize;
-        while off < data.len() {
-            let (rec, len) = decode(&data[off..]).map_err(|reason| StoreError::Corrupt {
-                path: path.clone(),
-                offset: off as u64,
-                seq: None,
-                reason,
-            })?;
+        for item in Scan::new(&data, 0, 0) {
+            let Item::Record { offset, len, rec } = item else {
+                continue;
+            };
             let keep = match rec.kind {
                 Kind::Msg => self
                     .index
                     .get(rec.seq)
-                    .is_some_and(|l| l.segment == id && l.offset == off as u64),
+                    .is_some_and(|l| l.segment == id && l.offset == offset as u64),
                 Kind::Tombstone | Kind::Purge => true,
             };
             if keep {
                 if rec.kind == Kind::Msg {
                     moves.push((rec.seq, out.len() as u64));
                 }
-                out.extend_from_slice(&data[off..off + len]);
+                out.extend_from_slice(&data[offset..offset + len]);
             }
-            off += len;
         }
         let tmp = path.with_extension(COMPACT_EXT);
         {
@@ -612,6 +762,12 @@ impl FileStore {
         Ok(())
     }
 
+    /// Tests: makes writes past `limit` bytes of a segment fail (see `file_limit`).
+    #[cfg(test)]
+    fn limit_file_size(&mut self, limit: Option<u64>) {
+        self.file_limit = limit;
+    }
+
     /// Number of segment files (for tests and monitoring).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -635,16 +791,18 @@ impl StreamStore for FileStore {
             return Err(StoreError::SeqOverflow { seq: seq - 1 });
         }
         let rec = encode(seq, timestamp_ns, subject, headers, payload)?;
-        let (segment, offset) = self.write_record(&rec, seq)?;
-        let loc = Loc {
-            segment,
-            offset,
-            len: rec.len() as u32,
-        };
-        self.index
-            .insert(seq, subject, file_msg_size(subject, headers, payload), loc);
-        self.after_write()?;
-        Ok(seq)
+        let size = file_msg_size(subject, headers, payload);
+        self.transact(|s| {
+            let (segment, offset) = s.write_record(&rec, seq)?;
+            let loc = Loc {
+                segment,
+                offset,
+                len: rec.len() as u32,
+            };
+            s.index.insert(seq, subject, size, loc);
+            s.undo.push(Undo::Inserted(seq));
+            Ok(seq)
+        })
     }
 
     fn get(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
@@ -662,15 +820,10 @@ impl StreamStore for FileStore {
     }
 
     fn delete(&mut self, seq: u64) -> Result<bool, StoreError> {
-        if self.index.get(seq).is_none() {
+        if !self.index.contains(seq) {
             return Ok(false);
         }
-        let rec = encode(FLAG_TOMBSTONE | seq, 0, "", &[], &[])?;
-        self.write_record(&rec, seq)?;
-        self.index.remove(seq);
-        self.removed = true;
-        self.after_write()?;
-        Ok(true)
+        self.transact(|s| s.tombstone(seq).map(|()| true))
     }
 
     fn purge(&mut self) -> Result<u64, StoreError> {
@@ -683,16 +836,15 @@ impl StreamStore for FileStore {
 
     fn purge_subject(&mut self, filter: &str) -> Result<u64, StoreError> {
         let seqs = self.index.matching(filter);
-        for &seq in &seqs {
-            let rec = encode(FLAG_TOMBSTONE | seq, 0, "", &[], &[])?;
-            self.write_record(&rec, seq)?;
-            self.index.remove(seq);
+        if seqs.is_empty() {
+            return Ok(0);
         }
-        if !seqs.is_empty() {
-            self.removed = true;
-            self.after_write()?;
-        }
-        Ok(seqs.len() as u64)
+        self.transact(|s| {
+            for &seq in &seqs {
+                s.tombstone(seq)?;
+            }
+            Ok(seqs.len() as u64)
+        })
     }
 
     fn state(&self) -> StreamState {
@@ -723,6 +875,10 @@ impl StreamStore for FileStore {
         self.index.deleted()
     }
 
+    fn lost(&self) -> Option<&LostData> {
+        self.lost.as_ref()
+    }
+
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
         if seq <= 1 {
             return Ok(0);
@@ -731,26 +887,27 @@ impl StreamStore for FileStore {
     }
 
     fn maintain(&mut self) -> Result<(), StoreError> {
-        self.flush_pending()?;
         self.compact_sparse().map(|_| ())
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if self.cfg.sync == SyncPolicy::Always {
-            return self.sync();
-        }
-        self.flush_pending()
+        self.commit()
+    }
+
+    fn write_mark(&self) -> u64 {
+        self.ops
+    }
+
+    fn is_durable(&self, mark: u64) -> bool {
+        mark <= self.decided && !self.discarded.iter().any(|r| r.contains(&mark))
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.flush_pending()?;
-        let seg = self.active();
-        seg.file.sync_data().map_err(io_err(&seg.path))?;
-        self.last_sync = Instant::now();
-        Ok(())
+        let written = self.flush_pending().and_then(|()| self.fsync_active());
+        if written.is_err() {
+            self.rollback();
+        }
+        written
     }
 
     fn remove_first(&mut self) -> Result<Option<u64>, StoreError> {

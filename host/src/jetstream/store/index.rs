@@ -80,12 +80,33 @@ impl<T> Index<T> {
 
     /// Removes every entry with a sequence ≤ `floor`; returns how many.
     pub fn remove_through(&mut self, floor: u64) -> u64 {
+        self.drain_through(floor).len() as u64
+    }
+
+    /// Removes every entry with a sequence ≤ `floor` and returns them, ascending.
+    pub fn drain_through(&mut self, floor: u64) -> Vec<(u64, Entry<T>)> {
         let seqs: Vec<u64> = self.entries.range(..=floor).map(|(s, _)| *s).collect();
-        for s in &seqs {
-            self.remove(*s);
-        }
+        let out = seqs
+            .into_iter()
+            .filter_map(|s| self.remove(s).map(|e| (s, e)))
+            .collect();
         self.bump_last_seq(floor);
-        seqs.len() as u64
+        out
+    }
+
+    /// Puts back an entry [`remove`](Self::remove) returned (undoing a change).
+    pub fn restore(&mut self, seq: u64, entry: Entry<T>) {
+        let Entry { subject, size, val } = entry;
+        self.insert(seq, &subject, size, val);
+    }
+
+    /// Sets the last sequence, lower or higher (undoing changes that raised it).
+    pub fn set_last_seq(&mut self, seq: u64) {
+        self.last_seq = seq;
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        self.entries.contains_key(&seq)
     }
 
     pub fn get_mut(&mut self, seq: u64) -> Option<&mut T> {

@@ -75,6 +75,16 @@ pub struct SubjectState {
     pub last_seq: u64,
 }
 
+/// Messages a store found damaged and could not recover, in the shape of nats-server's
+/// `LostStreamData` (`state.lost` in stream info).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LostData {
+    /// Sequences of the lost messages, ascending.
+    pub msgs: Vec<u64>,
+    /// Bytes of the damaged regions they were in.
+    pub bytes: u64,
+}
+
 /// Errors of the storage layer, with the file and sequence they concern.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,8 +97,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A record failed its length or checksum check where damage cannot be repaired
-    /// by truncating the tail (an older segment, or a record the index points at).
+    /// A record the index points at failed its length or checksum check (damage that
+    /// appeared after the store was opened).
     #[error("corrupt record in {path} at offset {offset} (seq {seq:?}): {reason}")]
     Corrupt {
         /// The segment file.
@@ -175,10 +185,29 @@ pub trait StreamStore {
     /// Returns how many went.
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError>;
 
-    /// Writes buffered records (see [`FileStoreConfig::write_buffer`]) with write(2): after
-    /// this, a crash of the process (not of the machine) loses nothing appended before.
+    /// Commits buffered changes (see [`FileStoreConfig::write_buffer`]): writes them with
+    /// write(2) (and fsyncs as the sync policy asks). After `Ok`, a crash of the process (not
+    /// of the machine) loses nothing done before; after `Err`, everything since the last
+    /// commit is undone, as if it had never been asked for.
     fn flush(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A mark for the operations done so far, to ask [`is_durable`](Self::is_durable) about
+    /// after a flush.
+    fn write_mark(&self) -> u64 {
+        0
+    }
+
+    /// Whether the operation that returned `mark` (or the last one before it was taken) is
+    /// committed — `false` when a failed write undid it, or when it is not committed yet.
+    fn is_durable(&self, _mark: u64) -> bool {
+        true
+    }
+
+    /// Messages found damaged when the store was opened, if any.
+    fn lost(&self) -> Option<&LostData> {
+        None
     }
 
     /// Background upkeep (the file store rewrites segments that are mostly dead records).
