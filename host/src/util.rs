@@ -1,6 +1,7 @@
-//! Small pure helpers shared by every layer: the wall clock in nanoseconds and random bytes.
+//! Small helpers shared by every layer: the wall clock in nanoseconds, random bytes, and a
+//! budget of log lines per second.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_nanos() -> u64 {
@@ -38,9 +39,64 @@ pub fn event_id() -> String {
         .collect()
 }
 
+/// A budget of log lines per second for something that can fail at a client's or a
+/// plugin's pace (a plugin failing on every message, a client guessing passwords): the first
+/// few lines of each second are logged, the rest only counted, and their number is said once
+/// when the next second's first line comes.
+#[derive(Debug)]
+pub struct LogLimiter {
+    per_second: u32,
+    /// Start of the current one-second window, lines logged in it, lines suppressed.
+    window: parking_lot::Mutex<(Instant, u32, u64)>,
+}
+
+impl LogLimiter {
+    pub fn new(per_second: u32) -> Self {
+        LogLimiter {
+            per_second,
+            window: parking_lot::Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    /// Whether to log this line; when a new window opens after suppressed lines, their
+    /// number is returned so the caller can say so once.
+    pub fn admit(&self) -> (bool, u64) {
+        let mut w = self.window.lock();
+        let now = Instant::now();
+        let mut suppressed = 0;
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            suppressed = std::mem::take(&mut w.2);
+            *w = (now, 0, 0);
+        }
+        if w.1 < self.per_second {
+            w.1 += 1;
+            (true, suppressed)
+        } else {
+            w.2 += 1;
+            (false, suppressed)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_are_limited_per_second() {
+        let l = LogLimiter::new(5);
+        let admitted = (0..100).filter(|_| l.admit().0).count();
+        assert_eq!(admitted, 5);
+        // The next window reports the 95 suppressed lines once.
+        {
+            let mut w = l.window.lock();
+            w.0 =
+                w.0.checked_sub(Duration::from_secs(1))
+                    .expect("uptime over 1 s");
+        }
+        assert_eq!(l.admit(), (true, 95));
+        assert_eq!(l.admit(), (true, 0));
+    }
 
     #[test]
     fn random_values_differ_and_have_the_asked_length() {

@@ -306,6 +306,45 @@ fn variables_used_are_not_unknown_fields() {
 }
 
 #[test]
+fn failure_backoff() {
+    use crate::options::FailureBackoff;
+    assert_eq!(
+        opts("authorization { user: a, password: b }")
+            .auth
+            .failure_backoff,
+        None
+    );
+    let o = opts(
+        "authorization {\n  user: a\n  password: b\n  \
+         failure_backoff { max_failures: 3, window: \"1m\", delay: \"500ms\" }\n}",
+    );
+    assert_eq!(
+        o.auth.failure_backoff,
+        Some(FailureBackoff {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            delay: Duration::from_millis(500),
+        })
+    );
+    // Keys left out keep their defaults.
+    let o = opts("authorization { failure_backoff {} }");
+    assert_eq!(o.auth.failure_backoff, Some(FailureBackoff::default()));
+    for (conf, want) in [
+        ("max_failures: 0", "max_failures"),
+        ("window: \"0s\"", "must be positive"),
+        ("delay: 1", "a duration string"),
+        ("delay: \"20s\"", "must not exceed window"),
+        ("tries: 3", "unknown field \"tries\""),
+    ] {
+        let e = err(&format!(
+            "authorization {{\n failure_backoff {{ {conf} }}\n}}"
+        ));
+        assert!(e.contains(want), "{conf}: {e}");
+        assert!(e.contains(":2:"), "{conf}: no line in {e}");
+    }
+}
+
+#[test]
 fn bcrypt_is_not_a_variable() {
     let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
     assert_eq!(

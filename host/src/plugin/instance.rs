@@ -17,15 +17,20 @@ use wasmtime::{Store, Trap};
 use super::bindings::{authorizer as wa, batch_transformer as wb, mapper as wm, transformer as wt};
 use super::budget::{Gate, Reservation};
 use super::engine::{PluginEngine, EPOCH_TICK};
-use super::error::{Counters, LogLimiter, OutcomeKind, PluginError, PluginStats};
+use super::error::{Counters, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
 use crate::subject::{is_valid_literal_subject, is_valid_subject};
+use crate::util::LogLimiter;
 
 /// Idle instances kept per plugin; more concurrent callers get instances that are dropped
 /// after their call.
 const MAX_IDLE: usize = 64;
+
+/// Failure log lines per plugin per second before the rest are only counted: a plugin that
+/// fails on every message must not flood the log (or the disk under it).
+const FAILURE_LOG_LINES_PER_SECOND: u32 = 5;
 /// Mapper results kept per deterministic mapper before the cache is cleared.
 const MAX_CACHED_MAPPINGS: usize = 64 * 1024;
 
@@ -133,7 +138,7 @@ impl<W: World> Pool<W> {
             idle: Mutex::new(Vec::new()),
             gate: Arc::new(Gate::default()),
             counters: Counters::default(),
-            log_limit: LogLimiter::default(),
+            log_limit: LogLimiter::new(FAILURE_LOG_LINES_PER_SECOND),
         };
         let first = pool
             .reserve()

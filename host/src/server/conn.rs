@@ -152,17 +152,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let (consumed, flow) = session.process(&buf);
             buf.advance(consumed);
             session.end_batch();
-            match flow {
-                Flow::Continue => break,
-                Flow::Close(reason) => return reason,
-                Flow::Authorize(pending) => {
-                    let (co, request) = *pending;
-                    let flow = session.authorize(co, request).await;
-                    session.end_batch();
-                    if let Flow::Close(reason) = flow {
-                        return reason;
-                    }
-                }
+            match wait_and_decide(session, flow).await {
+                // The batch stopped at a CONNECT that took time; the rest of it now.
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(reason) => return reason,
             }
         }
         if buf.is_empty() && buf.capacity() > 4 * MAX_READ {
@@ -170,6 +164,37 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         // Parsing and routing never yield; give the runtime a chance to run writers.
         tokio::task::consume_budget().await;
+    }
+}
+
+/// Carries out what a batch stopped for: an authorizer plugin's decision, a back-off delay
+/// (`failure_backoff`, slept by this connection's task alone; a shutdown or a kick ends it).
+/// Returns whether the batch stopped early, or why the connection ends.
+async fn wait_and_decide(session: &mut Session, mut flow: Flow) -> Result<bool, CloseReason> {
+    let mut stopped = false;
+    loop {
+        flow = match flow {
+            Flow::Continue => return Ok(stopped),
+            Flow::Close(reason) => return Err(reason),
+            Flow::Authorize(pending) => {
+                let (co, request) = *pending;
+                session.authorize(co, request).await
+            }
+            Flow::Backoff(pending) => {
+                let (co, at) = *pending;
+                let client = session.client().clone();
+                tokio::select! {
+                    biased;
+                    _ = client.wake_reader.notified() => {
+                        return Err(client.close_reason().unwrap_or(CloseReason::ServerShutdown));
+                    }
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+                session.check_credentials(co)
+            }
+        };
+        session.end_batch();
+        stopped = true;
     }
 }
 
