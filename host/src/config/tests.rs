@@ -412,6 +412,65 @@ fn includes_relative_to_including_file() -> Result<(), Box<dyn std::error::Error
 }
 
 #[test]
+fn nesting_is_limited_with_the_position_of_the_level_too_many() {
+    use super::parser::MAX_NESTING;
+    const DEEP: usize = 100_000;
+    // (opening text, closing text, levels each opens); `a: ` comes first, so the bracket of
+    // the level past the limit is at column 3 + 1 + the length of the limit's openings.
+    for (open, close, levels) in [("{a: ", "}", 1), ("[", "]", 1), ("{a: [", "]}", 2)] {
+        let text = format!("a: {}{}", open.repeat(DEEP), close.repeat(DEEP));
+        let column = 3 + 1 + open.len() * MAX_NESTING / levels;
+        let want =
+            format!("t.conf:1:{column}: maps and arrays nested more than {MAX_NESTING} deep");
+        assert_eq!(err(&text), want, "{open}");
+    }
+    // Unclosed, one level a line: still the limit (not the missing bracket), on its line.
+    for text in [
+        format!("a {}", "{\na ".repeat(DEEP)),
+        format!("a: {}", "[\n".repeat(DEEP)),
+    ] {
+        let e = err(&text);
+        let want = format!("t.conf:{}:", MAX_NESTING + 1);
+        assert!(
+            e.starts_with(&want) && e.contains("nested more than"),
+            "{e}"
+        );
+    }
+    // The limit itself is fine.
+    let ok = format!("a: {}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+    assert!(parse_tree_str(&ok, Path::new("t.conf")).is_ok());
+}
+
+#[test]
+fn nesting_counts_across_includes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let half = super::parser::MAX_NESTING / 2 + 1;
+    let levels =
+        |n: usize, inner: &str| format!("{}{inner}\n{}", "x {\n".repeat(n), "}\n".repeat(n));
+    std::fs::write(
+        dir.path().join("main.conf"),
+        levels(half, "include inner.conf"),
+    )?;
+    std::fs::write(dir.path().join("inner.conf"), levels(half, "y: 1"))?;
+    let e = load(&dir.path().join("main.conf"))
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let want = format!(
+        "main.conf:{}:1: error parsing include file 'inner.conf': {}:{}:3: maps and arrays nested",
+        half + 1,
+        dir.path().join("inner.conf").display(),
+        super::parser::MAX_NESTING - half + 1,
+    );
+    assert!(e.contains(&want), "{e}\nwanted {want}");
+    // Each half alone is fine.
+    std::fs::write(dir.path().join("main.conf"), levels(half, "y: 1"))?;
+    assert!(parse_tree(&dir.path().join("main.conf")).is_ok());
+    Ok(())
+}
+
+#[test]
 fn include_errors() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let main = dir.path().join("main.conf");
