@@ -39,6 +39,20 @@ pub fn event_id() -> String {
         .collect()
 }
 
+/// `text` cut to at most `max_bytes` bytes at a character boundary, ending in "…" when cut
+/// (for texts a plugin or a client chose: a reason of megabytes must not become one log line
+/// or one `-ERR` of megabytes).
+pub fn truncate_text(text: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max_bytes.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
 /// A budget of log lines per second for something that can fail at a client's or a
 /// plugin's pace (a plugin failing on every message, a client guessing passwords): the first
 /// few lines of each second are logged, the rest only counted, and their number is said once
@@ -81,6 +95,20 @@ impl LogLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_are_truncated_at_a_character_boundary() {
+        assert_eq!(truncate_text("short", 10), "short");
+        assert_eq!(truncate_text("exactly10!", 10), "exactly10!");
+        assert_eq!(truncate_text("0123456789ab", 10), "0123456…");
+        // "é" is two bytes: never cut in half.
+        let t = truncate_text("ééééé", 8);
+        assert_eq!(t, "éé…");
+        assert!(t.len() <= 8);
+        let long = "x".repeat(4 << 20);
+        assert_eq!(truncate_text(&long, 256).len(), 256);
+        assert_eq!(truncate_text("abc", 0), "…");
+    }
 
     #[test]
     fn log_lines_are_limited_per_second() {

@@ -545,6 +545,23 @@ impl Transformer {
         }
     }
 
+    /// An answer the message path refused after the call (a replacement bigger than the
+    /// publisher's max_payload): counted and logged (rate-limited) as a malformed result.
+    pub fn refuse_output(&self, what: &str) {
+        let e = PluginError::Malformed(what.to_string());
+        let op = "transform";
+        match &self.kind {
+            Kind::PerMessage(p) => {
+                p.counters.count_error(&e);
+                p.log_failure(op, &e, "output refused");
+            }
+            Kind::Batch(p) => {
+                p.counters.count_error(&e);
+                p.log_failure(op, &e, "output refused");
+            }
+        }
+    }
+
     /// Whether the component implements `batch-transformer`.
     pub fn is_batch(&self) -> bool {
         matches!(self.kind, Kind::Batch(_))
@@ -640,7 +657,7 @@ impl Transformer {
                 }
                 out[i] = check_outcome(match d.action {
                     wbt::Action::Replace(m) => Outcome::Replace(m.into()),
-                    wbt::Action::Drop(reason) => Outcome::Drop(reason),
+                    wbt::Action::Drop(reason) => Outcome::Drop(super::types::reason(reason)),
                 })?;
             }
             Ok(out)
