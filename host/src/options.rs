@@ -127,6 +127,29 @@ pub struct AuthOptions {
     pub users: Vec<UserSpec>,
     /// The user a client without credentials is treated as (`no_auth_user`).
     pub no_auth_user: Option<String>,
+    /// `authorization { failure_backoff {} }`: slow down an address that keeps failing.
+    pub failure_backoff: Option<FailureBackoff>,
+}
+
+/// `authorization { failure_backoff { max_failures, window, delay } }` (natrium's own; off
+/// unless configured). An address with `max_failures` failed authentications within `window`
+/// of its first has every CONNECT answered no sooner than `delay` after the previous answer
+/// to that address, whatever the credentials; a success forgets its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBackoff {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub delay: Duration,
+}
+
+impl Default for FailureBackoff {
+    fn default() -> Self {
+        FailureBackoff {
+            max_failures: 5,
+            window: Duration::from_secs(10),
+            delay: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `accounts {}`, top-level `mappings` and `system_account`.

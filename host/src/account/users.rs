@@ -131,6 +131,10 @@ pub struct UserDirectory {
     no_auth_user: Option<String>,
     /// Operator mode: users come from JWTs, not from the configuration.
     operator: Option<Arc<OperatorMode>>,
+    /// When passwords are bcrypt hashes: a hash of the highest configured cost that nothing
+    /// matches, verified for a user name that is not configured, so that refusing an
+    /// unknown user takes as long as refusing a wrong password.
+    unknown_user_hash: Option<Password>,
 }
 
 fn compile(u: &UserSpec) -> Result<Option<Arc<Permissions>>, UserConfigError> {
@@ -174,6 +178,14 @@ impl UserDirectory {
                 return Err(UserConfigError::UnknownNoAuthUser(n.clone()));
             }
         }
+        let highest_cost = dir
+            .by_name
+            .values()
+            .filter_map(|e| e.password.as_ref())
+            .chain(dir.single.as_ref().map(|(_, p)| p))
+            .filter_map(Password::bcrypt_cost)
+            .max();
+        dir.unknown_user_hash = highest_cost.map(Password::unmatchable_bcrypt);
         Ok(dir)
     }
 
@@ -303,10 +315,16 @@ impl UserDirectory {
                 };
             }
             if let Some((single, p)) = &self.single {
-                if single == name && p.verify(c.pass.unwrap_or("").as_bytes()) {
-                    return Ok(global(Some(name)));
-                }
-                return Err(AuthError::WrongPassword(name.to_string()));
+                // Verified whatever the name: a wrong name costs what a wrong password does.
+                let ok = p.verify(c.pass.unwrap_or("").as_bytes());
+                return match (single == name, ok) {
+                    (true, true) => Ok(global(Some(name))),
+                    (true, false) => Err(AuthError::WrongPassword(name.to_string())),
+                    (false, _) => Err(AuthError::UnknownUser(name.to_string())),
+                };
+            }
+            if let Some(h) = &self.unknown_user_hash {
+                h.verify(c.pass.unwrap_or("").as_bytes());
             }
             if self.token.is_none() {
                 return Err(AuthError::UnknownUser(name.to_string()));
@@ -601,5 +619,69 @@ mod tests {
             d.authenticate(&replayed),
             Err(AuthError::BadSignature(_))
         ));
+    }
+
+    #[test]
+    fn unknown_users_cost_a_bcrypt_verification_when_passwords_are_bcrypt() {
+        let hashed = |cost| bcrypt::hash("right", cost).expect("hash");
+        let dir = |users: Vec<UserSpec>, single: Option<(&str, String)>| {
+            let opts = Options {
+                auth: AuthOptions {
+                    users,
+                    username: single.as_ref().map(|s| s.0.to_string()),
+                    password: single.map(|s| s.1),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            UserDirectory::from_options(&opts).expect("valid users")
+        };
+        // Plain passwords: nothing to spend.
+        assert!(dir(vec![user("a", "plain", "")], None)
+            .unknown_user_hash
+            .is_none());
+        // The highest configured cost, from `users` or the single user.
+        let d = dir(
+            vec![user("a", &hashed(5), ""), user("b", &hashed(7), "")],
+            None,
+        );
+        let cost = d.unknown_user_hash.as_ref().and_then(Password::bcrypt_cost);
+        assert_eq!(cost, Some(7));
+        let single = dir(Vec::new(), Some(("s", hashed(6))));
+        assert_eq!(
+            single
+                .unknown_user_hash
+                .as_ref()
+                .and_then(Password::bcrypt_cost),
+            Some(6)
+        );
+
+        // Refusing an unknown user takes about as long as refusing a wrong password.
+        let median = |d: &UserDirectory, c: &Credentials<'_>| {
+            let mut t: Vec<_> = (0..7)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    assert!(d.authenticate(c).is_err());
+                    start.elapsed()
+                })
+                .collect();
+            t.sort();
+            t[3]
+        };
+        for d in [&d, &single] {
+            let known = d
+                .by_name
+                .keys()
+                .next()
+                .or(d.single.as_ref().map(|s| &s.0))
+                .expect("a user")
+                .clone();
+            let wrong = median(d, &creds(&known, "wrong"));
+            let unknown = median(d, &creds("nobody", "wrong"));
+            assert!(
+                unknown * 3 > wrong,
+                "unknown user {unknown:?}, wrong password {wrong:?}"
+            );
+        }
     }
 }

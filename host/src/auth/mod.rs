@@ -7,8 +7,11 @@
 //! - [`creds`]: `.creds` files;
 //! - [`permissions`]: publish/subscribe allow/deny, queue permissions,
 //!   `allow_responses`, per-connection decision cache;
-//! - [`password`]: plain and bcrypt passwords/tokens.
+//! - [`password`]: plain and bcrypt passwords/tokens;
+//! - [`backoff`]: the per-address table behind `failure_backoff` (not pure: a clock and a
+//!   lock; layer 2).
 
+pub mod backoff;
 pub mod creds;
 pub mod identity;
 pub mod jwt;

@@ -65,6 +65,35 @@ impl Password {
     }
 }
 
+impl Password {
+    /// The cost of a bcrypt hash (`None` for a plain value).
+    pub fn bcrypt_cost(&self) -> Option<u32> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Bcrypt(h) => h.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost()),
+        }
+    }
+
+    /// A well-formed bcrypt hash of `cost` with a random salt and digest, which no password
+    /// is known to match: verifying against it costs what verifying a real hash of that cost
+    /// does. Used for a user who does not exist, so that refusing them takes as long as
+    /// refusing a wrong password (the time does not tell whether a user name exists).
+    pub fn unmatchable_bcrypt(cost: u32) -> Self {
+        // bcrypt's base64: 22 characters of salt (16 bytes) and 31 of digest (23 bytes);
+        // the last character of each carries unused low bits, which must be zero ('.').
+        const ALPHABET: &[u8; 64] =
+            b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut chars: Vec<u8> = crate::util::random_bytes(53)
+            .iter()
+            .map(|b| ALPHABET[usize::from(b & 63)])
+            .collect();
+        chars[21] = b'.';
+        chars[52] = b'.';
+        let body = String::from_utf8_lossy(&chars);
+        Self::Bcrypt(format!("$2b${:02}${body}", cost.clamp(4, 31)))
+    }
+}
+
 /// Helper so `Password::parse` can use `?` on the bcrypt parse.
 trait FromStrChecked: Sized {
     fn from_str_checked(s: &str) -> Result<Self, PasswordError>;
@@ -132,5 +161,39 @@ mod tests {
         assert!(!is_bcrypt("$1$abc"));
         assert!(!is_bcrypt("$2a$1$x"));
         assert!(verify_password("$2abc", b"$2abc"));
+    }
+
+    #[test]
+    fn unmatchable_bcrypt_costs_a_real_verification() {
+        let real = Password::parse(&bcrypt::hash("pw", 6).expect("hash")).expect("bcrypt");
+        assert_eq!(real.bcrypt_cost(), Some(6));
+        assert_eq!(Password::Plain("x".into()).bcrypt_cost(), None);
+        let dummy = Password::unmatchable_bcrypt(6);
+        let Password::Bcrypt(h) = &dummy else {
+            panic!("not bcrypt: {dummy:?}");
+        };
+        // It parses (so `verify` hashes instead of failing fast), has the asked cost, and
+        // two are different.
+        assert_eq!(Password::parse(h), Ok(dummy.clone()));
+        assert_eq!(dummy.bcrypt_cost(), Some(6));
+        assert_eq!(
+            bcrypt::verify("pw", h).map_err(|e| e.to_string()),
+            Ok(false)
+        );
+        assert_ne!(Password::unmatchable_bcrypt(6), dummy);
+        // It takes as long as a real hash of that cost to refuse (cost 6: 64 rounds, well
+        // above the microseconds a parse failure takes).
+        let time = |p: &Password| {
+            let start = std::time::Instant::now();
+            for _ in 0..5 {
+                assert!(!p.verify(b"wrong"));
+            }
+            start.elapsed()
+        };
+        let (real_t, dummy_t) = (time(&real), time(&dummy));
+        assert!(
+            dummy_t * 2 > real_t && real_t * 2 > dummy_t,
+            "real {real_t:?}, dummy {dummy_t:?}"
+        );
     }
 }

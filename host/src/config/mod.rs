@@ -101,7 +101,7 @@ pub fn parse_tree(path: &Path) -> Result<Map, ConfigError> {
 
 /// Parses `text` (as the file `origin`) into the generic value tree.
 pub fn parse_tree_str(text: &str, origin: &Path) -> Result<Map, ConfigError> {
-    parser::parse_document(text, origin, 0)
+    parser::parse_document(text, origin, 0, 0)
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@
 //! - integers may carry a size suffix (`k`=1000, `kb`/`ki`/`kib`=1024, ... up to `e`/`eib`);
 //! - `include path` merges another file's keys (path relative to the including file);
 //! - `( ... )` with `)` alone on a line is a raw multi-line string.
+//!
+//! Maps and arrays nest at most [`MAX_NESTING`] deep, counted across includes and
+//! environment variables: the parser recurses once per level, and a file of 100,000 `{` must
+//! be an error with its position, not a stack overflow.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +26,9 @@ use super::ConfigError;
 /// deep, so that a file including itself is an error rather than a stack overflow.
 const MAX_DEPTH: usize = 16;
 
+/// Maps and arrays inside one another, at most (real configurations use fewer than ten).
+pub const MAX_NESTING: usize = 64;
+
 pub(crate) struct Parser<'a> {
     src: &'a str,
     /// Byte offset of the next character.
@@ -32,16 +39,26 @@ pub(crate) struct Parser<'a> {
     /// Maps currently being built, outermost first: the scopes `$VAR` is looked up in.
     scopes: Vec<Map>,
     depth: usize,
+    /// Maps and arrays open around the next character, including those of the files and
+    /// variables this text was included from.
+    nesting: usize,
 }
 
-/// Parses a whole document. `file` is used for positions and to resolve includes.
-pub(crate) fn parse_document(src: &str, file: &Path, depth: usize) -> Result<Map, ConfigError> {
-    let mut p = Parser::new(src, Arc::from(file), depth);
+/// Parses a whole document, which sits `nesting` maps and arrays deep (0 for a file; an
+/// included file continues its includer's count). `file` is used for positions and to
+/// resolve includes.
+pub(crate) fn parse_document(
+    src: &str,
+    file: &Path,
+    depth: usize,
+    nesting: usize,
+) -> Result<Map, ConfigError> {
+    let mut p = Parser::new(src, Arc::from(file), depth, nesting);
     p.document()
 }
 
 impl<'a> Parser<'a> {
-    fn new(src: &'a str, file: Arc<Path>, depth: usize) -> Self {
+    fn new(src: &'a str, file: Arc<Path>, depth: usize, nesting: usize) -> Self {
         // A leading byte-order mark is not content.
         let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         Parser {
@@ -52,6 +69,7 @@ impl<'a> Parser<'a> {
             file,
             scopes: Vec::new(),
             depth,
+            nesting,
         }
     }
 
@@ -267,8 +285,29 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Runs `inner` (a map or an array opening at `pos`) one level deeper, or refuses.
+    fn nested(
+        &mut self,
+        pos: Pos,
+        inner: fn(&mut Self, Pos) -> Result<Value, ConfigError>,
+    ) -> Result<Value, ConfigError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.err(
+                pos,
+                format!("maps and arrays nested more than {MAX_NESTING} deep"),
+            ));
+        }
+        self.nesting += 1;
+        let value = inner(self, pos);
+        self.nesting -= 1;
+        value
+    }
+
     fn map(&mut self) -> Result<Value, ConfigError> {
-        let pos = self.pos();
+        self.nested(self.pos(), Self::map_inner)
+    }
+
+    fn map_inner(&mut self, pos: Pos) -> Result<Value, ConfigError> {
         self.bump(); // '{'
         self.scopes.push(Map::new());
         loop {
@@ -292,7 +331,10 @@ impl<'a> Parser<'a> {
     }
 
     fn array(&mut self) -> Result<Value, ConfigError> {
-        let pos = self.pos();
+        self.nested(self.pos(), Self::array_inner)
+    }
+
+    fn array_inner(&mut self, pos: Pos) -> Result<Value, ConfigError> {
         self.bump(); // '['
         let mut items = Vec::new();
         loop {
@@ -503,12 +545,13 @@ impl<'a> Parser<'a> {
         })?;
         // As in nats-server, an included file is parsed on its own (it sees only its own
         // variables and the environment); its keys then land in the current map.
-        let map =
-            parse_document(&text, &path, self.depth + 1).map_err(|e| ConfigError::Include {
+        let map = parse_document(&text, &path, self.depth + 1, self.nesting).map_err(|e| {
+            ConfigError::Include {
                 pos,
                 name,
                 source: Box::new(e),
-            })?;
+            }
+        })?;
         for entry in map.iter() {
             self.current().insert(entry.clone());
         }
@@ -534,7 +577,7 @@ impl<'a> Parser<'a> {
                 return Err(self.err(pos, format!("variable '{name}' expands too deeply")));
             }
             // Environment values are typed like file values: "4222" is an integer, "1MB" a size.
-            let mut sub = Parser::new(&text, self.file.clone(), self.depth + 1);
+            let mut sub = Parser::new(&text, self.file.clone(), self.depth + 1, self.nesting);
             sub.scopes.push(Map::new());
             let parsed = if text.trim().is_empty() {
                 None

@@ -306,6 +306,45 @@ fn variables_used_are_not_unknown_fields() {
 }
 
 #[test]
+fn failure_backoff() {
+    use crate::options::FailureBackoff;
+    assert_eq!(
+        opts("authorization { user: a, password: b }")
+            .auth
+            .failure_backoff,
+        None
+    );
+    let o = opts(
+        "authorization {\n  user: a\n  password: b\n  \
+         failure_backoff { max_failures: 3, window: \"1m\", delay: \"500ms\" }\n}",
+    );
+    assert_eq!(
+        o.auth.failure_backoff,
+        Some(FailureBackoff {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            delay: Duration::from_millis(500),
+        })
+    );
+    // Keys left out keep their defaults.
+    let o = opts("authorization { failure_backoff {} }");
+    assert_eq!(o.auth.failure_backoff, Some(FailureBackoff::default()));
+    for (conf, want) in [
+        ("max_failures: 0", "max_failures"),
+        ("window: \"0s\"", "must be positive"),
+        ("delay: 1", "a duration string"),
+        ("delay: \"20s\"", "must not exceed window"),
+        ("tries: 3", "unknown field \"tries\""),
+    ] {
+        let e = err(&format!(
+            "authorization {{\n failure_backoff {{ {conf} }}\n}}"
+        ));
+        assert!(e.contains(want), "{conf}: {e}");
+        assert!(e.contains(":2:"), "{conf}: no line in {e}");
+    }
+}
+
+#[test]
 fn bcrypt_is_not_a_variable() {
     let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
     assert_eq!(
@@ -369,6 +408,65 @@ fn includes_relative_to_including_file() -> Result<(), Box<dyn std::error::Error
     )?;
     assert!(o.logging.debug);
     assert_eq!(o.config_file, None);
+    Ok(())
+}
+
+#[test]
+fn nesting_is_limited_with_the_position_of_the_level_too_many() {
+    use super::parser::MAX_NESTING;
+    const DEEP: usize = 100_000;
+    // (opening text, closing text, levels each opens); `a: ` comes first, so the bracket of
+    // the level past the limit is at column 3 + 1 + the length of the limit's openings.
+    for (open, close, levels) in [("{a: ", "}", 1), ("[", "]", 1), ("{a: [", "]}", 2)] {
+        let text = format!("a: {}{}", open.repeat(DEEP), close.repeat(DEEP));
+        let column = 3 + 1 + open.len() * MAX_NESTING / levels;
+        let want =
+            format!("t.conf:1:{column}: maps and arrays nested more than {MAX_NESTING} deep");
+        assert_eq!(err(&text), want, "{open}");
+    }
+    // Unclosed, one level a line: still the limit (not the missing bracket), on its line.
+    for text in [
+        format!("a {}", "{\na ".repeat(DEEP)),
+        format!("a: {}", "[\n".repeat(DEEP)),
+    ] {
+        let e = err(&text);
+        let want = format!("t.conf:{}:", MAX_NESTING + 1);
+        assert!(
+            e.starts_with(&want) && e.contains("nested more than"),
+            "{e}"
+        );
+    }
+    // The limit itself is fine.
+    let ok = format!("a: {}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+    assert!(parse_tree_str(&ok, Path::new("t.conf")).is_ok());
+}
+
+#[test]
+fn nesting_counts_across_includes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let half = super::parser::MAX_NESTING / 2 + 1;
+    let levels =
+        |n: usize, inner: &str| format!("{}{inner}\n{}", "x {\n".repeat(n), "}\n".repeat(n));
+    std::fs::write(
+        dir.path().join("main.conf"),
+        levels(half, "include inner.conf"),
+    )?;
+    std::fs::write(dir.path().join("inner.conf"), levels(half, "y: 1"))?;
+    let e = load(&dir.path().join("main.conf"))
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let want = format!(
+        "main.conf:{}:1: error parsing include file 'inner.conf': {}:{}:3: maps and arrays nested",
+        half + 1,
+        dir.path().join("inner.conf").display(),
+        super::parser::MAX_NESTING - half + 1,
+    );
+    assert!(e.contains(&want), "{e}\nwanted {want}");
+    // Each half alone is fine.
+    std::fs::write(dir.path().join("main.conf"), levels(half, "y: 1"))?;
+    assert!(parse_tree(&dir.path().join("main.conf")).is_ok());
     Ok(())
 }
 

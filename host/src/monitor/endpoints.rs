@@ -175,6 +175,9 @@ fn varz(server: &Server) -> Value {
         "in_bytes": s.in_bytes.load(Ordering::Relaxed),
         "out_bytes": s.out_bytes.load(Ordering::Relaxed),
         "slow_consumers": s.slow_consumers.load(Ordering::Relaxed),
+        // natrium's own (nats-server 2.9/2.10 count none): CONNECTs refused for their
+        // credentials.
+        "auth_failures": s.auth_failures.load(Ordering::Relaxed),
         "subscriptions": server.num_subscriptions(),
         "http_req_stats": {},
         "config_load_time": timefmt::rfc3339(server.start),
@@ -391,6 +394,12 @@ fn metrics(server: &Server) -> String {
         "counter",
         "Clients disconnected as slow consumers.",
         load(&s.slow_consumers),
+    );
+    put(
+        "auth_failures_total",
+        "counter",
+        "CONNECTs refused for their credentials (or by an authorizer plugin).",
+        load(&s.auth_failures),
     );
     put(
         "memory_bytes",

@@ -4,6 +4,7 @@
 
 use super::session::{Flow, Session};
 use crate::account::{AuthError, AuthOutcome, ClientLimits, Credentials};
+use crate::auth::backoff::Admission;
 use crate::auth::permissions::{
     ConnPermissions, PermissionSpec, Permissions, ResponsePermission, SubjectPermission,
 };
@@ -14,7 +15,7 @@ use crate::util::unix_nanos;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 impl Session {
     pub(super) fn on_connect(&mut self, json: &[u8]) -> Flow {
@@ -31,6 +32,26 @@ impl Session {
         if co.no_responders && !co.headers {
             return self.fail(ServerError::NoRespondersRequiresHeaders);
         }
+        if let Some(cfg) = self.core.options().auth.failure_backoff {
+            let ip = self.client.addr.ip();
+            match self.core.auth_backoff.admit(ip, &cfg, Instant::now()) {
+                Admission::Now => {}
+                Admission::At(at) => return Flow::Backoff(Box::new((co, at.into()))),
+                Admission::Refuse => {
+                    return self.refuse(
+                        &co,
+                        "too many authentication failures from this address \
+                         (failure_backoff), refused without checking",
+                    )
+                }
+            }
+        }
+        self.check_credentials(co)
+    }
+
+    /// Authenticates a parsed CONNECT: configured users and operator JWTs first, then the
+    /// authorizer plugins.
+    pub fn check_credentials(&mut self, co: proto::ConnectOptions) -> Flow {
         let tls_identity = self.client.meta.lock().tls_identity.clone();
         let tls_map = tls_identity.as_deref().filter(|_| {
             self.core
@@ -100,14 +121,34 @@ impl Session {
         }
     }
 
+    /// An authentication failure: counted (`auth_failures`), remembered for
+    /// `failure_backoff`, logged (a few lines a second, then a count), refused.
     fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
-        tracing::error!(
-            "{} - \"{}:{}:{}\" - authentication error: {why}",
-            self.client.label(),
-            co.version.as_deref().unwrap_or(""),
-            co.lang.as_deref().unwrap_or(""),
-            co.name.as_deref().unwrap_or("")
-        );
+        self.core
+            .stats
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(cfg) = self.core.options().auth.failure_backoff {
+            self.core
+                .auth_backoff
+                .failed(self.client.addr.ip(), &cfg, Instant::now());
+        }
+        let (log, suppressed) = self.core.auth_failure_log.admit();
+        if suppressed > 0 {
+            tracing::error!(
+                "{suppressed} more authentication failures not logged (a few a second are; \
+                 all are counted in /varz auth_failures)"
+            );
+        }
+        if log {
+            tracing::error!(
+                "{} - \"{}:{}:{}\" - authentication error: {why}",
+                self.client.label(),
+                co.version.as_deref().unwrap_or(""),
+                co.lang.as_deref().unwrap_or(""),
+                co.name.as_deref().unwrap_or("")
+            );
+        }
         self.fail(ServerError::AuthorizationViolation)
     }
 
@@ -195,6 +236,9 @@ impl Session {
         outcome: AuthOutcome,
         by_plugin: bool,
     ) -> Flow {
+        if self.core.options().auth.failure_backoff.is_some() {
+            self.core.auth_backoff.succeeded(self.client.addr.ip());
+        }
         if let Some(at) = outcome.expires_at {
             let left = Duration::from_nanos(at.saturating_sub(unix_nanos()));
             self.expires = Some(tokio::time::Instant::now() + left);

@@ -58,6 +58,8 @@ pub struct Stats {
     pub out_bytes: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub total_connections: AtomicU64,
+    /// CONNECTs refused for their credentials (or by an authorizer plugin).
+    pub auth_failures: AtomicU64,
 }
 
 impl Stats {
@@ -115,7 +117,14 @@ pub struct Core {
     events: OnceLock<Arc<dyn Events>>,
     /// The INFO fields every client gets (identity, limits, features); see `set_info_base`.
     info: RwLock<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// Per-address authentication failures, for `failure_backoff` (empty when it is off).
+    pub(crate) auth_backoff: crate::auth::backoff::Backoff,
+    /// A few authentication failure lines per second; the rest are counted (`auth_failures`).
+    pub(crate) auth_failure_log: crate::util::LogLimiter,
 }
+
+/// Authentication failures logged per second before they are only counted.
+const AUTH_FAILURE_LOG_LINES_PER_SECOND: u32 = 10;
 
 impl Core {
     pub(crate) fn new(
@@ -149,6 +158,8 @@ impl Core {
             js_attached: Mutex::new(FxHashMap::default()),
             events: OnceLock::new(),
             info: RwLock::new(Arc::new(serde_json::Map::new())),
+            auth_backoff: crate::auth::backoff::Backoff::default(),
+            auth_failure_log: crate::util::LogLimiter::new(AUTH_FAILURE_LOG_LINES_PER_SECOND),
         }
     }
 

@@ -228,9 +228,30 @@ impl Progress {
     }
 
     /// Applies a transformer's outcome; `Some` when the message is finished (dropped).
-    fn apply(&mut self, t: &Transformer, outcome: Result<Outcome, PluginError>) {
+    /// A replacement bigger than `max_payload` (the publisher's) is the plugin's failure: it
+    /// is never delivered, and the binding's `on_failure` decides about the message.
+    fn apply(
+        &mut self,
+        t: &Transformer,
+        outcome: Result<Outcome, PluginError>,
+        max_payload: usize,
+    ) {
         match outcome {
             Ok(Outcome::Pass) => t.count_outcome(OutcomeKind::Pass),
+            Ok(Outcome::Replace(new)) if self.size_of(&new) > max_payload => {
+                let why = format!(
+                    "replacement of {} bytes exceeds max_payload {max_payload}",
+                    self.size_of(&new)
+                );
+                t.refuse_output(&why);
+                let plugin = t.name().to_string();
+                let reason = format!("plugin {plugin}: {why}");
+                self.done = match t.spec().on_failure {
+                    FailurePolicy::Pass => None,
+                    FailurePolicy::Drop => Some(Verdict::Drop { plugin, reason }),
+                    FailurePolicy::Reject => Some(Verdict::Reject { plugin, reason }),
+                };
+            }
             Ok(Outcome::Replace(new)) => {
                 t.count_outcome(OutcomeKind::Replace);
                 self.had_headers |= !new.headers.is_empty();
@@ -252,6 +273,16 @@ impl Progress {
             Some(Verdict::Reject { .. }) => t.count_outcome(OutcomeKind::Reject),
             _ => {}
         }
+    }
+
+    /// What `m` weighs against max_payload if delivered: payload plus header block.
+    fn size_of(&self, m: &Message) -> usize {
+        let headers = if self.had_headers || !m.headers.is_empty() {
+            crate::proto::headers::block_len(&m.headers)
+        } else {
+            0
+        };
+        m.payload.len() + headers
     }
 
     fn verdict(self) -> Verdict {
@@ -303,9 +334,15 @@ impl PluginSet {
     }
 }
 
-/// Runs the mappers and transformers that apply to (account, subject).
-pub(crate) fn on_publish(set: &PluginSet, account: &str, msg: &Publish<'_>) -> Verdict {
-    on_publish_batch(set, account, std::slice::from_ref(msg))
+/// Runs the mappers and transformers that apply to (account, subject); no replacement may
+/// exceed `max_payload` (the publisher's effective limit).
+pub(crate) fn on_publish(
+    set: &PluginSet,
+    account: &str,
+    max_payload: usize,
+    msg: &Publish<'_>,
+) -> Verdict {
+    on_publish_batch(set, account, max_payload, std::slice::from_ref(msg))
         .pop()
         .unwrap_or(Verdict::Unchanged)
 }
@@ -317,6 +354,7 @@ pub(crate) fn on_publish(set: &PluginSet, account: &str, msg: &Publish<'_>) -> V
 pub(crate) fn on_publish_batch(
     set: &PluginSet,
     account: &str,
+    max_payload: usize,
     batch: &[Publish<'_>],
 ) -> Vec<Verdict> {
     let mut progress: Vec<Progress> = batch
@@ -334,7 +372,7 @@ pub(crate) fn on_publish_batch(
     for t in &set.transformers {
         let covered = covered_by(t, account, batch, &progress);
         if !covered.is_empty() {
-            apply_transformer(t, account, batch, &mut progress, &covered);
+            apply_transformer(t, account, max_payload, batch, &mut progress, &covered);
         }
     }
     progress.into_iter().map(Progress::verdict).collect()
@@ -402,6 +440,7 @@ fn covered_by(
 fn apply_transformer(
     t: &Transformer,
     account: &str,
+    max_payload: usize,
     batch: &[Publish<'_>],
     progress: &mut [Progress],
     covered: &[usize],
@@ -416,12 +455,12 @@ fn apply_transformer(
         match result {
             Ok(outcomes) => {
                 for (&i, o) in covered.iter().zip(outcomes) {
-                    progress[i].apply(t, Ok(o));
+                    progress[i].apply(t, Ok(o), max_payload);
                 }
             }
             Err(e) => {
                 for &i in covered {
-                    progress[i].apply(t, Err(e.clone()));
+                    progress[i].apply(t, Err(e.clone()), max_payload);
                 }
             }
         }
@@ -433,7 +472,7 @@ fn apply_transformer(
         match t.transform_batch(account, &msgs) {
             Ok(outcomes) => {
                 for (&i, o) in covered.iter().zip(outcomes) {
-                    progress[i].apply(t, Ok(o));
+                    progress[i].apply(t, Ok(o), max_payload);
                 }
             }
             // A malformed answer may be one message's fault: each alone, once more. A
@@ -442,12 +481,12 @@ fn apply_transformer(
             Err(PluginError::Malformed(_)) => {
                 for (&i, x) in covered.iter().zip(&msgs) {
                     let outcome = t.transform(account, x);
-                    progress[i].apply(t, outcome);
+                    progress[i].apply(t, outcome, max_payload);
                 }
             }
             Err(e) => {
                 for &i in covered {
-                    progress[i].apply(t, Err(e.clone()));
+                    progress[i].apply(t, Err(e.clone()), max_payload);
                 }
             }
         }
@@ -455,7 +494,7 @@ fn apply_transformer(
         for &i in covered {
             let x = progress[i].current(&batch[i]);
             let outcome = t.transform(account, &x);
-            progress[i].apply(t, outcome);
+            progress[i].apply(t, outcome, max_payload);
         }
     }
 }
@@ -518,13 +557,14 @@ impl Session {
             return;
         }
         let plugins = self.plugins.clone();
+        let max_payload = self.limits.max_payload;
         let batch: Vec<Publish<'_>> = deferred
             .iter()
             .filter(|d| d.plugged)
             .map(|d| d.msg.with_subject(&d.subject))
             .collect();
         let mut verdicts = plugins
-            .run(|| on_publish_batch(&plugins, &self.account.name, &batch))
+            .run(|| on_publish_batch(&plugins, &self.account.name, max_payload, &batch))
             .into_iter();
         drop(batch);
         for d in deferred.drain(..) {
@@ -612,10 +652,10 @@ impl Session {
     /// - with any other reply subject (a request), a status reply `NATS/1.0 403 <reason>`
     ///   (not 503, which clients turn into "no responders" and drop the reason).
     fn reject_publish(&mut self, msg: &MsgRef<'_>, published: &[u8], reason: &str) {
+        let reason = crate::util::truncate_text(reason, MAX_REASON_BYTES);
         let reason: String = reason
             .chars()
             .map(|c| if c == '\'' || c.is_control() { ' ' } else { c })
-            .take(MAX_REASON_CHARS)
             .collect();
         tracing::debug!(
             target: "natrium::plugin",
@@ -665,8 +705,8 @@ impl Session {
 /// The status of the reply a rejected request gets (`NATS/1.0 403 <reason>`).
 pub const REJECTED_STATUS: u16 = 403;
 
-/// A rejection's reason is cut to this many characters on the wire.
-const MAX_REASON_CHARS: usize = 200;
+/// A rejection's reason is cut to this many bytes on the wire (with "…").
+const MAX_REASON_BYTES: usize = 256;
 
 /// `natrium -t`: loads every configured plugin exactly as start-up does (read, compile or
 /// load from the cache, check the world, link) and drops them. Returns how many were checked.
@@ -700,7 +740,7 @@ mod tests {
         let set = PluginSet::default();
         assert!(!set.on_publish_path());
         assert!(matches!(
-            on_publish(&set, "$G", &Publish::new(b"a", b"x")),
+            on_publish(&set, "$G", 1024, &Publish::new(b"a", b"x")),
             Verdict::Unchanged
         ));
     }

@@ -21,8 +21,9 @@ impl Session {
             return;
         }
         let plugins = self.plugins.clone();
-        let verdict =
-            plugins.run(|| super::plugins::on_publish(&plugins, &self.account.name, &msg));
+        let max_payload = self.limits.max_payload;
+        let verdict = plugins
+            .run(|| super::plugins::on_publish(&plugins, &self.account.name, max_payload, &msg));
         self.settle_verdict(verdict, &msg, published);
     }
 

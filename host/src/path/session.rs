@@ -25,6 +25,9 @@ pub enum Flow {
     Close(CloseReason),
     /// CONNECT needs an authorizer plugin's decision before anything else is processed.
     Authorize(Box<(proto::ConnectOptions, ConnectRequest)>),
+    /// CONNECT from an address in authentication back-off (`failure_backoff`): checked and
+    /// answered at the given time, by [`Session::check_credentials`].
+    Backoff(Box<(proto::ConnectOptions, tokio::time::Instant)>),
 }
 
 /// The protocol state of one client connection.

@@ -102,7 +102,7 @@ fn permission(p: wa::Permission) -> types::Permission {
 impl From<wa::Decision> for types::Decision {
     fn from(d: wa::Decision) -> Self {
         match d {
-            wa::Decision::Deny(reason) => types::Decision::Deny(reason),
+            wa::Decision::Deny(reason) => types::Decision::Deny(types::reason(reason)),
             wa::Decision::Allow(a) => types::Decision::Allow(types::Allowed {
                 account: a.account,
                 user: a.user,
@@ -156,7 +156,7 @@ impl From<wt::Outcome> for types::Outcome {
         match o {
             wt::Outcome::Pass => types::Outcome::Pass,
             wt::Outcome::Replace(m) => types::Outcome::Replace(m.into()),
-            wt::Outcome::Drop(reason) => types::Outcome::Drop(reason),
+            wt::Outcome::Drop(reason) => types::Outcome::Drop(types::reason(reason)),
         }
     }
 }

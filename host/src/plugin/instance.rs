@@ -20,18 +20,22 @@ use super::bindings::{
 };
 use super::budget::{Gate, Reservation};
 use super::engine::{exports, PluginEngine, EPOCH_TICK};
-use super::error::{Counters, LogLimiter, OutcomeKind, PluginError, PluginStats};
+use super::error::{Counters, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
 use super::{PluginSpec, Role};
 use crate::subject::{is_valid_literal_subject, is_valid_subject};
-use crate::util::truncate_text;
+use crate::util::{truncate_text, LogLimiter};
 
 /// Idle instances kept per plugin; more concurrent callers get instances that are dropped
 /// after their call.
 const MAX_IDLE: usize = 64;
 /// The longest `init` refusal kept (it ends up in a load error and a log line).
 const MAX_INIT_REASON: usize = 1024;
+
+/// Failure log lines per plugin per second before the rest are only counted: a plugin that
+/// fails on every message must not flood the log (or the disk under it).
+const FAILURE_LOG_LINES_PER_SECOND: u32 = 5;
 /// Mapper results kept per deterministic mapper before the cache is cleared.
 const MAX_CACHED_MAPPINGS: usize = 64 * 1024;
 
@@ -156,7 +160,7 @@ impl<W: World> Pool<W> {
             idle: Mutex::new(Vec::new()),
             gate: Arc::new(Gate::default()),
             counters: Counters::default(),
-            log_limit: LogLimiter::default(),
+            log_limit: LogLimiter::new(FAILURE_LOG_LINES_PER_SECOND),
         };
         let first = pool
             .reserve()
@@ -244,7 +248,9 @@ impl<W: World> Pool<W> {
                     .call_init(&mut *store, &self.meta.config_json)
             })
             .map_err(|e| classify(e, store))?;
-        refused.map_err(|reason| PluginError::Init(truncate_text(reason, MAX_INIT_REASON)))
+        refused.map_err(|reason| {
+            PluginError::Init(truncate_text(&reason, MAX_INIT_REASON).into_owned())
+        })
     }
 
     /// Runs `f` on a pooled instance under the deadline. Every failure is classified,
@@ -591,6 +597,23 @@ impl Transformer {
         }
     }
 
+    /// An answer the message path refused after the call (a replacement bigger than the
+    /// publisher's max_payload): counted and logged (rate-limited) as a malformed result.
+    pub fn refuse_output(&self, what: &str) {
+        let e = PluginError::Malformed(what.to_string());
+        let op = "transform";
+        match &self.kind {
+            Kind::PerMessage(p) => {
+                p.counters.count_error(&e);
+                p.log_failure(op, &e, "output refused");
+            }
+            Kind::Batch(p) => {
+                p.counters.count_error(&e);
+                p.log_failure(op, &e, "output refused");
+            }
+        }
+    }
+
     /// Whether the component implements `batch-transformer`.
     pub fn is_batch(&self) -> bool {
         matches!(self.kind, Kind::Batch(_))
@@ -686,7 +709,7 @@ impl Transformer {
                 }
                 out[i] = check_outcome(match d.action {
                     wbt::Action::Replace(m) => Outcome::Replace(m.into()),
-                    wbt::Action::Drop(reason) => Outcome::Drop(reason),
+                    wbt::Action::Drop(reason) => Outcome::Drop(super::types::reason(reason)),
                 })?;
             }
             Ok(out)

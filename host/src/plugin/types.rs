@@ -4,6 +4,18 @@
 
 use bytes::Bytes;
 
+/// A plugin's reason (a drop or a deny) is kept to this many bytes (cut with "…"): it goes
+/// into log lines and `$SYS` audit events, and a guest may return megabytes.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// A reason from a guest, cut to [`MAX_REASON_BYTES`].
+pub(crate) fn reason(mut text: String) -> String {
+    if text.len() > MAX_REASON_BYTES {
+        text = crate::util::truncate_text(&text, MAX_REASON_BYTES).into_owned();
+    }
+    text
+}
+
 /// The client's TLS certificate identity, when mutual TLS is on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsIdentity {

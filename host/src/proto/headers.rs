@@ -40,6 +40,12 @@ pub fn status(block: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
+/// The length of `HeaderBlock::from_fields(fields).finish()`, without building it.
+pub fn block_len(fields: &[(String, String)]) -> usize {
+    let lines: usize = fields.iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum();
+    "NATS/1.0\r\n".len() + lines + "\r\n".len()
+}
+
 /// Builds a header block: the status line, then `name: value` lines.
 #[derive(Debug)]
 pub struct HeaderBlock(Vec<u8>);
@@ -92,6 +98,23 @@ impl HeaderBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_len_is_the_built_length() {
+        for fields in [
+            vec![],
+            vec![("A".to_string(), "1".to_string())],
+            vec![
+                ("Long-Name".to_string(), "a value".to_string()),
+                ("B".into(), "".into()),
+            ],
+        ] {
+            assert_eq!(
+                block_len(&fields),
+                HeaderBlock::from_fields(&fields).finish().len()
+            );
+        }
+    }
 
     #[test]
     fn finds_values_exactly_by_name() {

@@ -166,17 +166,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf.advance(consumed);
             pending = more;
             session.end_batch();
-            match flow {
-                Flow::Continue => break,
-                Flow::Close(reason) => return reason,
-                Flow::Authorize(pending) => {
-                    let (co, request) = *pending;
-                    let flow = session.authorize(co, request).await;
-                    session.end_batch();
-                    if let Flow::Close(reason) = flow {
-                        return reason;
-                    }
-                }
+            match wait_and_decide(session, flow).await {
+                // The batch stopped at a CONNECT that took time; the rest of it now.
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(reason) => return reason,
             }
         }
         if buf.is_empty() && buf.capacity() > 4 * MAX_READ {
@@ -208,6 +202,37 @@ fn process_turn(session: &mut Session, buf: &[u8]) -> (usize, bool, Flow) {
     }
     let (consumed, flow) = session.process(buf);
     (consumed, false, flow)
+}
+
+/// Carries out what a batch stopped for: an authorizer plugin's decision, a back-off delay
+/// (`failure_backoff`, slept by this connection's task alone; a shutdown or a kick ends it).
+/// Returns whether the batch stopped early, or why the connection ends.
+async fn wait_and_decide(session: &mut Session, mut flow: Flow) -> Result<bool, CloseReason> {
+    let mut stopped = false;
+    loop {
+        flow = match flow {
+            Flow::Continue => return Ok(stopped),
+            Flow::Close(reason) => return Err(reason),
+            Flow::Authorize(pending) => {
+                let (co, request) = *pending;
+                session.authorize(co, request).await
+            }
+            Flow::Backoff(pending) => {
+                let (co, at) = *pending;
+                let client = session.client().clone();
+                tokio::select! {
+                    biased;
+                    _ = client.wake_reader.notified() => {
+                        return Err(client.close_reason().unwrap_or(CloseReason::ServerShutdown));
+                    }
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+                session.check_credentials(co)
+            }
+        };
+        session.end_batch();
+        stopped = true;
+    }
 }
 
 /// Resolves at the authorization's expiry; never when there is none.

@@ -156,6 +156,10 @@ impl Server {
         for w in crate::account::links::wire(&self.accounts, &new) {
             tracing::warn!("{w}");
         }
+        if new.auth.failure_backoff != old.auth.failure_backoff {
+            // Failures counted under other settings (or none) start afresh.
+            self.core().auth_backoff.clear();
+        }
         let new = Arc::new(new);
         self.core().set_options(new.clone());
         *self.tls.write() = tls;

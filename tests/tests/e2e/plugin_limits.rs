@@ -1,14 +1,19 @@
 //! What plugins may hold at once: a flood of CONNECTs to an authorizer that uses its whole
 //! deadline gets no more instances than `max_instances`, so the broker's memory stays put;
 //! the calls that find no instance fail closed, and the flood's end leaves the plugin usable.
+//! And what they may hand back: no replacement over the publisher's max_payload is delivered,
+//! and a reason of megabytes becomes a short `-ERR` and bounded log lines.
 //! Natrium-only (nats-server has no plugins).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _, Result};
 use natrium_tests::{
-    find, http_get, is_nats_server, metric_value, plugin_path, rss_kib, RawConn, TestServer,
+    assert_no_msg, connect, find, http_get, is_nats_server, metric_value, next_msg, plugin_path,
+    rss_kib, sync, RawConn, TestServer,
 };
+
+use super::plugins::{cache_dir, raw_login, raw_pub_ok, raw_pub_rejected, skip, wasm};
 
 /// A CONNECT as `user`; returns what the server answered before closing (or the PONG).
 async fn connect_as(port: u16, user: &str) -> Result<Vec<u8>> {
@@ -203,5 +208,89 @@ async fn another_accounts_requests_stay_fast_while_a_plugin_is_flooded() -> Resu
         busy <= bound,
         "B's p99 {busy:?} while A floods, idle {idle:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn oversized_replacements_and_huge_reasons_are_held_to_limits() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    // The trapper replaces `big.*` with 8 MiB and drops `longreason.*` with a 4 MiB reason;
+    // bound once with on_failure reject and once with drop (deadlines long enough to build
+    // 8 MiB in a debug build: the output is what is refused here, not the time).
+    let conf = format!(
+        r#"
+max_payload: 1MB
+plugin_cache_dir: {cache}
+plugins {{
+  tr_reject: {{ path: {trapper}, role: transformer, on_failure: reject, deadline: "5s",
+                subjects: ["big.reject", "longreason.reject"] }}
+  tr_drop: {{ path: {trapper}, role: transformer, on_failure: drop, deadline: "5s",
+              subjects: ["big.drop", "longreason.drop"] }}
+}}
+"#,
+        cache = cache_dir(),
+        trapper = wasm("trapper")?,
+    );
+    // With debug logging: the drop reasons are logged there.
+    let server = TestServer::with_config_and_args(&conf, &["-m", "-1", "-D"])?;
+    let mport = server.monitor_port().context("monitor port")?;
+    let sub_client = connect(&server.url()).await?;
+    let mut big = sub_client.subscribe("big.>").await?;
+    let mut long = sub_client.subscribe("longreason.>").await?;
+    let mut fine = sub_client.subscribe("fine").await?;
+    sync(&sub_client).await?;
+
+    let mut p = raw_login(&server, "").await?;
+    let too_big = raw_pub_rejected(&mut p, "big.reject", "hi").await?;
+    ensure!(
+        too_big.contains("replacement of 8388608 bytes exceeds max_payload 1048576"),
+        "{too_big}"
+    );
+    let long_reason = raw_pub_rejected(&mut p, "longreason.reject", "hi").await?;
+    ensure!(
+        long_reason.len() < 400 && long_reason.contains("why why") && long_reason.contains('…'),
+        "a 4 MiB reason must become a short -ERR, got {} bytes: {}",
+        long_reason.len(),
+        &long_reason[..long_reason.len().min(500)]
+    );
+    raw_pub_ok(&mut p, "big.drop", "hi").await?;
+    raw_pub_ok(&mut p, "longreason.drop", "hi").await?;
+    raw_pub_ok(&mut p, "fine", "still here").await?;
+
+    // The subscriber got none of them, and its connection works.
+    let m = next_msg(&mut fine, "fine, after the refused outputs").await?;
+    ensure!(m.payload == "still here");
+    assert_no_msg(
+        &mut big,
+        Duration::from_millis(300),
+        "big.> (8 MiB replacements)",
+    )
+    .await?;
+    assert_no_msg(
+        &mut long,
+        Duration::from_millis(100),
+        "longreason.> (dropped)",
+    )
+    .await?;
+
+    // Each oversized replacement counts as a malformed result of its binding.
+    let metrics = http_get(mport, "/metrics").await?.body;
+    for plugin in ["tr_reject", "tr_drop"] {
+        let malformed = metric_value(
+            &metrics,
+            "natrium_plugin_errors_total",
+            &[&format!("plugin=\"{plugin}\""), "kind=\"malformed\""],
+        );
+        ensure!(
+            malformed == Some(1),
+            "{plugin}: malformed {malformed:?}\n{metrics}"
+        );
+    }
+    // No log line carries the megabytes.
+    let logs = server.logs();
+    let longest = logs.lines().map(str::len).max().unwrap_or(0);
+    ensure!(longest < 8192, "a log line of {longest} bytes");
     Ok(())
 }

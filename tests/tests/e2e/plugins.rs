@@ -66,7 +66,7 @@ fn header_names(m: &async_nats::Message) -> Vec<String> {
 
 /// Logs in over a raw connection with a CONNECT `extra` (JSON members, may be empty) and
 /// checks the server answers the PING.
-async fn raw_login(server: &TestServer, extra: &str) -> Result<RawConn> {
+pub(super) async fn raw_login(server: &TestServer, extra: &str) -> Result<RawConn> {
     let mut c = RawConn::connect(server.port()).await?;
     let sep = if extra.is_empty() { "" } else { "," };
     c.send(format!(
@@ -86,7 +86,7 @@ async fn raw_round(c: &mut RawConn, cmds: &str) -> Result<String> {
 
 /// Publishes `payload` to `subject` on a raw connection and expects exactly `PONG` back
 /// (no error).
-async fn raw_pub_ok(c: &mut RawConn, subject: &str, payload: &str) -> Result<()> {
+pub(super) async fn raw_pub_ok(c: &mut RawConn, subject: &str, payload: &str) -> Result<()> {
     let got = raw_round(
         c,
         &format!("PUB {subject} {}\r\n{payload}\r\n", payload.len()),
@@ -101,7 +101,11 @@ async fn raw_pub_ok(c: &mut RawConn, subject: &str, payload: &str) -> Result<()>
 
 /// Publishes and expects an `-ERR` containing "Message Rejected" before the PONG; the
 /// connection must stay open. Returns the error line.
-async fn raw_pub_rejected(c: &mut RawConn, subject: &str, payload: &str) -> Result<String> {
+pub(super) async fn raw_pub_rejected(
+    c: &mut RawConn,
+    subject: &str,
+    payload: &str,
+) -> Result<String> {
     let got = raw_round(
         c,
         &format!("PUB {subject} {}\r\n{payload}\r\n", payload.len()),

@@ -1,9 +1,9 @@
-//! `authorization { user, password, token, timeout, users }`.
+//! `authorization { user, password, token, timeout, users, failure_backoff }`.
 
-use super::{invalid, map, seconds, string, unknown, unsupported};
+use super::{duration_str, invalid, map, non_negative, seconds, string, unknown, unsupported};
 use crate::config::value::Entry;
 use crate::config::ConfigError;
-use crate::options::Options;
+use crate::options::{FailureBackoff, Options};
 
 const UNSUPPORTED_AUTH: &[&str] = &[
     "nkeys",
@@ -28,6 +28,7 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
                 let users = crate::config::accounts::users(&sub.key, v, "", &mut opts.unsupported)?;
                 opts.auth.users.extend(users);
             }
+            "failure_backoff" => opts.auth.failure_backoff = Some(failure_backoff(sub)?),
             k if UNSUPPORTED_AUTH.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
             }
@@ -46,4 +47,45 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
     opts.auth.password = pass;
     opts.auth.token = token;
     Ok(())
+}
+
+/// `failure_backoff { max_failures: 5, window: "10s", delay: "1s" }`; keys left out keep
+/// these defaults. Each must be positive, and `delay` at most `window`.
+fn failure_backoff(e: &Entry) -> Result<FailureBackoff, ConfigError> {
+    let mut b = FailureBackoff::default();
+    for sub in map(&e.key, &e.value)? {
+        let key = sub.key.to_ascii_lowercase();
+        let v = &sub.value;
+        match key.as_str() {
+            "max_failures" => {
+                b.max_failures = u32::try_from(non_negative(&key, v)?)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid(&key, v, "must be between 1 and 4294967295"))?;
+            }
+            "window" | "delay" => {
+                let d = duration_str(&key, v)?;
+                if d.is_zero() {
+                    return Err(invalid(&key, v, "must be positive"));
+                }
+                if key == "window" {
+                    b.window = d;
+                } else {
+                    b.delay = d;
+                }
+            }
+            _ => return Err(unknown(sub)),
+        }
+    }
+    if b.delay > b.window {
+        return Err(invalid(
+            &e.key,
+            &e.value,
+            format!(
+                "delay ({:?}) must not exceed window ({:?})",
+                b.delay, b.window
+            ),
+        ));
+    }
+    Ok(b)
 }
