@@ -252,6 +252,12 @@ impl UserDirectory {
         self.operator.as_ref()
     }
 
+    /// Whether a check may run a bcrypt verification (tens of milliseconds): true when any
+    /// configured password is a bcrypt hash (unknown users then cost one too).
+    pub fn verification_is_slow(&self) -> bool {
+        self.unknown_user_hash.is_some()
+    }
+
     pub fn auth_required(&self) -> bool {
         self.operator.is_some()
             || self.token.is_some()

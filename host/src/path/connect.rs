@@ -50,39 +50,89 @@ impl Session {
     }
 
     /// Authenticates a parsed CONNECT: configured users and operator JWTs first, then the
-    /// authorizer plugins.
+    /// authorizer plugins. With bcrypt passwords configured the check is left to
+    /// [`Session::check_credentials_off_worker`] (`Flow::Verify`).
     pub fn check_credentials(&mut self, co: proto::ConnectOptions) -> Flow {
-        let tls_identity = self.client.meta.lock().tls_identity.clone();
-        let tls_map = tls_identity.as_deref().filter(|_| {
-            self.core
-                .options()
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.verify_and_map)
-        });
-        let creds = Credentials {
-            tls_map,
-            user: co.user.as_deref(),
-            pass: co.pass.as_deref(),
-            token: co.auth_token.as_deref(),
-            nkey: co.nkey.as_deref(),
-            sig: co.sig.as_deref(),
-            nonce: self.nonce.as_deref(),
-            jwt: co.jwt.as_deref(),
-            ip: Some(self.client.addr.ip()),
+        let directory = self.core.user_directory();
+        if !self.asks_directory(&directory) {
+            return self.after_check(co, Err(AuthError::NoMatch));
+        }
+        if directory.verification_is_slow() {
+            return Flow::Verify(Box::new(co));
+        }
+        let tls_map = self.tls_map();
+        let checked = directory.authenticate(&credentials(
+            &co,
+            self.nonce.as_deref(),
+            tls_map.as_deref(),
+            self.client.addr.ip(),
+        ));
+        self.after_check(co, checked)
+    }
+
+    /// The same check on the blocking pool, at most one per core at a time: a bcrypt
+    /// verification holds a thread for tens of milliseconds, and password guessing (unknown
+    /// users cost one too) must not occupy the workers that move everyone's messages. A CONNECT
+    /// that finds no free slot within the auth timeout is refused.
+    pub async fn check_credentials_off_worker(&mut self, co: proto::ConnectOptions) -> Flow {
+        let wait = self.core.options().limits.auth_timeout;
+        let slots = self.core.slow_auth.clone();
+        let Ok(Ok(permit)) = tokio::time::timeout(wait, slots.acquire_owned()).await else {
+            return self.refuse(&co, "too many password verifications in progress");
         };
         let directory = self.core.user_directory();
-        // With no users configured the directory admits everyone; an authorizer plugin must
-        // still decide then, so it is not asked.
-        let checked = if directory.auth_required() || self.plugins.authorizers.is_empty() {
-            directory.authenticate(&creds)
+        let (nonce, tls_map, ip) = (self.nonce.clone(), self.tls_map(), self.client.addr.ip());
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let checked =
+                directory.authenticate(&credentials(&co, nonce.as_deref(), tls_map.as_deref(), ip));
+            (co, checked)
+        })
+        .await;
+        match checked {
+            Ok((co, checked)) => self.after_check(co, checked),
+            Err(e) => {
+                tracing::error!(
+                    "{} - password verification failed: {e}",
+                    self.client.label()
+                );
+                Flow::Close(CloseReason::ServerShutdown)
+            }
+        }
+    }
+
+    /// With no users configured the directory admits everyone; an authorizer plugin must
+    /// still decide then, so the directory is not asked.
+    fn asks_directory(&self, directory: &crate::account::UserDirectory) -> bool {
+        directory.auth_required() || self.plugins.authorizers.is_empty()
+    }
+
+    /// The verified client certificate, when `verify_and_map` makes it name the user.
+    fn tls_map(&self) -> Option<Arc<crate::tls::CertIdentity>> {
+        let mapped = self
+            .core
+            .options()
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.verify_and_map);
+        if mapped {
+            self.client.meta.lock().tls_identity.clone()
         } else {
-            Err(AuthError::NoMatch)
-        };
+            None
+        }
+    }
+
+    /// What follows the directory's answer: admission, the authorizer plugin, or refusal.
+    fn after_check(
+        &mut self,
+        co: proto::ConnectOptions,
+        checked: Result<AuthOutcome, AuthError>,
+    ) -> Flow {
         match checked {
             Ok(outcome) => self.finish_connect(co, outcome, false),
             // Configured users come first; anyone else is the authorizer plugin's to decide.
             Err(_) if !self.plugins.authorizers.is_empty() => {
+                let tls_identity = self.client.meta.lock().tls_identity.clone();
                 let request = self.connect_request(&co, tls_identity.as_deref());
                 Flow::Authorize(Box::new((co, request)))
             }
@@ -370,5 +420,25 @@ fn plugin_permissions(a: &crate::plugin::Allowed) -> PermissionSpec {
             max_msgs: i64::from(r.max_msgs),
             expires: Duration::from_millis(r.expires_ms),
         }),
+    }
+}
+
+/// The credentials a CONNECT presents.
+fn credentials<'a>(
+    co: &'a proto::ConnectOptions,
+    nonce: Option<&'a str>,
+    tls_map: Option<&'a crate::tls::CertIdentity>,
+    ip: std::net::IpAddr,
+) -> Credentials<'a> {
+    Credentials {
+        tls_map,
+        user: co.user.as_deref(),
+        pass: co.pass.as_deref(),
+        token: co.auth_token.as_deref(),
+        nkey: co.nkey.as_deref(),
+        sig: co.sig.as_deref(),
+        nonce,
+        jwt: co.jwt.as_deref(),
+        ip: Some(ip),
     }
 }

@@ -121,6 +121,8 @@ pub struct Core {
     pub(crate) auth_backoff: crate::auth::backoff::Backoff,
     /// A few authentication failure lines per second; the rest are counted (`auth_failures`).
     pub(crate) auth_failure_log: crate::util::LogLimiter,
+    /// Password verifications (bcrypt) running at once: one per core.
+    pub(crate) slow_auth: Arc<tokio::sync::Semaphore>,
 }
 
 /// Authentication failures logged per second before they are only counted.
@@ -160,6 +162,9 @@ impl Core {
             info: RwLock::new(Arc::new(serde_json::Map::new())),
             auth_backoff: crate::auth::backoff::Backoff::default(),
             auth_failure_log: crate::util::LogLimiter::new(AUTH_FAILURE_LOG_LINES_PER_SECOND),
+            slow_auth: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 

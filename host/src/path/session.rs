@@ -28,6 +28,9 @@ pub enum Flow {
     /// CONNECT from an address in authentication back-off (`failure_backoff`): checked and
     /// answered at the given time, by [`Session::check_credentials`].
     Backoff(Box<(proto::ConnectOptions, tokio::time::Instant)>),
+    /// CONNECT whose password check is slow (bcrypt): done off the worker threads by
+    /// [`Session::check_credentials_off_worker`].
+    Verify(Box<proto::ConnectOptions>),
 }
 
 /// The protocol state of one client connection.
