@@ -22,7 +22,7 @@ const MAX_READ: usize = 64 * 1024;
 /// Bytes of input a reader processes at a time (see `read_loop`)…
 const TURN: usize = 32 * 1024;
 /// …and how long it keeps its worker before it lets other tasks run.
-const TURN_TIME: Duration = Duration::from_micros(250);
+const TURN_TIME: Duration = Duration::from_micros(125);
 
 /// Drives a connection whose transport is ready (plain, or TLS after its handshake).
 pub(crate) async fn run<R, W>(
