@@ -307,6 +307,7 @@ impl Session {
             .as_ref()
             .is_some_and(|p| p.permissions().response().is_some());
         self.client.tracks_replies.store(tracks, Ordering::Relaxed);
+        self.handshake = None;
         self.connected = true;
         self.verbose = co.verbose;
         self.pedantic = co.pedantic;

@@ -45,7 +45,7 @@ use crate::options::Options;
 use crate::proto::MsgRef;
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -123,6 +123,9 @@ pub struct Core {
     pub(crate) auth_failure_log: crate::util::LogLimiter,
     /// Password verifications (bcrypt) running at once: one per core.
     pub(crate) slow_auth: Arc<tokio::sync::Semaphore>,
+    /// Connections between their accept and a successful CONNECT (see [`Handshake`]): while
+    /// there are any, busy readers take shorter turns (see `server::conn`).
+    handshakes: Arc<AtomicUsize>,
 }
 
 /// Authentication failures logged per second before they are only counted.
@@ -162,6 +165,7 @@ impl Core {
             info: RwLock::new(Arc::new(serde_json::Map::new())),
             auth_backoff: crate::auth::backoff::Backoff::default(),
             auth_failure_log: crate::util::LogLimiter::new(AUTH_FAILURE_LOG_LINES_PER_SECOND),
+            handshakes: Arc::new(AtomicUsize::new(0)),
             slow_auth: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -209,6 +213,11 @@ impl Core {
 
     pub fn clients(&self) -> Vec<Arc<Client>> {
         self.clients.lock().values().cloned().collect()
+    }
+
+    /// Whether some connection is waiting for its handshake.
+    pub fn handshakes_pending(&self) -> bool {
+        self.handshakes.load(Ordering::Relaxed) > 0
     }
 
     pub fn num_clients(&self) -> usize {
@@ -343,5 +352,22 @@ impl Core {
         if account.sublist.remove(sub) {
             account.add_internal_subscription(-1);
         }
+    }
+}
+
+/// One connection between its accept and a successful CONNECT, counted in
+/// [`Core::handshakes_pending`] for as long as this lives.
+pub struct Handshake(Arc<AtomicUsize>);
+
+impl Handshake {
+    pub fn start(core: &Core) -> Self {
+        core.handshakes.fetch_add(1, Ordering::Relaxed);
+        Handshake(core.handshakes.clone())
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -35,6 +35,8 @@ pub enum Flow {
 
 /// The protocol state of one client connection.
 pub struct Session {
+    /// Counts this connection as waiting for its handshake until CONNECT succeeds.
+    pub(super) handshake: Option<super::Handshake>,
     pub(super) core: Arc<Core>,
     pub(super) client: Arc<Client>,
     /// The subject space this client publishes and subscribes in (`$G` until CONNECT says
@@ -74,6 +76,7 @@ impl Session {
         client: Arc<Client>,
         opts: &Options,
         nonce: Option<String>,
+        handshake: super::Handshake,
     ) -> Self {
         let seed = crate::util::unix_nanos() ^ client.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let (plugin_gen, plugins) = core.plugin_set();
@@ -81,6 +84,7 @@ impl Session {
         let account = core.accounts.global().clone();
         let max_pending = usize::try_from(opts.limits.max_pending).unwrap_or(usize::MAX);
         Session {
+            handshake: Some(handshake),
             limits: proto::Limits {
                 max_control_line: opts.limits.max_control_line as usize,
                 max_payload: opts.limits.max_payload as usize,
@@ -107,6 +111,10 @@ impl Session {
             core,
             client,
         }
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     pub fn client(&self) -> &Arc<Client> {
@@ -324,6 +332,7 @@ impl Session {
     /// Runs once the connection is over, whoever closed it.
     pub fn cleanup(&mut self, reason: CloseReason) {
         self.client.mark_closed(reason);
+        self.handshake = None;
         let subs: Vec<_> = self.client.subs.lock().drain().map(|(_, s)| s).collect();
         for sub in &subs {
             if let Some(a) = self.core.accounts.get(&sub.account) {

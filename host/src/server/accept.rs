@@ -11,13 +11,58 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+
+use crate::path::Handshake;
 
 const ACCEPT_MIN_SLEEP: Duration = Duration::from_millis(10);
 const ACCEPT_MAX_SLEEP: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Accepts until told to stop; the listener closes when this returns.
+    ///
+    /// Accepting runs on a thread of its own (a single-threaded runtime), so a new client is
+    /// accepted, counted as a pending handshake — which shortens the busy readers' turns — and
+    /// handed to the main runtime even while every worker is busy moving messages.
     pub(super) async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let main = tokio::runtime::Handle::current();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let server = self.clone();
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot hand the listener to the accept thread: {e}");
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("natrium-accept".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(server.accept_on(listener, main)),
+                    Err(e) => tracing::error!("cannot start the accept thread's runtime: {e}"),
+                }
+                let _ = done.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the accept thread: {e}");
+            return;
+        }
+        let _ = finished.await;
+    }
+
+    /// The accept thread's loop: each accepted socket is served on the `main` runtime.
+    async fn accept_on(self: Arc<Self>, listener: std::net::TcpListener, main: Handle) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot listen on the accept thread: {e}");
+                return;
+            }
+        };
         let mut stop = self.stop_accepting.subscribe();
         // After an accept error (usually out of file descriptors) wait, doubling from 10 ms
         // up to 1 s while errors continue, as nats-server does.
@@ -31,8 +76,14 @@ impl Server {
                 Ok((sock, addr)) => {
                     backoff = ACCEPT_MIN_SLEEP;
                     let _ = sock.set_nodelay(true);
+                    let handshake = Handshake::start(&self.core);
                     let cid = self.next_client_id();
-                    tokio::spawn(self.clone().serve_conn(sock, addr, cid));
+                    match sock.into_std() {
+                        Ok(sock) => {
+                            main.spawn(self.clone().serve_accepted(sock, addr, cid, handshake));
+                        }
+                        Err(e) => tracing::error!("{addr} - cid:{cid} - cannot hand over: {e}"),
+                    }
                 }
                 Err(e) => {
                     tracing::error!("Temporary client accept error ({e}), sleeping {backoff:?}");
@@ -43,7 +94,27 @@ impl Server {
         }
     }
 
-    async fn serve_conn(self: Arc<Self>, mut sock: TcpStream, addr: SocketAddr, cid: u64) {
+    /// Registers an accepted socket with this (the main) runtime and serves it.
+    async fn serve_accepted(
+        self: Arc<Self>,
+        sock: std::net::TcpStream,
+        addr: SocketAddr,
+        cid: u64,
+        handshake: Handshake,
+    ) {
+        match TcpStream::from_std(sock) {
+            Ok(sock) => self.serve_conn(sock, addr, cid, handshake).await,
+            Err(e) => tracing::error!("{addr} - cid:{cid} - cannot register the socket: {e}"),
+        }
+    }
+
+    async fn serve_conn(
+        self: Arc<Self>,
+        mut sock: TcpStream,
+        addr: SocketAddr,
+        cid: u64,
+        handshake: Handshake,
+    ) {
         let opts = self.options();
         let client = Arc::new(Client::new(cid, addr));
         tracing::debug!("{addr} - cid:{cid} - Client connection created");
@@ -64,7 +135,9 @@ impl Server {
         self.register(client.clone());
         let acceptor = self.tls.read().clone();
         let Some(acceptor) = acceptor else {
-            return self.serve_plain(sock, client, opts, nonce, &info).await;
+            return self
+                .serve_plain(sock, client, opts, nonce, &info, handshake)
+                .await;
         };
         let tls_opts = opts.tls.clone().unwrap_or_default();
         let tls_first = tls_opts.handshake_first
@@ -84,7 +157,7 @@ impl Server {
             // stays plain (its INFO said `tls_available`, not `tls_required`).
             if opts.allow_non_tls && !starts_tls(&sock, opts.limits.auth_timeout).await {
                 let (rd, wr) = sock.into_split();
-                return conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+                return conn::run(self.core.clone(), client, opts, nonce, handshake, rd, wr).await;
             }
         }
         let stream = match tokio::time::timeout(tls_opts.timeout, acceptor.accept(sock)).await {
@@ -118,7 +191,7 @@ impl Server {
             client.queue_raw(&b);
         }
         let (rd, wr) = tokio::io::split(stream);
-        conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+        conn::run(self.core.clone(), client, opts, nonce, handshake, rd, wr).await;
     }
 
     /// A connection without TLS: INFO, then the protocol.
@@ -129,12 +202,13 @@ impl Server {
         opts: Arc<crate::options::Options>,
         nonce: Option<String>,
         info: &[u8],
+        handshake: Handshake,
     ) {
         let mut b = bytes::BytesMut::new();
         proto::write_info(&mut b, info);
         client.queue_raw(&b);
         let (rd, wr) = sock.into_split();
-        conn::run(self.core.clone(), client, opts, nonce, rd, wr).await;
+        conn::run(self.core.clone(), client, opts, nonce, handshake, rd, wr).await;
     }
 }
 

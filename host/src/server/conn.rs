@@ -10,7 +10,7 @@
 
 use crate::client::{Client, CloseReason};
 use crate::options::Options;
-use crate::path::{Core, Flow, Session};
+use crate::path::{Core, Flow, Handshake, Session};
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,8 +21,11 @@ const MIN_READ: usize = 512;
 const MAX_READ: usize = 64 * 1024;
 /// Bytes of input a reader processes at a time (see `read_loop`)…
 const TURN: usize = 32 * 1024;
-/// …and how long it keeps its worker before it lets other tasks run.
+/// …and how long it keeps its worker before it lets other tasks run while some connection
+/// waits for its handshake…
 const TURN_TIME: Duration = Duration::from_micros(125);
+/// …and otherwise.
+const TURN_TIME_ALONE: Duration = Duration::from_millis(1);
 
 /// Drives a connection whose transport is ready (plain, or TLS after its handshake).
 pub(crate) async fn run<R, W>(
@@ -30,6 +33,7 @@ pub(crate) async fn run<R, W>(
     client: Arc<Client>,
     opts: Arc<Options>,
     nonce: Option<String>,
+    handshake: Handshake,
     rd: R,
     wr: W,
 ) where
@@ -42,7 +46,7 @@ pub(crate) async fn run<R, W>(
         wr,
         opts.limits.write_deadline,
     ));
-    let mut session = Session::new(core, client, &opts, nonce);
+    let mut session = Session::new(core, client, &opts, nonce, handshake);
     let reason = read_loop(&mut session, rd, &opts).await;
     session.cleanup(reason);
     let _ = writer.await;
@@ -178,13 +182,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         // Parsing and routing never yield, and a busy socket always has more to read. Without
         // turns a publisher keeps its worker for tokio's whole budget (up to 128 reads,
-        // megabytes of messages) while new connections wait for their INFO: after
-        // `TURN_TIME` of work, go to the back of the queue. (Yielding after every `TURN` cost
-        // up to a fifth of fan-out throughput; this keeps the rounds short all the same.)
-        if turn_started.elapsed() >= TURN_TIME {
+        // megabytes of messages) while new connections wait for their INFO: after a turn's
+        // work, go to the back of the queue. Turns are short while a connection is waiting
+        // for its handshake (accepted on a thread of its own, see `accept`), longer otherwise:
+        // each yield costs a busy publisher a little throughput.
+        let turn = if session.core().handshakes_pending() {
+            TURN_TIME
+        } else {
+            TURN_TIME_ALONE
+        };
+        if turn_started.elapsed() >= turn {
             tokio::task::yield_now().await;
             turn_started = std::time::Instant::now();
-        } else {
+        } else if !pending {
             tokio::task::consume_budget().await;
         }
     }
