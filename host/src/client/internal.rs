@@ -53,11 +53,15 @@ pub struct Commit {
 pub struct Effects {
     pub publish: Vec<Msg>,
     pub commits: Vec<Commit>,
+    /// Messages published in order after `publish`, each routed by `to` when set: then
+    /// `(to, msg)` reaches the subscribers of `to` with `msg.subject` in its frame (a
+    /// JetStream consumer's delivery to a pull request's reply keeps the stored subject).
+    pub deliveries: Vec<(Option<Bytes>, Msg)>,
 }
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        self.publish.is_empty() && self.commits.is_empty()
+        self.publish.is_empty() && self.commits.is_empty() && self.deliveries.is_empty()
     }
 
     /// Publishes `payload` (with optional headers) to `reply` in the subscription's account.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::config::StreamConfig;
+use super::consumer::api::{self as consumer, CreateSubject};
 use super::errors::ApiError;
 use super::store::StoredMsg;
 use super::stream::Stream;
@@ -159,13 +160,48 @@ pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) ->
             let last_by = subject.strip_prefix(&prefix)?;
             direct_get(acc, name, Some(last_by), payload)?
         }
-        ["CONSUMER", "DURABLE", "CREATE", stream, ..]
-        | ["CONSUMER", "MSG", "NEXT", stream, ..]
-        | ["CONSUMER", _, stream, ..] => {
-            let result =
-                stream_of(acc, stream).and_then(|_| Err(ApiError::consumers_unsupported()));
-            typed("consumer_create_response", result, acc)
+        ["CONSUMER", "CREATE", stream] => typed(
+            "consumer_create_response",
+            consumer::create(acc, stream, CreateSubject::Ephemeral, payload),
+            acc,
+        ),
+        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+            let filter = (!filter.is_empty()).then(|| {
+                let prefix = format!("{PREFIX}CONSUMER.CREATE.{stream}.{name}.");
+                subject.strip_prefix(&prefix).unwrap_or_default()
+            });
+            let on = CreateSubject::Named(name, filter);
+            typed(
+                "consumer_create_response",
+                consumer::create(acc, stream, on, payload),
+                acc,
+            )
         }
+        ["CONSUMER", "DURABLE", "CREATE", stream, name] => typed(
+            "consumer_create_response",
+            consumer::create(acc, stream, CreateSubject::Durable(name), payload),
+            acc,
+        ),
+        ["CONSUMER", "INFO", stream, name] => typed(
+            "consumer_info_response",
+            consumer::info(acc, stream, name),
+            acc,
+        ),
+        ["CONSUMER", "DELETE", stream, name] => typed(
+            "consumer_delete_response",
+            consumer::delete(acc, stream, name),
+            acc,
+        ),
+        ["CONSUMER", "NAMES", stream] => typed(
+            "consumer_names_response",
+            consumer::names(acc, stream, payload),
+            acc,
+        ),
+        ["CONSUMER", "LIST", stream] => typed(
+            "consumer_list_response",
+            consumer::list(acc, stream, payload),
+            acc,
+        ),
         _ => return None,
     };
     // Counted once answered: a subject this server does not serve routes like any message.
@@ -179,7 +215,7 @@ fn account_info(js: &JetStream, acc: &JsAccount) -> Value {
         "memory": acc.memory_used(),
         "storage": acc.storage_used(),
         "streams": acc.streams().len(),
-        "consumers": 0,
+        "consumers": acc.num_consumers(),
         "reserved_memory": 0,
         "reserved_storage": 0,
         "limits": {
@@ -204,7 +240,7 @@ fn account_info(js: &JetStream, acc: &JsAccount) -> Value {
             "memory": v["memory"],
             "storage": v["storage"],
             "streams": v["streams"],
-            "consumers": 0,
+            "consumers": v["consumers"],
             "limits": v["limits"],
         }});
     }

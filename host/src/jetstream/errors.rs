@@ -172,11 +172,204 @@ impl ApiError {
     pub fn mirror_not_updatable() -> Self {
         Self::new(400, 10055, "stream mirror configuration can not be updated")
     }
-    pub fn consumers_unsupported() -> Self {
+    /// Push consumers (a `deliver_subject`) are not served yet (natrium only).
+    pub fn push_consumers_unsupported() -> Self {
         Self::new(
             501,
             NOT_SUPPORTED_ERR_CODE,
-            "consumers are not supported by this server yet",
+            "push consumers are not supported by this server yet",
+        )
+    }
+    pub fn replicas_negative() -> Self {
+        Self::new(400, 10133, "replicas count cannot be negative")
+    }
+    pub fn consumer_config_required() -> Self {
+        Self::new(400, 10078, "consumer config required")
+    }
+    pub fn consumer_not_found() -> Self {
+        Self::new(404, 10014, "consumer not found")
+    }
+    pub fn consumer_create(err: impl Into<String>) -> Self {
+        Self::new(500, 10012, err)
+    }
+    pub fn consumer_already_exists() -> Self {
+        Self::new(400, 10148, "consumer already exists")
+    }
+    pub fn consumer_does_not_exist() -> Self {
+        Self::new(400, 10149, "consumer does not exist")
+    }
+    pub fn max_consumers() -> Self {
+        Self::new(400, 10026, "maximum consumers limit reached")
+    }
+    pub fn consumer_durable_name_not_in_subject() -> Self {
+        Self::new(
+            400,
+            10016,
+            "consumer expected to be durable but no durable name set in subject",
+        )
+    }
+    pub fn consumer_name_subject_mismatch() -> Self {
+        Self::new(
+            400,
+            10017,
+            "consumer name in subject does not match durable name in request",
+        )
+    }
+    pub fn consumer_durable_name_not_set() -> Self {
+        Self::new(
+            400,
+            10018,
+            "consumer expected to be durable but a durable name was not set",
+        )
+    }
+    pub fn consumer_ephemeral_with_durable_name() -> Self {
+        Self::new(
+            400,
+            10020,
+            "consumer expected to be ephemeral but a durable name was set in request",
+        )
+    }
+    pub fn consumer_filter_subject_mismatch() -> Self {
+        Self::new(
+            400,
+            10131,
+            "Consumer create request did not match filtered subject from create subject",
+        )
+    }
+    pub fn consumer_multiple_filters_not_allowed() -> Self {
+        Self::new(
+            400,
+            10137,
+            "consumer with multiple subject filters cannot use subject based API",
+        )
+    }
+    pub fn consumer_durable_and_name_mismatch() -> Self {
+        Self::new(
+            400,
+            10132,
+            "Consumer Durable and Name have to be equal if both are provided",
+        )
+    }
+    pub fn consumer_name_path_separators() -> Self {
+        Self::new(400, 10127, "Consumer name can not contain path separators")
+    }
+    pub fn consumer_name_too_long(max: usize) -> Self {
+        Self::new(
+            400,
+            10102,
+            format!("consumer name is too long, maximum allowed is {max}"),
+        )
+    }
+    pub fn consumer_bad_durable_name() -> Self {
+        Self::new(400, 10103, "durable name can not contain '.', '*', '>'")
+    }
+    pub fn consumer_description_too_long(max: usize) -> Self {
+        Self::new(
+            400,
+            10107,
+            format!("consumer description is too long, maximum allowed is {max}"),
+        )
+    }
+    pub fn consumer_invalid_policy(err: impl Into<String>) -> Self {
+        Self::new(400, 10094, err)
+    }
+    pub fn consumer_max_deliver_backoff() -> Self {
+        Self::new(
+            400,
+            10116,
+            "max deliver is required to be > length of backoff values",
+        )
+    }
+    pub fn consumer_backoff_negative() -> Self {
+        Self::new(400, 10184, "consumer backoff needs to be positive")
+    }
+    pub fn consumer_ack_wait_negative() -> Self {
+        Self::new(400, 10183, "consumer ack wait needs to be positive")
+    }
+    pub fn consumer_replicas_exceed_stream() -> Self {
+        Self::new(
+            400,
+            10126,
+            "consumer config replica count exceeds parent stream",
+        )
+    }
+    pub fn consumer_pull_requires_ack() -> Self {
+        Self::new(
+            400,
+            10084,
+            "consumer in pull mode requires explicit ack policy on workqueue stream",
+        )
+    }
+    pub fn consumer_pull_with_rate_limit() -> Self {
+        Self::new(
+            400,
+            10086,
+            "consumer in pull mode can not have rate limit set",
+        )
+    }
+    pub fn consumer_max_waiting_negative() -> Self {
+        Self::new(400, 10087, "consumer max waiting needs to be positive")
+    }
+    pub fn consumer_hb_requires_push() -> Self {
+        Self::new(
+            400,
+            10088,
+            "consumer idle heartbeat requires a push based consumer",
+        )
+    }
+    pub fn consumer_fc_requires_push() -> Self {
+        Self::new(
+            400,
+            10089,
+            "consumer flow control requires a push based consumer",
+        )
+    }
+    pub fn consumer_max_request_batch_negative() -> Self {
+        Self::new(400, 10114, "consumer max request batch needs to be > 0")
+    }
+    pub fn consumer_max_request_expires_too_small() -> Self {
+        Self::new(
+            400,
+            10115,
+            "consumer max request expires needs to be >= 1ms",
+        )
+    }
+    pub fn consumer_max_pending_ack_excess(limit: i64) -> Self {
+        Self::new(
+            400,
+            10121,
+            format!("consumer max ack pending exceeds system limit of {limit}"),
+        )
+    }
+    pub fn consumer_filter_not_subset() -> Self {
+        Self::new(
+            400,
+            10093,
+            "consumer filter subject is not a valid subset of the interest subjects",
+        )
+    }
+    pub fn consumer_duplicate_filter_subjects() -> Self {
+        Self::new(
+            400,
+            10136,
+            "consumer cannot have both FilterSubject and FilterSubjects specified",
+        )
+    }
+    pub fn consumer_empty_filter() -> Self {
+        Self::new(
+            400,
+            10139,
+            "consumer filter in FilterSubjects cannot be empty",
+        )
+    }
+    pub fn consumer_overlapping_filters() -> Self {
+        Self::new(400, 10138, "consumer subject filters cannot overlap")
+    }
+    pub fn consumer_store_failed(err: impl std::fmt::Display) -> Self {
+        Self::new(
+            500,
+            10104,
+            format!("error creating store for consumer: {err}"),
         )
     }
 }

@@ -14,6 +14,7 @@
 pub mod advisory;
 pub mod api;
 pub mod config;
+pub mod consumer;
 pub mod errors;
 pub mod store;
 pub mod stream;
@@ -111,6 +112,9 @@ pub struct JsAccount {
     server_limits: (i64, i64),
     sync: SyncPolicy,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// (stream, consumer name) → consumer; see `consumer::registry`.
+    consumers: RwLock<BTreeMap<(String, String), Arc<consumer::Consumer>>>,
+    consumers_gen: AtomicU64,
     /// Stream subject filters, for [`capture`](Self::capture); rebuilt on every change.
     filters: RwLock<Vec<(String, Arc<Stream>)>>,
     /// Per stream name: the streams that mirror or source it, with their filter.
@@ -220,6 +224,8 @@ impl JetStream {
                     server_limits: (self.config.max_memory, self.config.max_storage),
                     sync: self.config.sync,
                     streams: RwLock::new(BTreeMap::new()),
+                    consumers: RwLock::new(BTreeMap::new()),
+                    consumers_gen: AtomicU64::new(0),
                     filters: RwLock::new(Vec::new()),
                     copies: RwLock::new(HashMap::new()),
                     count: AtomicUsize::new(0),
@@ -273,9 +279,15 @@ impl JetStream {
         }
     }
 
-    /// fsyncs every stream (shutdown).
+    /// fsyncs every stream and writes every consumer's state (shutdown).
     pub fn shutdown(&self) {
         self.tick(true);
+        let now = now_ns();
+        for a in self.accounts() {
+            for c in a.all_consumers() {
+                c.persist(now, true);
+            }
+        }
     }
 
     pub fn memory_used(&self) -> i64 {
@@ -340,7 +352,7 @@ impl JetStream {
             "ha_assets": 0,
             "api": {"total": total, "errors": errors},
             "streams": streams,
-            "consumers": 0,
+            "consumers": accounts.iter().map(|a| a.num_consumers()).sum::<usize>(),
             "messages": messages,
             "bytes": bytes,
         });
@@ -612,6 +624,8 @@ impl JsAccount {
         let mut streams = self.streams.write();
         streams.insert(name, s.clone());
         self.rebuild_filters(&streams);
+        drop(streams);
+        self.recover_consumers(&s, now_ns());
         Ok(s)
     }
 
@@ -758,6 +772,7 @@ impl JsAccount {
         };
         self.rebuild_filters(&streams);
         drop(streams);
+        self.drop_consumers_of(name);
         s.release();
         if let Some(dir) = &s.dir {
             std::fs::remove_dir_all(dir).map_err(|e| {

@@ -140,6 +140,12 @@ pub struct Stream {
     usage: [Arc<Usage>; 2],
     /// `no_ack`, readable without the lock on every publish.
     no_ack: AtomicBool,
+    /// The tasks of this stream's consumers, woken after each write; `watched` spares the
+    /// lock on every flush of a stream without consumers.
+    watchers: parking_lot::RwLock<Vec<Arc<tokio::sync::Notify>>>,
+    watched: AtomicBool,
+    /// Consumers (for StreamInfo's `consumer_count`), kept by the account.
+    pub consumer_count: std::sync::atomic::AtomicUsize,
 }
 
 fn mapping(src: &str, dest: &str) -> Result<Mapping, ApiError> {
@@ -209,6 +215,9 @@ impl Stream {
             usage,
             no_ack: AtomicBool::new(inner.config.no_ack),
             inner: Mutex::new(inner),
+            watchers: parking_lot::RwLock::new(Vec::new()),
+            watched: AtomicBool::new(false),
+            consumer_count: std::sync::atomic::AtomicUsize::new(0),
         });
         stream.account_bytes_for(storage, bytes);
         Ok(stream)
@@ -292,8 +301,69 @@ impl Stream {
             if flushed.is_err() {
                 inner.forget_undone();
             }
-            Ok(flushed?)
-        })
+            Ok::<(), ApiError>(flushed?)
+        })?;
+        if self.watched.load(Ordering::Acquire) {
+            for w in self.watchers.read().iter() {
+                w.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes `signal` after every write (a consumer's task).
+    pub fn watch(&self, signal: &Arc<tokio::sync::Notify>) {
+        let mut w = self.watchers.write();
+        w.push(signal.clone());
+        self.watched.store(true, Ordering::Release);
+    }
+
+    pub fn unwatch(&self, signal: &Arc<tokio::sync::Notify>) {
+        let mut w = self.watchers.write();
+        w.retain(|x| !Arc::ptr_eq(x, signal));
+        self.watched.store(!w.is_empty(), Ordering::Release);
+    }
+
+    /// The first message at or after `from` matching any of `filters` (none: any subject).
+    pub fn next_matching(&self, from: u64, filters: &[String]) -> Option<StoredMsg> {
+        let inner = self.inner.lock();
+        let from = from.max(1);
+        let seq = if filters.is_empty() {
+            inner.store.next_matching(from, ">")
+        } else {
+            filters
+                .iter()
+                .filter_map(|f| inner.store.next_matching(from, f))
+                .min()
+        }?;
+        inner.store.get(seq).ok().flatten()
+    }
+
+    /// How many messages at or after `from` match any of `filters` (none: any subject).
+    pub fn count_from(&self, from: u64, filters: &[String]) -> u64 {
+        let inner = self.inner.lock();
+        let st = inner.store.state();
+        if filters.is_empty() || filters.iter().any(|f| f == ">") {
+            if st.msgs == 0 || from > st.last_seq {
+                return 0;
+            }
+            if from <= st.first_seq {
+                return st.msgs;
+            }
+            let deleted = if st.num_deleted > 0 {
+                inner.store.deleted().iter().filter(|&&d| d >= from).count() as u64
+            } else {
+                0
+            };
+            return (st.last_seq + 1 - from).saturating_sub(deleted);
+        }
+        filters
+            .iter()
+            .map(|f| {
+                let seqs = inner.store.matching(f);
+                (seqs.len() - seqs.partition_point(|&s| s < from)) as u64
+            })
+            .sum()
     }
 
     /// Whether the publish acknowledged with `mark` ([`PubAck::mark`]) is stored: `false` if a
@@ -433,7 +503,7 @@ impl Stream {
             "last_seq": st.last_seq,
             "last_ts": super::stream_time(last_ts),
             "num_subjects": counts.len(),
-            "consumer_count": 0,
+            "consumer_count": self.consumer_count.load(Ordering::Relaxed),
         });
         if st.num_deleted > 0 {
             state["num_deleted"] = json!(st.num_deleted);

@@ -24,6 +24,7 @@
 //! live clients and the counters. The server (`server/`) owns a core plus the sockets.
 
 mod connect;
+pub mod consumers;
 mod deliver;
 mod map;
 mod permit;

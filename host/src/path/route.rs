@@ -168,7 +168,35 @@ impl Router {
         for m in &effects.publish {
             self.route(core, account, &m.as_ref(), Origin::SERVER);
         }
+        for (to, m) in &effects.deliveries {
+            match to {
+                Some(to) => self.route_to(core, account, to, &m.as_ref()),
+                None => self.route(core, account, &m.as_ref(), Origin::SERVER),
+            };
+        }
         self.depth -= 1;
+    }
+
+    /// Delivers `msg` to the subscribers of `to` rather than of `msg.subject` (nats-server's
+    /// deliver subject): a JetStream consumer's message goes to a pull request's reply
+    /// subject and keeps its stored subject. A reply subject that came through a service
+    /// import (`_R_.…`) is followed back to the importing account.
+    pub fn route_to(
+        &mut self,
+        core: &Core,
+        account: &Arc<Account>,
+        to: &[u8],
+        msg: &MsgRef<'_>,
+    ) -> usize {
+        let result = account.sublist.matches(to);
+        let mut delivered = self.deliver_all(core, account, &result, msg, Origin::SERVER);
+        if to.starts_with(RESPONSE_PREFIX) {
+            if let Some((importer, local)) = account.responses.resolve(to) {
+                let r = importer.sublist.matches(&local);
+                delivered += self.deliver_all(core, &importer, &r, msg, Origin::SERVER);
+            }
+        }
+        delivered
     }
 
     /// Exports and imports: responses to routed service requests, stream exports to

@@ -25,12 +25,13 @@ use std::sync::{Arc, Weak};
 
 /// JetStream's internal clients in one account.
 pub struct Attached {
-    core: Weak<Core>,
-    account: Weak<Account>,
+    pub(super) core: Weak<Core>,
+    pub(super) account: Weak<Account>,
     js: Arc<JetStream>,
-    acc: Arc<JsAccount>,
+    pub(super) acc: Arc<JsAccount>,
     api: Mutex<Option<Subscriber>>,
     capture: Mutex<Captures>,
+    pub(super) consumers: Mutex<super::consumers::ConsumerClients>,
 }
 
 #[derive(Default)]
@@ -66,6 +67,7 @@ pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
                     js,
                     api: Mutex::new(None),
                     capture: Mutex::new(Captures::default()),
+                    consumers: Mutex::new(Default::default()),
                 })
             })
             .clone()
@@ -80,6 +82,8 @@ pub fn attach(core: &Arc<Core>, account: &Arc<Account>) {
     }
     attached.sync_api(core, account);
     attached.sync_capture();
+    // Nobody waits on a consumer at start-up: there is nothing to tell.
+    let _ = attached.sync_consumers();
 }
 
 impl Attached {
@@ -218,6 +222,8 @@ impl Internal for ApiService {
             fx.reply(reply, r.headers.map(Bytes::from), r.payload);
         }
         attached.sync_capture();
+        let told = attached.sync_consumers();
+        super::consumers::push_effects(fx, told);
         true
     }
 }

@@ -262,6 +262,8 @@ impl Server {
             }
             tracing::info!("-------------------------------------------");
             tokio::spawn(jetstream_loop(js.clone(), self.shutdown.subscribe()));
+            // Recovered consumers were attached before the runtime ran: start their tasks.
+            crate::path::consumers::sync_all(&self.core);
         }
         if opts.cluster.name.is_some()
             || opts.cluster.listen.is_some()

@@ -299,7 +299,7 @@ async fn a_stream_starts_at_its_first_seq() -> Result<()> {
 #[tokio::test]
 async fn an_api_natrium_does_not_serve_yet_is_not_called_a_bad_request() -> Result<()> {
     if is_nats_server() {
-        // nats-server serves consumers.
+        // nats-server serves push consumers.
         return Ok(());
     }
     let Js { client, .. } = &Js::start().await?;
@@ -307,7 +307,7 @@ async fn an_api_natrium_does_not_serve_yet_is_not_called_a_bad_request() -> Resu
     let r = api(
         client,
         "CONSUMER.CREATE.S",
-        json!({"stream_name": "S", "config": {"ack_policy": "explicit"}}),
+        json!({"stream_name": "S", "config": {"ack_policy": "explicit", "deliver_subject": "d"}}),
     )
     .await?;
     ensure!(

@@ -17,6 +17,7 @@ mod differential;
 mod hostile;
 mod javascript;
 mod jetstream;
+mod jetstream_consumers;
 mod jetstream_details;
 mod jetstream_import;
 mod jetstream_integrity;

@@ -1,0 +1,39 @@
+use super::*;
+
+#[test]
+fn pull_bodies_are_an_integer_or_json() {
+    assert_eq!(parse_pull(b"").map(|r| r.batch), Ok(1));
+    assert_eq!(parse_pull(b" 7 ").map(|r| r.batch), Ok(7));
+    let r = parse_pull(br#"{"batch":3,"expires":1000,"no_wait":true}"#);
+    assert!(matches!(
+        r,
+        Ok(PullRequest {
+            batch: 3,
+            expires: 1000,
+            no_wait: true,
+            ..
+        })
+    ));
+    assert!(parse_pull(b"{").is_err());
+    assert_eq!(
+        parse_pull(br#"{"batch":1,"expires":1000,"idle_heartbeat":600}"#).err(),
+        Some("heartbeat value too large".to_string())
+    );
+}
+
+#[test]
+fn ack_subjects_are_v1_with_nine_tokens() {
+    let m = AckMeta::parse("$JS.ACK.S.C.1.42.7.1700000000.3").map(|m| m.sseq);
+    assert_eq!(m, Some(42));
+    assert!(AckMeta::parse("$JS.ACK.S.C.1.x.7.1.3").is_none());
+    assert!(AckMeta::parse("$JS.ACK.S.C.1.2.3").is_none());
+}
+
+#[test]
+fn statuses_are_header_only_with_pending_counts() {
+    let d = Delivery::status("inbox", "408 Request Timeout", Some((2, 10)));
+    let h = String::from_utf8(d.headers.clone().unwrap_or_default()).unwrap_or_default();
+    assert!(h.starts_with("NATS/1.0 408 Request Timeout\r\n"), "{h}");
+    assert!(h.contains("Nats-Pending-Messages: 2\r\n") && h.contains("Nats-Pending-Bytes: 10\r\n"));
+    assert!(d.payload.is_empty() && !d.redirected());
+}
