@@ -552,6 +552,28 @@ impl Stream {
         Ok(())
     }
 
+    /// The last sequence of every subject matching one of `filters` (every subject when
+    /// there is none), ascending, and the stream's last sequence, read together
+    /// (`deliver_policy: last_per_subject`).
+    pub fn last_per_subject(&self, filters: &[String]) -> (Vec<u64>, u64) {
+        let inner = self.inner.lock();
+        let all = [">".to_string()];
+        let filters = if filters.is_empty() {
+            &all[..]
+        } else {
+            filters
+        };
+        let mut seqs: Vec<u64> = filters
+            .iter()
+            .flat_map(|f| inner.store.subject_counts(f))
+            .map(|(subject, _)| inner.store.subject_state(&subject).last_seq)
+            .filter(|&seq| seq > 0)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        (seqs, inner.store.state().last_seq)
+    }
+
     /// Live messages per subject matching `filter`, sorted by subject.
     pub fn subject_counts(&self, filter: &str) -> Vec<(String, u64)> {
         let mut counts = self.inner.lock().store.subject_counts(filter);

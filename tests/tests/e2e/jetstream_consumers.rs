@@ -503,3 +503,43 @@ async fn durable_consumer_state_survives_kill_9() -> Result<()> {
     ensure!(!exact || seqs == [5, 6, 7, 8, 9, 10], "{seqs:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn last_per_subject_starts_with_each_subjects_last_message() -> Result<()> {
+    let js = Js::start().await?;
+    // s.1: m1 m4 m7 m10, s.2: m2 m5 m8, s.0: m3 m6 m9.
+    let stream = stream_with(&js, 10).await?;
+    let c: PullConsumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::LastPerSubject,
+            // nats-server 2.9 requires a filter with this policy.
+            filter_subject: "s.>".into(),
+            ..durable("L")
+        })
+        .await?;
+    ensure!(
+        c.cached_info().num_pending == 3,
+        "three subjects, three last messages: {:?}",
+        c.cached_info()
+    );
+    let payloads = |got: &[async_nats::jetstream::Message]| -> Vec<String> {
+        got.iter()
+            .map(|m| String::from_utf8_lossy(&m.payload).to_string())
+            .collect()
+    };
+    let got = fetch(&c, 10).await?;
+    ensure!(
+        payloads(&got) == ["m8", "m9", "m10"],
+        "{:?}",
+        payloads(&got)
+    );
+    for m in &got {
+        m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    // Then everything new, on any subject.
+    publish(&js.js, "s.2", "m11").await?;
+    publish(&js.js, "s.2", "m12").await?;
+    let got = fetch(&c, 10).await?;
+    ensure!(payloads(&got) == ["m11", "m12"], "{:?}", payloads(&got));
+    Ok(())
+}

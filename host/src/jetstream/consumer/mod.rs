@@ -206,6 +206,11 @@ struct State {
     written_at: i64,
     /// Messages matching the filters from `next` on (nats-server's `npc`); `None`: unknown.
     num_pending: Option<u64>,
+    /// `last_per_subject`: the sequences still to deliver first (the last message of each
+    /// subject when the consumer was created), ascending; then delivery goes on from
+    /// `lps_end`, the first sequence after them.
+    lps: VecDeque<u64>,
+    lps_end: u64,
 }
 
 pub struct Consumer {
@@ -293,7 +298,16 @@ impl Consumer {
                 ..Saved::default()
             },
         );
-        c.state.lock().dirty = true;
+        {
+            let mut s = c.state.lock();
+            s.dirty = true;
+            if s.config.deliver_policy == DeliverPolicy::LastPerSubject {
+                let (lps, last) = c.stream.last_per_subject(&s.filters);
+                s.lps = lps.into();
+                s.lps_end = last + 1;
+                s.num_pending = None;
+            }
+        }
         c.persist(now, true);
         Ok(c)
     }
@@ -362,6 +376,8 @@ impl Consumer {
             dirty: false,
             written_at: 0,
             num_pending: None,
+            lps: VecDeque::new(),
+            lps_end: 0,
             config,
         };
         let signal = Arc::new(Notify::new());
@@ -452,7 +468,11 @@ impl Consumer {
         if let Some(n) = s.num_pending {
             return n;
         }
-        let n = self.stream.count_from(s.next, &s.filters);
+        let n = if s.lps.is_empty() {
+            self.stream.count_from(s.next, &s.filters)
+        } else {
+            s.lps.len() as u64 + self.stream.count_from(s.lps_end, &s.filters)
+        };
         s.num_pending = Some(n);
         n
     }
@@ -835,6 +855,18 @@ impl Consumer {
         if s.config.ack_policy != AckPolicy::None && max > 0 && s.pending.len() as i64 >= max {
             return Err(false);
         }
+        while let Some(&seq) = s.lps.front() {
+            match self.stream.get(seq) {
+                Ok(Some(m)) => return Ok((m, 1)),
+                _ => {
+                    s.lps.pop_front();
+                }
+            }
+        }
+        if s.next < s.lps_end {
+            s.next = s.lps_end;
+            s.num_pending = None;
+        }
         match self.stream.next_matching(s.next, &s.filters) {
             Some(m) => Ok((m, 1)),
             None => Err(true),
@@ -861,6 +893,9 @@ impl Consumer {
             };
             if dc == 1 {
                 s.next = m.seq + 1;
+                if s.lps.front() == Some(&m.seq) {
+                    s.lps.pop_front();
+                }
                 if let Some(n) = s.num_pending.as_mut() {
                     *n = n.saturating_sub(1);
                 }
