@@ -16,11 +16,13 @@
 # Usage:  bench/jetstream.sh
 # Environment:
 #   RUNS=3                  runs per server per scenario
-#   SCENARIOS="sync128 sync4k async128 async4k"   subset/order
+#   SCENARIOS="sync128 sync4k async128 async4k pull128 pullnoack128"   subset/order
 #   SYNC_MSGS=5000          measured messages per sync run (plus 100 warm-up ones)
 #   ASYNC_MSGS=200000       measured messages per async 128 B run
 #   ASYNC4K_MSGS=50000      measured messages per async 4 KiB run (~200 MB on disk)
 #   INFLIGHT=256            async window
+#   PULL_MSGS=200000        messages per pull-consumer run (stored first, then consumed)
+#   PULL_BATCH=100          messages per pull request
 #   NATRIUM_BIN=path        use this binary as A instead of building natrium
 #                           (NATRIUM_BIN=/usr/sbin/nats-server validates the harness: A = B)
 #   NATS_BIN=/usr/sbin/nats-server   server B
@@ -38,11 +40,13 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 RUNS="${RUNS:-3}"
-SCENARIOS="${SCENARIOS:-sync128 sync4k async128 async4k}"
+SCENARIOS="${SCENARIOS:-sync128 sync4k async128 async4k pull128 pullnoack128}"
 SYNC_MSGS="${SYNC_MSGS:-5000}"
 ASYNC_MSGS="${ASYNC_MSGS:-200000}"
 ASYNC4K_MSGS="${ASYNC4K_MSGS:-50000}"
 INFLIGHT="${INFLIGHT:-256}"
+PULL_MSGS="${PULL_MSGS:-200000}"
+PULL_BATCH="${PULL_BATCH:-100}"
 NATS_BIN="${NATS_BIN:-/usr/sbin/nats-server}"
 NATRIUM_BIN="${NATRIUM_BIN:-}"
 BENCH_BIN="${BENCH_BIN:-}"
@@ -67,12 +71,14 @@ scenario_def() {
     sync4k)   echo "js-pub --mode sync --msgs $SYNC_MSGS --size 4096|msgs_per_sec:up:sync publish, 4 KiB (msgs/s);p50_us:down:sync publish, 4 KiB, ack latency p50 (µs);p99_us:down:sync publish, 4 KiB, ack latency p99 (µs)" ;;
     async128) echo "js-pub --mode async --inflight $INFLIGHT --msgs $ASYNC_MSGS --size 128|msgs_per_sec:up:async publish, $INFLIGHT in flight, 128 B (msgs/s)" ;;
     async4k)  echo "js-pub --mode async --inflight $INFLIGHT --msgs $ASYNC4K_MSGS --size 4096|msgs_per_sec:up:async publish, $INFLIGHT in flight, 4 KiB (msgs/s)" ;;
+    pull128)  echo "js-pull --ack explicit --batch $PULL_BATCH --msgs $PULL_MSGS --size 128|msgs_per_sec:up:pull consume, batch $PULL_BATCH, explicit acks, 128 B (msgs/s)" ;;
+    pullnoack128) echo "js-pull --ack none --batch $PULL_BATCH --msgs $PULL_MSGS --size 128|msgs_per_sec:up:pull consume, batch $PULL_BATCH, no acks, 128 B (msgs/s)" ;;
     *) return 1 ;;
   esac
 }
 for s in $SCENARIOS; do scenario_def "$s" >/dev/null || die "unknown scenario '$s'"; done
 [[ "$MAX_WAIT" =~ ^[0-9]+$ ]] || die "MAX_WAIT must be a non-negative integer"
-for v in RUNS SYNC_MSGS ASYNC_MSGS ASYNC4K_MSGS INFLIGHT; do
+for v in RUNS SYNC_MSGS ASYNC_MSGS ASYNC4K_MSGS INFLIGHT PULL_MSGS PULL_BATCH; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 

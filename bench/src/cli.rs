@@ -30,13 +30,18 @@ SCENARIOS:
            --mode sync (one in flight: msgs/s, ack latency) or async
            (--inflight in flight: msgs/s); every ack and the final stream
            info are verified
+  js-pull  JetStream pull consumer: fill a fresh --stream with --msgs messages,
+           then consume them all with a durable pull consumer, --batch per
+           request, two requests outstanding, acking each (--ack explicit) or
+           not (--ack none); msgs/s; order, count and final consumer info
+           are verified
   wait     wait until a server answers CONNECT/PING (for scripts)
 
 OPTIONS:
   --url HOST:PORT      server address, must be loopback [127.0.0.1:4222]
   --msgs N             messages (reqrep: measured requests)
                        [pub/pubsub/queue 1000000, reqrep 20000,
-                       js-pub sync 5000, js-pub async 50000]
+                       js-pub sync 5000, js-pub async 50000, js-pull 100000]
   --size BYTES         payload size; >= 8 enables sequence checks [128]
   --payload KIND       binary: sequence in bytes 0..8, then a..z [binary]
                        pii: JSON with the sequence in a seq field; every odd
@@ -70,7 +75,9 @@ OPTIONS:
   --mode M             js-pub: sync or async [async]
   --inflight N         js-pub async: unacknowledged messages at most [256]
   --stream NAME        js-pub: stream name (deleted and re-created) [BENCH]
-  --storage S          js-pub: file or memory [file]
+  --storage S          js-pub, js-pull: file or memory [file]
+  --batch N            js-pull: messages per pull request [100]
+  --ack A              js-pull: explicit or none [explicit]
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
   --timeout SECS       hard wall-clock cap for the whole run [60]
@@ -86,6 +93,7 @@ pub enum Scenario {
     Connect,
     Wait,
     JsPub,
+    JsPull,
 }
 
 /// `js-pub`: one message in flight, or a window of them.
@@ -115,6 +123,7 @@ impl Scenario {
             Self::Connect => "connect",
             Self::Wait => "wait",
             Self::JsPub => "js-pub",
+            Self::JsPull => "js-pull",
         }
     }
 }
@@ -149,6 +158,9 @@ pub struct Args {
     pub inflight: u64,
     pub stream: String,
     pub storage: String,
+    pub batch: u64,
+    /// js-pull: explicit acks (else ack policy none).
+    pub pull_ack: bool,
 }
 
 impl Args {
@@ -213,6 +225,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         "connect" => Scenario::Connect,
         "wait" => Scenario::Wait,
         "js-pub" | "jspub" => Scenario::JsPub,
+        "js-pull" | "jspull" => Scenario::JsPull,
         other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
     };
     let mut a = Args {
@@ -256,6 +269,8 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         inflight: 256,
         stream: "BENCH".into(),
         storage: "file".into(),
+        batch: 100,
+        pull_ack: true,
     };
     let mut msgs_given = false;
     while let Some(flag) = it.next() {
@@ -319,8 +334,19 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
                 }
                 a.storage = v.clone();
             }
+            "--batch" => a.batch = num(flag, v)?,
+            "--ack" => {
+                a.pull_ack = match v.as_str() {
+                    "explicit" => true,
+                    "none" => false,
+                    other => bail!("--ack must be explicit or none, not {other:?}"),
+                }
+            }
             other => bail!("unknown flag {other:?}\n\n{USAGE}"),
         }
+    }
+    if scenario == Scenario::JsPull && !msgs_given {
+        a.msgs = 100_000;
     }
     if scenario == Scenario::JsPub && !msgs_given {
         a.msgs = match a.mode {
@@ -330,6 +356,9 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
     }
     if a.msgs == 0 {
         bail!("--msgs must be > 0");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be > 0");
     }
     if a.inflight == 0 {
         bail!("--inflight must be > 0");

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Scenario::Connect => scenarios::connect::run(&args, addr),
         Scenario::Wait => scenarios::wait::run(&args, addr),
         Scenario::JsPub => scenarios::jspub::run(&args, addr),
+        Scenario::JsPull => scenarios::jspull::run(&args, addr),
     });
     match result {
         Ok(report) => {

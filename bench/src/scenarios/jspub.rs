@@ -44,61 +44,22 @@ use crate::report::{mb_per_sec, r1, thousands, Report};
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// CONNECT members: accept headers and get a `503` status for requests without responders.
-const NO_RESPONDERS: &str = "\"headers\":true,\"no_responders\":true";
+pub(super) const NO_RESPONDERS: &str = "\"headers\":true,\"no_responders\":true";
 
 /// A `NATS/1.0 503` status header: nobody subscribed to the request subject.
-fn is_no_responders(headers: Option<&[u8]>) -> bool {
+pub(super) fn is_no_responders(headers: Option<&[u8]>) -> bool {
     headers.is_some_and(|h| h.starts_with(b"NATS/1.0 503"))
 }
 
 pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
-    let nonce = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        ^ u128::from(std::process::id());
-    let inbox = format!("_INBOX.{nonce:x}");
-    // `no_responders`: a request nobody answers (no JetStream, no stream on the subject) gets
-    // an immediate `503` status message instead of silence.
-    let extra = match a.user_pass_extra() {
-        u if u.is_empty() => NO_RESPONDERS.to_owned(),
-        u => format!("{NO_RESPONDERS},{u}"),
-    };
-    let mut conn = Conn::connect_with(addr, "bench-js-pub", &extra, 64 * 1024, deadline)?;
-    conn.write(format!("SUB {inbox}.* 1\r\n").as_bytes())?;
-    conn.flush()?;
+    let (mut conn, inbox) = js_connection(a, addr, "bench-js-pub", deadline)?;
     let mut api = Api {
         inbox: &inbox,
         next: 0,
     };
-
-    // A fresh stream.
+    fresh_stream(&mut api, &mut conn, a)?;
     let name = &a.stream;
-    let del = api.request(&mut conn, &format!("$JS.API.STREAM.DELETE.{name}"), b"")?;
-    if let Some(err) = del.get("error") {
-        let not_found = err.get("code").and_then(Value::as_u64) == Some(404)
-            || err.get("err_code").and_then(Value::as_u64) == Some(10059);
-        if !not_found {
-            bail!("deleting the old stream {name} failed: {err}");
-        }
-    }
-    let config = json!({
-        "name": name,
-        "subjects": [a.subject],
-        "storage": a.storage,
-        "retention": "limits",
-        "discard": "old",
-        "num_replicas": 1,
-    });
-    let created = api.request(
-        &mut conn,
-        &format!("$JS.API.STREAM.CREATE.{name}"),
-        config.to_string().as_bytes(),
-    )?;
-    if let Some(err) = created.get("error") {
-        bail!("creating stream {name} ({config}) failed: {err}");
-    }
 
     let total = a.warmup + a.msgs;
     let mut acks = Acks::new(&inbox, name, total);
@@ -204,15 +165,71 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     Ok(r)
 }
 
+/// A connection for JetStream requests (headers, `no_responders`, credentials), subscribed
+/// to `<inbox>.*`; returns it and the inbox.
+pub(super) fn js_connection(
+    a: &Args,
+    addr: SocketAddr,
+    name: &str,
+    deadline: Instant,
+) -> Result<(Conn, String)> {
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id());
+    let inbox = format!("_INBOX.{nonce:x}");
+    // `no_responders`: a request nobody answers (no JetStream, no stream on the subject) gets
+    // an immediate `503` status message instead of silence.
+    let extra = match a.user_pass_extra() {
+        u if u.is_empty() => NO_RESPONDERS.to_owned(),
+        u => format!("{NO_RESPONDERS},{u}"),
+    };
+    let mut conn = Conn::connect_with(addr, name, &extra, 64 * 1024, deadline)?;
+    conn.write(format!("SUB {inbox}.* 1\r\n").as_bytes())?;
+    conn.flush()?;
+    Ok((conn, inbox))
+}
+
+/// Deletes `--stream` (a missing one is fine) and creates it again, bound to `--subject`.
+pub(super) fn fresh_stream(api: &mut Api<'_>, conn: &mut Conn, a: &Args) -> Result<()> {
+    let name = &a.stream;
+    let del = api.request(conn, &format!("$JS.API.STREAM.DELETE.{name}"), b"")?;
+    if let Some(err) = del.get("error") {
+        let not_found = err.get("code").and_then(Value::as_u64) == Some(404)
+            || err.get("err_code").and_then(Value::as_u64) == Some(10059);
+        if !not_found {
+            bail!("deleting the old stream {name} failed: {err}");
+        }
+    }
+    let config = json!({
+        "name": name,
+        "subjects": [a.subject],
+        "storage": a.storage,
+        "retention": "limits",
+        "discard": "old",
+        "num_replicas": 1,
+    });
+    let created = api.request(
+        conn,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        config.to_string().as_bytes(),
+    )?;
+    if let Some(err) = created.get("error") {
+        bail!("creating stream {name} ({config}) failed: {err}");
+    }
+    Ok(())
+}
+
 /// `$JS.API` requests with replies on `<inbox>.api<k>`. Nothing else may be in
 /// flight on the connection meanwhile: any other message is an error.
-struct Api<'a> {
-    inbox: &'a str,
-    next: u64,
+pub(super) struct Api<'a> {
+    pub(super) inbox: &'a str,
+    pub(super) next: u64,
 }
 
 impl Api<'_> {
-    fn request(&mut self, conn: &mut Conn, subject: &str, body: &[u8]) -> Result<Value> {
+    pub(super) fn request(&mut self, conn: &mut Conn, subject: &str, body: &[u8]) -> Result<Value> {
         self.next += 1;
         let reply = format!("{}.api{}", self.inbox, self.next);
         let mut out = format!("PUB {subject} {reply} {}\r\n", body.len()).into_bytes();
@@ -257,7 +274,7 @@ impl Api<'_> {
 
 /// Builds PUB frames (`PUB <subject> <inbox>.<i> <size>`, the message index
 /// big-endian in the first 8 payload bytes) and drives the ack loop.
-struct Publisher {
+pub(super) struct Publisher {
     subject: String,
     inbox: String,
     payload: Vec<u8>,
@@ -266,7 +283,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn new(a: &Args, inbox: &str) -> Self {
+    pub(super) fn new(a: &Args, inbox: &str) -> Self {
         Self {
             subject: a.subject.clone(),
             inbox: inbox.to_owned(),
@@ -306,7 +323,7 @@ impl Publisher {
 
     /// Publish until `total` messages are out, at most `inflight` unacknowledged,
     /// and wait for every ack.
-    fn publish_async(
+    pub(super) fn publish_async(
         &mut self,
         conn: &mut Conn,
         acks: &mut Acks,
@@ -336,7 +353,7 @@ impl Publisher {
 }
 
 /// Bookkeeping and verification of PubAcks.
-struct Acks {
+pub(super) struct Acks {
     /// `<inbox>.`: every ack's subject is this plus the message index.
     prefix: Vec<u8>,
     stream: String,
@@ -348,7 +365,7 @@ struct Acks {
 }
 
 impl Acks {
-    fn new(inbox: &str, stream: &str, total: u64) -> Self {
+    pub(super) fn new(inbox: &str, stream: &str, total: u64) -> Self {
         let words = (total as usize + 1).div_ceil(64);
         Self {
             prefix: format!("{inbox}.").into_bytes(),
@@ -462,7 +479,7 @@ impl Acks {
     /// All `total` acks arrived. Each index and each seq was seen at most once
     /// (checked per ack) and both lie in their ranges, so `total` acks mean
     /// every index got an ack and the seqs are exactly 1..=total.
-    fn verify_complete(&self) -> Result<()> {
+    pub(super) fn verify_complete(&self) -> Result<()> {
         if self.acked != self.total {
             bail!("{} of {} messages acked", self.acked, self.total);
         }

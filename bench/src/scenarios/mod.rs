@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod idle;
 pub mod jspub;
+pub mod jspull;
 pub mod publish;
 pub mod pubsub;
 pub mod queue;
