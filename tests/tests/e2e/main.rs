@@ -21,6 +21,7 @@ mod jetstream_details;
 mod jetstream_import;
 mod jetstream_integrity;
 mod jetstream_more;
+mod js_push;
 mod lifecycle;
 mod limits;
 mod mappings;
