@@ -22,6 +22,7 @@ mod jetstream_import;
 mod jetstream_integrity;
 mod jetstream_more;
 mod js_push;
+mod js_retention;
 mod lifecycle;
 mod limits;
 mod mappings;
