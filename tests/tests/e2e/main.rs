@@ -21,6 +21,8 @@ mod jetstream_details;
 mod jetstream_import;
 mod jetstream_integrity;
 mod jetstream_more;
+mod js_kv;
+mod js_objstore;
 mod js_push;
 mod js_retention;
 mod lifecycle;
