@@ -1,8 +1,9 @@
 //! JetStream consumers as internal clients of their account, as in nats-server.
 //!
 //! Each consumer gets one internal client subscribed to its pull subject
-//! (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`) and its ack subjects
-//! (`$JS.ACK.<stream>.<consumer>.>`). A request or an ack is handled on the publisher's
+//! (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`), its ack subjects
+//! (`$JS.ACK.<stream>.<consumer>.>`) and, with flow control, its flow control answers
+//! (`$JS.FC.<stream>.<consumer>.*`). A request or an ack is handled on the publisher's
 //! task; what the consumer delivers in answer goes out through the handler's effects, routed
 //! like any internal publish (to the request's reply subject, keeping the stored subject).
 //!
@@ -106,6 +107,9 @@ impl Internal for ConsumerClient {
         let out = if subject.starts_with("$JS.ACK.") {
             self.consumer
                 .ack(subject, reply, msg.payload, now, &interest(&account))
+        } else if subject.starts_with("$JS.FC.") {
+            self.consumer
+                .flow_control_answer(subject, now, &interest(&account))
         } else {
             let Some(reply) = reply else { return true };
             self.consumer
@@ -157,10 +161,14 @@ impl Attached {
                 ));
                 let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", c.stream.name, c.name);
                 let acks = format!("$JS.ACK.{}.{}.>", c.stream.name, c.name);
-                let subs = vec![
+                let mut subs = vec![
                     core.subscribe_internal(&account, &client, &next),
                     core.subscribe_internal(&account, &client, &acks),
                 ];
+                if c.config().flow_control {
+                    let fc = format!("$JS.FC.{}.{}.*", c.stream.name, c.name);
+                    subs.push(core.subscribe_internal(&account, &client, &fc));
+                }
                 state.attached.push(Attachment {
                     consumer: c,
                     subs,
@@ -179,7 +187,8 @@ impl Attached {
     }
 }
 
-/// One consumer's task: timers, new messages, inactivity, state flushes.
+/// One consumer's task: timers, new messages, inactivity, state flushes, and for push
+/// consumers heartbeats, rate-limit pacing and watching for interest on the deliver subject.
 async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
     loop {
         let Some(at) = attached.upgrade() else { return };

@@ -19,6 +19,8 @@ pub const DEFAULT_INACTIVE_THRESHOLD_NS: i64 = 5_000_000_000;
 /// nats-server's `JSMaxDescriptionLen` and `JSMaxNameLen`.
 const MAX_DESCRIPTION_LEN: usize = 4096;
 const MAX_NAME_LEN: usize = 255;
+/// The shortest `idle_heartbeat` a push consumer may ask for (100 ms).
+const MIN_HEARTBEAT_NS: i64 = 100_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -258,30 +260,9 @@ impl ConsumerConfig {
             return Err(ApiError::consumer_description_too_long(MAX_DESCRIPTION_LEN));
         }
         if self.is_push() {
-            return Err(ApiError::push_consumers_unsupported());
-        }
-        if self.ack_policy == AckPolicy::None
-            && stream.retention == super::super::config::Retention::WorkQueue
-        {
-            return Err(ApiError::consumer_pull_requires_ack());
-        }
-        if self.rate_limit_bps > 0 {
-            return Err(ApiError::consumer_pull_with_rate_limit());
-        }
-        if self.max_waiting < 0 {
-            return Err(ApiError::consumer_max_waiting_negative());
-        }
-        if self.idle_heartbeat > 0 {
-            return Err(ApiError::consumer_hb_requires_push());
-        }
-        if self.flow_control {
-            return Err(ApiError::consumer_fc_requires_push());
-        }
-        if self.max_batch < 0 {
-            return Err(ApiError::consumer_max_request_batch_negative());
-        }
-        if self.max_expires != 0 && self.max_expires < 1_000_000 {
-            return Err(ApiError::consumer_max_request_expires_too_small());
+            self.check_push(stream)?;
+        } else {
+            self.check_pull(stream)?;
         }
         if max_ack_pending_limit > 0 && self.max_ack_pending > max_ack_pending_limit {
             return Err(ApiError::consumer_max_pending_ack_excess(
@@ -366,7 +347,74 @@ impl ConsumerConfig {
         if !self.name.is_empty() {
             check_name(&self.name)?;
         }
+        // addConsumer's rule, after checkConsumerCfg's.
+        if stream.retention == super::super::config::Retention::WorkQueue
+            && self.ack_policy != AckPolicy::Explicit
+        {
+            return Err(ApiError::consumer_wq_requires_explicit_ack());
+        }
         Ok(self)
+    }
+
+    /// checkConsumerCfg's rules for a push consumer (a `deliver_subject`).
+    fn check_push(&self, stream: &StreamConfig) -> Result<(), ApiError> {
+        let deliver = self.deliver_subject.as_bytes();
+        if self
+            .deliver_subject
+            .split('.')
+            .any(|t| t == "*" || t == ">")
+        {
+            return Err(ApiError::consumer_deliver_to_wildcards());
+        }
+        if !crate::subject::is_valid_subject(deliver) {
+            return Err(ApiError::consumer_invalid_deliver_subject());
+        }
+        // Delivering into the stream's own subjects would store every delivery again.
+        if stream
+            .subjects
+            .iter()
+            .any(|s| subjects_overlap(s, &self.deliver_subject))
+        {
+            return Err(ApiError::consumer_deliver_cycle());
+        }
+        if self.max_waiting != 0 {
+            return Err(ApiError::consumer_push_max_waiting());
+        }
+        if self.max_ack_pending > 0 && self.ack_policy == AckPolicy::None {
+            return Err(ApiError::consumer_max_pending_requires_ack());
+        }
+        if self.idle_heartbeat > 0 && self.idle_heartbeat < MIN_HEARTBEAT_NS {
+            return Err(ApiError::consumer_small_heartbeat());
+        }
+        Ok(())
+    }
+
+    /// checkConsumerCfg's rules for a pull consumer.
+    fn check_pull(&self, stream: &StreamConfig) -> Result<(), ApiError> {
+        if self.ack_policy == AckPolicy::None
+            && stream.retention == super::super::config::Retention::WorkQueue
+        {
+            return Err(ApiError::consumer_pull_requires_ack());
+        }
+        if self.rate_limit_bps > 0 {
+            return Err(ApiError::consumer_pull_with_rate_limit());
+        }
+        if self.max_waiting < 0 {
+            return Err(ApiError::consumer_max_waiting_negative());
+        }
+        if self.idle_heartbeat > 0 {
+            return Err(ApiError::consumer_hb_requires_push());
+        }
+        if self.flow_control {
+            return Err(ApiError::consumer_fc_requires_push());
+        }
+        if self.max_batch < 0 {
+            return Err(ApiError::consumer_max_request_batch_negative());
+        }
+        if self.max_expires != 0 && self.max_expires < 1_000_000 {
+            return Err(ApiError::consumer_max_request_expires_too_small());
+        }
+        Ok(())
     }
 
     /// Why `new` may not replace `self` on an existing consumer (nats-server's
