@@ -379,6 +379,27 @@ impl ApiError {
     pub fn consumer_small_heartbeat() -> Self {
         Self::new(400, 10083, "consumer idle heartbeat needs to be >= 100ms")
     }
+    pub fn consumer_wq_multiple_unfiltered() -> Self {
+        Self::new(
+            400,
+            10099,
+            "multiple non-filtered consumers not allowed on workqueue stream",
+        )
+    }
+    pub fn consumer_wq_not_unique() -> Self {
+        Self::new(
+            400,
+            10100,
+            "filtered consumer not unique on workqueue stream",
+        )
+    }
+    pub fn consumer_wq_not_deliver_all() -> Self {
+        Self::new(
+            400,
+            10101,
+            "consumer must be deliver all on workqueue stream",
+        )
+    }
     pub fn consumer_wq_requires_explicit_ack() -> Self {
         Self::new(400, 10098, "workqueue stream requires explicit ack")
     }

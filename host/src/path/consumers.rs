@@ -116,6 +116,7 @@ impl Internal for ConsumerClient {
                 .pull(reply, msg.payload, now, &interest(&account))
         };
         push_effects(fx, out);
+        self.consumer.retire_done();
         // Its deadlines may have changed: the task recomputes its sleep.
         self.consumer.signal.notify_one();
         true
@@ -213,6 +214,7 @@ async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
             return;
         }
         let (out, next) = consumer.poll(now, &interest(&account));
+        consumer.retire_done();
         publish(&core, &account, out);
         drop((core, account, at));
         let c = consumer.clone();

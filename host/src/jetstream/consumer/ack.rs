@@ -90,6 +90,7 @@ impl Consumer {
             "+TERM" => {
                 if s.pending.remove(&meta.sseq).is_some() {
                     s.redelivered.remove(&meta.sseq);
+                    s.done(meta.sseq);
                     s.last_ack = now;
                     self.update_floor(&mut s);
                     s.dirty = true;
@@ -129,6 +130,7 @@ impl Consumer {
                     return;
                 }
                 s.redelivered.remove(&meta.sseq);
+                s.done(meta.sseq);
             }
             AckPolicy::All => {
                 let keep = s.pending.split_off(&(meta.sseq + 1));
@@ -138,6 +140,7 @@ impl Consumer {
                 }
                 for seq in gone.keys() {
                     s.redelivered.remove(seq);
+                    s.done(*seq);
                 }
             }
         }

@@ -177,6 +177,19 @@ struct State {
     lps_end: u64,
     /// Push consumers: deliver subject, interest, flow control, heartbeats, rate limit.
     push: Option<Push>,
+    /// Whether the stream drops messages its consumers are done with (interest or work
+    /// queue retention), and the ones this consumer finished since [`Consumer::retire_done`].
+    retains: bool,
+    retired: Vec<u64>,
+}
+
+impl State {
+    /// This consumer is done with `seq` (acknowledged, terminated, or delivered without acks).
+    fn done(&mut self, seq: u64) {
+        if self.retains {
+            self.retired.push(seq);
+        }
+    }
 }
 
 pub struct Consumer {
@@ -316,6 +329,8 @@ impl Consumer {
             lps: VecDeque::new(),
             lps_end: 0,
             push: Push::new(&config, stream.config().max_msg_size, now),
+            retains: stream.config().retention != super::config::Retention::Limits,
+            retired: Vec::new(),
             config,
         };
         let signal = Arc::new(Notify::new());
@@ -490,6 +505,15 @@ impl Consumer {
         out
     }
 
+    /// Hands the messages this consumer finished to its stream, which drops them under
+    /// interest or work-queue retention. Call after every entry point, with no lock held.
+    pub fn retire_done(&self) {
+        let done = std::mem::take(&mut self.state.lock().retired);
+        if !done.is_empty() {
+            self.stream.retire(&done);
+        }
+    }
+
     /// Whether the consumer has been idle past its `inactive_threshold` (no request
     /// waiting, no request or ack for that long).
     pub fn inactive(&self, now: i64) -> bool {
@@ -527,6 +551,7 @@ impl Consumer {
                 // As nats-server: no longer pending, never delivered again (its redelivery
                 // count stays).
                 s.pending.remove(&seq);
+                s.done(seq);
                 self.update_floor(s);
                 s.dirty = true;
                 continue;
@@ -646,7 +671,10 @@ impl Consumer {
             s.delivered.stream_seq = s.delivered.stream_seq.max(m.seq);
             s.last_delivered = now;
             match s.config.ack_policy {
-                AckPolicy::None => s.ack_floor = s.delivered,
+                AckPolicy::None => {
+                    s.ack_floor = s.delivered;
+                    s.done(m.seq);
+                }
                 _ => {
                     let deadline = now.saturating_add(s.config.ack_wait_for(dc));
                     s.pending.insert(
@@ -674,6 +702,18 @@ impl Consumer {
         if eof {
             pull::end_of_stream(s, out);
         }
+    }
+}
+
+impl super::stream::Interest for Consumer {
+    fn wants(&self, seq: u64, subject: &str) -> bool {
+        let s = self.state.lock();
+        !self.is_closed()
+            && (s.filters.is_empty()
+                || s.filters
+                    .iter()
+                    .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes())))
+            && (seq >= s.next || s.pending.contains_key(&seq) || s.lps.contains(&seq))
     }
 }
 
