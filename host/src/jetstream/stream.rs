@@ -139,6 +139,14 @@ pub trait Interest: Send + Sync {
     fn wants(&self, seq: u64, subject: &str) -> bool;
 }
 
+/// Whether `filters` (empty: every subject) take `subject`.
+pub fn takes(filters: &[String], subject: &str) -> bool {
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes()))
+}
+
 /// One registered consumer: its filters (empty: every subject) and itself.
 pub type InterestHolder = (Vec<String>, std::sync::Weak<dyn Interest>);
 
@@ -455,12 +463,10 @@ impl Stream {
 
     /// Whether a consumer's filters take `subject`.
     fn interested(&self, subject: &str) -> bool {
-        self.interest.read().iter().any(|(filters, _)| {
-            filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes()))
-        })
+        self.interest
+            .read()
+            .iter()
+            .any(|(filters, _)| takes(filters, subject))
     }
 
     /// Messages a consumer is done with (acknowledged, or delivered without acks): a work
@@ -473,24 +479,42 @@ impl Stream {
                 Retention::Limits => false,
                 Retention::WorkQueue => true,
                 Retention::Interest => match self.get(seq) {
-                    Ok(Some(m)) => {
-                        let holders: Vec<InterestHolder> = self.interest.read().clone();
-                        !holders.iter().any(|(filters, h)| {
-                            let takes = filters.is_empty()
-                                || filters.iter().any(|f| {
-                                    crate::subject::matches(f.as_bytes(), m.subject.as_bytes())
-                                });
-                            takes && h.upgrade().is_some_and(|h| h.wants(seq, &m.subject))
-                        })
-                    }
+                    Ok(Some(m)) => !self.wanted(seq, &m.subject),
                     _ => false,
                 },
             };
             if gone {
-                if let Err(e) = self.mutate(|inner| Ok(inner.store.delete(seq)?)) {
-                    tracing::warn!("JetStream: stream '{}': retiring {seq}: {e:?}", self.name);
-                }
+                self.remove(seq);
             }
+        }
+    }
+
+    /// After a consumer of an interest stream went away: drops the messages nobody wants now.
+    pub fn retire_unwanted(&self) {
+        if self.inner.lock().config.retention != Retention::Interest {
+            return;
+        }
+        let mut from = 0;
+        while let Some(m) = self.next_matching(from, &[]) {
+            if !self.wanted(m.seq, &m.subject) {
+                self.remove(m.seq);
+            }
+            from = m.seq + 1;
+        }
+    }
+
+    /// Whether some registered consumer whose filters take `subject` still wants `seq`.
+    fn wanted(&self, seq: u64, subject: &str) -> bool {
+        let holders: Vec<InterestHolder> = self.interest.read().clone();
+        holders.iter().any(|(filters, h)| {
+            takes(filters, subject) && h.upgrade().is_some_and(|h| h.wants(seq, subject))
+        })
+    }
+
+    /// Removes a message for retention (not a user delete: `deny_delete` does not apply).
+    fn remove(&self, seq: u64) {
+        if let Err(e) = self.mutate(|inner| Ok(inner.store.delete(seq)?)) {
+            tracing::warn!("JetStream: stream '{}': retiring {seq}: {e:?}", self.name);
         }
     }
 

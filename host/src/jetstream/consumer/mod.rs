@@ -709,10 +709,7 @@ impl super::stream::Interest for Consumer {
     fn wants(&self, seq: u64, subject: &str) -> bool {
         let s = self.state.lock();
         !self.is_closed()
-            && (s.filters.is_empty()
-                || s.filters
-                    .iter()
-                    .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes())))
+            && super::stream::takes(&s.filters, subject)
             && (seq >= s.next || s.pending.contains_key(&seq) || s.lps.contains(&seq))
     }
 }

@@ -197,6 +197,7 @@ impl JsAccount {
         c.close(true);
         self.consumers_gen.fetch_add(1, Ordering::AcqRel);
         self.refresh_interest(&c.stream);
+        c.stream.retire_unwanted();
         Ok(c)
     }
 
