@@ -478,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn work_queues_want_explicit_acks() {
+        let wq = serde_json::from_str::<StreamConfig>(
+            r#"{"name":"W","subjects":["w.>"],"retention":"workqueue"}"#,
+        )
+        .unwrap()
+        .normalize()
+        .unwrap();
+        let code = |j: &str| {
+            serde_json::from_str::<ConsumerConfig>(j)
+                .unwrap()
+                .normalize(&wq, -1)
+                .map_err(|e| e.err_code)
+                .err()
+        };
+        assert_eq!(code(r#"{"durable_name":"P"}"#), Some(10084));
+        assert_eq!(code(r#"{"deliver_subject":"d"}"#), Some(10098));
+        assert_eq!(
+            code(r#"{"durable_name":"P","ack_policy":"all"}"#),
+            Some(10098)
+        );
+        assert_eq!(
+            code(r#"{"durable_name":"P","ack_policy":"explicit"}"#),
+            None
+        );
+    }
+
+    #[test]
     fn defaults_match_nats_server() {
         let c = cfg(r#"{"durable_name":"D","ack_policy":"explicit"}"#).unwrap();
         assert_eq!(c.ack_wait, DEFAULT_ACK_WAIT_NS);
@@ -515,6 +542,20 @@ mod tests {
         );
         assert_eq!(code(r#"{"filter_subjects":["a.>","a.x"]}"#), 10138);
         assert_eq!(code(r#"{"idle_heartbeat":1000}"#), 10088);
+        // Push consumers (checkConsumerCfg's push branch).
+        assert_eq!(code(r#"{"deliver_subject":"d.*"}"#), 10079);
+        assert_eq!(code(r#"{"deliver_subject":"a.b"}"#), 10081);
+        assert_eq!(code(r#"{"deliver_subject":"d","max_waiting":1}"#), 10080);
+        assert_eq!(
+            code(r#"{"deliver_subject":"d","max_ack_pending":1}"#),
+            10082
+        );
+        assert_eq!(
+            code(r#"{"deliver_subject":"d","idle_heartbeat":1000}"#),
+            10083
+        );
+        assert_eq!(code(r#"{"flow_control":true}"#), 10089);
+        assert!(cfg(r#"{"deliver_subject":"d","flow_control":true}"#).is_ok());
         let one = cfg(r#"{"filter_subjects":["a.x"]}"#).unwrap();
         assert_eq!(one.filter_subject, "a.x");
         assert!(one.filter_subjects.is_empty());
