@@ -10,7 +10,9 @@
 //! One task per consumer ([`drive`]) does the rest: messages newly stored (the stream wakes
 //! it after each write), redelivery after `ack_wait`, request expiry and heartbeats,
 //! `inactive_threshold` and the periodic state flush. It sleeps until the consumer's next
-//! deadline; no timer exists per message or per request.
+//! deadline; no timer exists per message or per request. A push consumer without interest
+//! on its deliver subject sleeps until the account reports a matching new subscription
+//! (`Account::notify_interest`, registered here) or its idle poll comes round.
 
 use super::route::{Origin, Router};
 use super::store::Attached;
@@ -177,6 +179,17 @@ impl Attached {
                 });
             }
         }
+        // Push consumers hear at once when someone subscribes to their deliver subject.
+        let watch = state
+            .attached
+            .iter()
+            .filter_map(|a| {
+                let cfg = a.consumer.config();
+                cfg.is_push()
+                    .then(|| (cfg.deliver_subject, a.consumer.signal.clone()))
+            })
+            .collect();
+        account.set_interest_watch(watch);
         // Tasks start once a runtime exists (recovered consumers are attached at start-up).
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             for a in state.attached.iter_mut().filter(|a| !a.running) {

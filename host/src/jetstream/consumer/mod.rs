@@ -63,8 +63,6 @@ pub const STATE_FLUSH_NS: i64 = 100_000_000;
 /// Headers of the terminating pull statuses (ADR-37).
 pub const PENDING_MSGS: &str = "Nats-Pending-Messages";
 pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
-/// How often a push consumer without interest on its deliver subject looks again.
-const INTEREST_POLL_NS: i64 = 50_000_000;
 const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
@@ -462,11 +460,9 @@ impl Consumer {
         let mut next = i64::MAX;
         if let Some(p) = s.push.as_mut() {
             out.extend(p.heartbeat_due(now, delivered));
+            // Without interest it waits for the account's notification of a new
+            // subscription on the deliver subject (`Account::notify_interest`).
             next = next.min(p.next_due());
-            if !p.active {
-                // Interest is looked up, not announced: look again soon.
-                next = next.min(now.saturating_add(INTEREST_POLL_NS));
-            }
         }
         for p in s.pending.values() {
             next = next.min(p.deadline);
