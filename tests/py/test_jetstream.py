@@ -198,14 +198,16 @@ CHECKS = [
 ]
 
 
-async def main():
+async def run_checks(checks):
+    """Runs `checks` ((name, async fn(js)) pairs) against the server at argv[1]; prints
+    `ok   <name>` per passing check and returns the exit status."""
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     nc = await nats.connect(sys.argv[1], connect_timeout=TIMEOUT, max_reconnect_attempts=0)
     js = nc.jetstream(timeout=TIMEOUT)
     try:
-        for name, fn in CHECKS:
+        for name, fn in checks:
             try:
                 await asyncio.wait_for(fn(js), timeout=30)
             except CheckFailed as e:
@@ -218,6 +220,10 @@ async def main():
     finally:
         await nc.close()
     return 0
+
+
+async def main():
+    return await run_checks(CHECKS)
 
 
 if __name__ == "__main__":

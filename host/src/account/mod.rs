@@ -62,6 +62,11 @@ pub struct Account {
     connections: AtomicI64,
     /// Subscriptions of the server's own internal clients in this account.
     internal_subs: AtomicI64,
+    /// Push consumers' deliver subjects and the signals of their tasks, woken when a
+    /// subscription that matches one appears (nats-server's interest notifications);
+    /// `watched` spares the lock on every SUB while there are none.
+    interest_watch: RwLock<Vec<(String, Arc<tokio::sync::Notify>)>>,
+    watched: AtomicBool,
 }
 
 impl Account {
@@ -80,7 +85,30 @@ impl Account {
             max_payload: AtomicI64::new(-1),
             connections: AtomicI64::new(0),
             internal_subs: AtomicI64::new(0),
+            interest_watch: RwLock::new(Vec::new()),
+            watched: AtomicBool::new(false),
         })
+    }
+
+    /// Replaces the subjects whose new interest wakes a task (push consumers' deliver
+    /// subjects with their tasks' signals).
+    pub fn set_interest_watch(&self, watch: Vec<(String, Arc<tokio::sync::Notify>)>) {
+        let mut w = self.interest_watch.write();
+        self.watched.store(!watch.is_empty(), Ordering::Release);
+        *w = watch;
+    }
+
+    /// A subscription on `subject` (may hold wildcards) was added: wakes the tasks watching
+    /// a subject it matches.
+    pub fn notify_interest(&self, subject: &[u8]) {
+        if !self.watched.load(Ordering::Acquire) {
+            return;
+        }
+        for (watched, signal) in self.interest_watch.read().iter() {
+            if crate::subject::matches(subject, watched.as_bytes()) {
+                signal.notify_one();
+            }
+        }
     }
 
     /// Sets this account's limits (`None` or negative: no limit).

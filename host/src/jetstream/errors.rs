@@ -172,14 +172,6 @@ impl ApiError {
     pub fn mirror_not_updatable() -> Self {
         Self::new(400, 10055, "stream mirror configuration can not be updated")
     }
-    /// Push consumers (a `deliver_subject`) are not served yet (natrium only).
-    pub fn push_consumers_unsupported() -> Self {
-        Self::new(
-            501,
-            NOT_SUPPORTED_ERR_CODE,
-            "push consumers are not supported by this server yet",
-        )
-    }
     pub fn replicas_negative() -> Self {
         Self::new(400, 10133, "replicas count cannot be negative")
     }
@@ -364,6 +356,52 @@ impl ApiError {
     }
     pub fn consumer_overlapping_filters() -> Self {
         Self::new(400, 10138, "consumer subject filters cannot overlap")
+    }
+    pub fn consumer_deliver_to_wildcards() -> Self {
+        Self::new(400, 10079, "consumer deliver subject has wildcards")
+    }
+    pub fn consumer_invalid_deliver_subject() -> Self {
+        Self::new(400, 10112, "invalid push consumer deliver subject")
+    }
+    pub fn consumer_deliver_cycle() -> Self {
+        Self::new(400, 10081, "consumer deliver subject forms a cycle")
+    }
+    pub fn consumer_push_max_waiting() -> Self {
+        Self::new(400, 10080, "consumer in push mode can not set max waiting")
+    }
+    pub fn consumer_max_pending_requires_ack() -> Self {
+        Self::new(
+            400,
+            10082,
+            "consumer requires ack policy for max ack pending",
+        )
+    }
+    pub fn consumer_small_heartbeat() -> Self {
+        Self::new(400, 10083, "consumer idle heartbeat needs to be >= 100ms")
+    }
+    pub fn consumer_wq_multiple_unfiltered() -> Self {
+        Self::new(
+            400,
+            10099,
+            "multiple non-filtered consumers not allowed on workqueue stream",
+        )
+    }
+    pub fn consumer_wq_not_unique() -> Self {
+        Self::new(
+            400,
+            10100,
+            "filtered consumer not unique on workqueue stream",
+        )
+    }
+    pub fn consumer_wq_not_deliver_all() -> Self {
+        Self::new(
+            400,
+            10101,
+            "consumer must be deliver all on workqueue stream",
+        )
+    }
+    pub fn consumer_wq_requires_explicit_ack() -> Self {
+        Self::new(400, 10098, "workqueue stream requires explicit ack")
     }
     pub fn consumer_store_failed(err: impl std::fmt::Display) -> Self {
         Self::new(

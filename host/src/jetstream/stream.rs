@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::config::{Discard, Storage, StreamConfig};
+use super::config::{Discard, Retention, Storage, StreamConfig};
 use super::errors::ApiError;
 use super::store::{StoredMsg, StreamStore};
 use crate::proto::headers::header_value;
@@ -131,6 +131,25 @@ struct Inner {
     republish: Option<Mapping>,
 }
 
+/// Who still needs a stored message, for interest and work-queue retention: the stream's
+/// consumers, registered by the account ([`Stream::set_interest`]).
+pub trait Interest: Send + Sync {
+    /// Whether it will still deliver message `seq` on `subject`, or wait for its ack.
+    /// Called without the stream's lock held.
+    fn wants(&self, seq: u64, subject: &str) -> bool;
+}
+
+/// Whether `filters` (empty: every subject) take `subject`.
+pub fn takes(filters: &[String], subject: &str) -> bool {
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| crate::subject::matches(f.as_bytes(), subject.as_bytes()))
+}
+
+/// One registered consumer: its filters (empty: every subject) and itself.
+pub type InterestHolder = (Vec<String>, std::sync::Weak<dyn Interest>);
+
 pub struct Stream {
     pub name: String,
     pub created: SystemTime,
@@ -146,6 +165,9 @@ pub struct Stream {
     watched: AtomicBool,
     /// Consumers (for StreamInfo's `consumer_count`), kept by the account.
     pub consumer_count: std::sync::atomic::AtomicUsize,
+    /// The consumers, for interest retention (a leaf lock: taken under `inner`, never the
+    /// other way round).
+    interest: parking_lot::RwLock<Vec<InterestHolder>>,
 }
 
 fn mapping(src: &str, dest: &str) -> Result<Mapping, ApiError> {
@@ -218,6 +240,7 @@ impl Stream {
             watchers: parking_lot::RwLock::new(Vec::new()),
             watched: AtomicBool::new(false),
             consumer_count: std::sync::atomic::AtomicUsize::new(0),
+            interest: parking_lot::RwLock::new(Vec::new()),
         });
         stream.account_bytes_for(storage, bytes);
         Ok(stream)
@@ -282,6 +305,15 @@ impl Stream {
             let out = inner.ingest(subject, headers, payload, origin, room);
             match out {
                 Ok((mut ack, republished)) => {
+                    // An interest stream keeps only what some consumer will deliver.
+                    if inner.config.retention == Retention::Interest
+                        && !ack.duplicate
+                        && !self.interested(subject)
+                    {
+                        if let Err(e) = inner.store.delete(ack.seq) {
+                            tracing::warn!("JetStream: stream '{}': {e}", self.name);
+                        }
+                    }
                     ack.mark = inner.store.write_mark();
                     Ok((ack, republished))
                 }
@@ -421,6 +453,68 @@ impl Stream {
         match inner.store.next_matching(from.max(1), filter) {
             Some(seq) => Ok(inner.store.get(seq)?),
             None => Ok(None),
+        }
+    }
+
+    /// Replaces the consumers that hold interest in this stream's messages.
+    pub fn set_interest(&self, holders: Vec<InterestHolder>) {
+        *self.interest.write() = holders;
+    }
+
+    /// Whether a consumer's filters take `subject`.
+    fn interested(&self, subject: &str) -> bool {
+        self.interest
+            .read()
+            .iter()
+            .any(|(filters, _)| takes(filters, subject))
+    }
+
+    /// Messages a consumer is done with (acknowledged, or delivered without acks): a work
+    /// queue drops them; an interest stream drops those no other consumer still wants.
+    /// Call without any consumer's state locked.
+    pub fn retire(&self, seqs: &[u64]) {
+        let retention = self.inner.lock().config.retention;
+        for &seq in seqs {
+            let gone = match retention {
+                Retention::Limits => false,
+                Retention::WorkQueue => true,
+                Retention::Interest => match self.get(seq) {
+                    Ok(Some(m)) => !self.wanted(seq, &m.subject),
+                    _ => false,
+                },
+            };
+            if gone {
+                self.remove(seq);
+            }
+        }
+    }
+
+    /// After a consumer of an interest stream went away: drops the messages nobody wants now.
+    pub fn retire_unwanted(&self) {
+        if self.inner.lock().config.retention != Retention::Interest {
+            return;
+        }
+        let mut from = 0;
+        while let Some(m) = self.next_matching(from, &[]) {
+            if !self.wanted(m.seq, &m.subject) {
+                self.remove(m.seq);
+            }
+            from = m.seq + 1;
+        }
+    }
+
+    /// Whether some registered consumer whose filters take `subject` still wants `seq`.
+    fn wanted(&self, seq: u64, subject: &str) -> bool {
+        let holders: Vec<InterestHolder> = self.interest.read().clone();
+        holders.iter().any(|(filters, h)| {
+            takes(filters, subject) && h.upgrade().is_some_and(|h| h.wants(seq, subject))
+        })
+    }
+
+    /// Removes a message for retention (not a user delete: `deny_delete` does not apply).
+    fn remove(&self, seq: u64) {
+        if let Err(e) = self.mutate(|inner| Ok(inner.store.delete(seq)?)) {
+            tracing::warn!("JetStream: stream '{}': retiring {seq}: {e:?}", self.name);
         }
     }
 

@@ -1,15 +1,18 @@
 //! JetStream consumers as internal clients of their account, as in nats-server.
 //!
 //! Each consumer gets one internal client subscribed to its pull subject
-//! (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`) and its ack subjects
-//! (`$JS.ACK.<stream>.<consumer>.>`). A request or an ack is handled on the publisher's
+//! (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`), its ack subjects
+//! (`$JS.ACK.<stream>.<consumer>.>`) and, with flow control, its flow control answers
+//! (`$JS.FC.<stream>.<consumer>.*`). A request or an ack is handled on the publisher's
 //! task; what the consumer delivers in answer goes out through the handler's effects, routed
 //! like any internal publish (to the request's reply subject, keeping the stored subject).
 //!
 //! One task per consumer ([`drive`]) does the rest: messages newly stored (the stream wakes
 //! it after each write), redelivery after `ack_wait`, request expiry and heartbeats,
 //! `inactive_threshold` and the periodic state flush. It sleeps until the consumer's next
-//! deadline; no timer exists per message or per request.
+//! deadline; no timer exists per message or per request. A push consumer without interest
+//! on its deliver subject sleeps until the account reports a matching new subscription
+//! (`Account::notify_interest`, registered here) or its idle poll comes round.
 
 use super::route::{Origin, Router};
 use super::store::Attached;
@@ -106,12 +109,16 @@ impl Internal for ConsumerClient {
         let out = if subject.starts_with("$JS.ACK.") {
             self.consumer
                 .ack(subject, reply, msg.payload, now, &interest(&account))
+        } else if subject.starts_with("$JS.FC.") {
+            self.consumer
+                .flow_control_answer(subject, now, &interest(&account))
         } else {
             let Some(reply) = reply else { return true };
             self.consumer
                 .pull(reply, msg.payload, now, &interest(&account))
         };
         push_effects(fx, out);
+        self.consumer.retire_done();
         // Its deadlines may have changed: the task recomputes its sleep.
         self.consumer.signal.notify_one();
         true
@@ -157,10 +164,14 @@ impl Attached {
                 ));
                 let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", c.stream.name, c.name);
                 let acks = format!("$JS.ACK.{}.{}.>", c.stream.name, c.name);
-                let subs = vec![
+                let mut subs = vec![
                     core.subscribe_internal(&account, &client, &next),
                     core.subscribe_internal(&account, &client, &acks),
                 ];
+                if c.config().flow_control {
+                    let fc = format!("$JS.FC.{}.{}.*", c.stream.name, c.name);
+                    subs.push(core.subscribe_internal(&account, &client, &fc));
+                }
                 state.attached.push(Attachment {
                     consumer: c,
                     subs,
@@ -168,6 +179,17 @@ impl Attached {
                 });
             }
         }
+        // Push consumers hear at once when someone subscribes to their deliver subject.
+        let watch = state
+            .attached
+            .iter()
+            .filter_map(|a| {
+                let cfg = a.consumer.config();
+                cfg.is_push()
+                    .then(|| (cfg.deliver_subject, a.consumer.signal.clone()))
+            })
+            .collect();
+        account.set_interest_watch(watch);
         // Tasks start once a runtime exists (recovered consumers are attached at start-up).
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             for a in state.attached.iter_mut().filter(|a| !a.running) {
@@ -179,7 +201,8 @@ impl Attached {
     }
 }
 
-/// One consumer's task: timers, new messages, inactivity, state flushes.
+/// One consumer's task: timers, new messages, inactivity, state flushes, and for push
+/// consumers heartbeats, rate-limit pacing and watching for interest on the deliver subject.
 async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
     loop {
         let Some(at) = attached.upgrade() else { return };
@@ -204,6 +227,7 @@ async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
             return;
         }
         let (out, next) = consumer.poll(now, &interest(&account));
+        consumer.retire_done();
         publish(&core, &account, out);
         drop((core, account, at));
         let c = consumer.clone();

@@ -44,6 +44,7 @@ impl Session {
         };
         if let Some(sub) = sub {
             self.account.sublist.insert(sub);
+            self.account.notify_interest(subject);
         }
         self.ok();
     }

@@ -83,3 +83,16 @@ fn nats_js_plugin_rejections() -> Result<()> {
     let server = TestServer::with_config(&crate::plugins::reject_conf(store.path())?)?;
     run_node("plugin_reject.mjs", &server)
 }
+
+/// nats.js key-value history, keys and watchers (current values, then updates; updates-only),
+/// revisions, create/update errors, markers and bucket TTL (tests/js/kv.mjs).
+#[test]
+fn nats_js_kv_watch_history_keys() -> Result<()> {
+    if !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    run_node("kv.mjs", &server)
+}

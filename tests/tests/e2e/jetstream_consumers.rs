@@ -543,3 +543,44 @@ async fn last_per_subject_starts_with_each_subjects_last_message() -> Result<()>
     ensure!(payloads(&got) == ["m11", "m12"], "{:?}", payloads(&got));
     Ok(())
 }
+
+/// Deleting a consumer of an interest stream drops the messages only it still held back.
+#[tokio::test]
+async fn deleting_an_interest_consumer_drops_what_only_it_wanted() -> Result<()> {
+    let env = Js::start().await?;
+    let stream = within(
+        API_TIMEOUT,
+        "create stream",
+        env.js.create_stream(async_nats::jetstream::stream::Config {
+            retention: async_nats::jetstream::stream::RetentionPolicy::Interest,
+            ..stream_config("IR", &["ir"])
+        }),
+    )
+    .await??;
+    let durable = |name: &str| pull::Config {
+        durable_name: Some(name.to_string()),
+        ack_policy: AckPolicy::Explicit,
+        ..Default::default()
+    };
+    let a: PullConsumer = within(API_TIMEOUT, "A", stream.create_consumer(durable("A"))).await??;
+    let _b: PullConsumer = within(API_TIMEOUT, "B", stream.create_consumer(durable("B"))).await??;
+    for p in ["m1", "m2"] {
+        publish(&env.js, "ir", p).await?;
+    }
+    let mut got = within(API_TIMEOUT, "fetch", a.fetch().max_messages(2).messages()).await??;
+    for _ in 0..2 {
+        let m = within(API_TIMEOUT, "message", got.next())
+            .await?
+            .context("fetch ended")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        within(API_TIMEOUT, "ack", m.double_ack())
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let st = crate::jetstream::state(&env.js, "IR").await?;
+    ensure!(st.messages == 2, "B still wants both: {st:?}");
+    within(API_TIMEOUT, "delete B", stream.delete_consumer("B")).await??;
+    let st = crate::jetstream::state(&env.js, "IR").await?;
+    ensure!(st.messages == 0, "nobody wants them now: {st:?}");
+    Ok(())
+}

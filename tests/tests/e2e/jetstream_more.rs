@@ -16,7 +16,7 @@ use async_nats::jetstream::{
     context::PublishError,
     kv::{self, Operation},
     message::PublishMessage,
-    stream::{Config, DiscardPolicy, Republish, Source, StorageType, SubjectTransform},
+    stream::{Config, Republish, Source, StorageType, SubjectTransform},
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -804,38 +804,7 @@ async fn jsz_reports_streams_messages_and_bytes() -> Result<()> {
 #[tokio::test]
 async fn key_value_smoke() -> Result<()> {
     let Js { js, .. } = &Js::start().await?;
-    let kv = if natrium_tests::is_nats_server() {
-        // async-nats 0.51's create_key_value first fetches the account info, whose
-        // `reserved_memory`/`reserved_storage` nats-server 2.9.10 does not send; create the
-        // bucket's stream the way create_key_value would and open it.
-        let cfg = Config {
-            name: "KV_cfg".to_string(),
-            description: Some(String::new()),
-            subjects: vec!["$KV.cfg.>".to_string()],
-            max_messages_per_subject: 5,
-            storage: StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: DiscardPolicy::New,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        create(js, cfg).await?;
-        within(API_TIMEOUT, "get kv", js.get_key_value("cfg")).await??
-    } else {
-        within(
-            API_TIMEOUT,
-            "create kv",
-            js.create_key_value(kv::Config {
-                bucket: "cfg".to_string(),
-                history: 5,
-                ..Default::default()
-            }),
-        )
-        .await?
-        .context("create_key_value")?
-    };
+    let kv = crate::js_kv::kv_bucket(js, "cfg", 5, Duration::ZERO).await?;
     let status = within(API_TIMEOUT, "status", kv.status()).await??;
     ensure!(
         status.history() == 5 && status.bucket() == "cfg",

@@ -194,3 +194,33 @@ fn expect_checks(
     }
     Ok(())
 }
+
+/// nats-py's key-value and object store APIs that need consumers, driven by
+/// tests/py/test_kv.py: bucket config, revisions and their errors, delete/purge markers with
+/// history and keys, watchers that report the current values then updates, bucket TTL, and a
+/// 3 MiB object (25 chunks of 128 KiB) put, read back, listed, watched and deleted.
+#[test]
+fn nats_py_kv_and_object_store() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") {
+        println!("note: NATRIUM_SKIP_PY=1, skipping the nats-py key-value test");
+        return Ok(());
+    }
+    python_ready()?;
+    let store = tempfile::tempdir().context("creating the JetStream store dir")?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    let out = run_named_script("test_kv.py", &[&server.url()])?;
+    expect_checks(
+        "test_kv.py",
+        &out,
+        &server,
+        &[
+            "kv_bucket_config",
+            "kv_revisions",
+            "kv_markers_history_keys",
+            "kv_watch",
+            "kv_ttl",
+            "object_store",
+        ],
+    )
+}

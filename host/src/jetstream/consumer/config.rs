@@ -19,6 +19,8 @@ pub const DEFAULT_INACTIVE_THRESHOLD_NS: i64 = 5_000_000_000;
 /// nats-server's `JSMaxDescriptionLen` and `JSMaxNameLen`.
 const MAX_DESCRIPTION_LEN: usize = 4096;
 const MAX_NAME_LEN: usize = 255;
+/// The shortest `idle_heartbeat` a push consumer may ask for (100 ms).
+const MIN_HEARTBEAT_NS: i64 = 100_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -258,30 +260,9 @@ impl ConsumerConfig {
             return Err(ApiError::consumer_description_too_long(MAX_DESCRIPTION_LEN));
         }
         if self.is_push() {
-            return Err(ApiError::push_consumers_unsupported());
-        }
-        if self.ack_policy == AckPolicy::None
-            && stream.retention == super::super::config::Retention::WorkQueue
-        {
-            return Err(ApiError::consumer_pull_requires_ack());
-        }
-        if self.rate_limit_bps > 0 {
-            return Err(ApiError::consumer_pull_with_rate_limit());
-        }
-        if self.max_waiting < 0 {
-            return Err(ApiError::consumer_max_waiting_negative());
-        }
-        if self.idle_heartbeat > 0 {
-            return Err(ApiError::consumer_hb_requires_push());
-        }
-        if self.flow_control {
-            return Err(ApiError::consumer_fc_requires_push());
-        }
-        if self.max_batch < 0 {
-            return Err(ApiError::consumer_max_request_batch_negative());
-        }
-        if self.max_expires != 0 && self.max_expires < 1_000_000 {
-            return Err(ApiError::consumer_max_request_expires_too_small());
+            self.check_push(stream)?;
+        } else {
+            self.check_pull(stream)?;
         }
         if max_ack_pending_limit > 0 && self.max_ack_pending > max_ack_pending_limit {
             return Err(ApiError::consumer_max_pending_ack_excess(
@@ -366,7 +347,74 @@ impl ConsumerConfig {
         if !self.name.is_empty() {
             check_name(&self.name)?;
         }
+        // addConsumer's rule, after checkConsumerCfg's.
+        if stream.retention == super::super::config::Retention::WorkQueue
+            && self.ack_policy != AckPolicy::Explicit
+        {
+            return Err(ApiError::consumer_wq_requires_explicit_ack());
+        }
         Ok(self)
+    }
+
+    /// checkConsumerCfg's rules for a push consumer (a `deliver_subject`).
+    fn check_push(&self, stream: &StreamConfig) -> Result<(), ApiError> {
+        let deliver = self.deliver_subject.as_bytes();
+        if self
+            .deliver_subject
+            .split('.')
+            .any(|t| t == "*" || t == ">")
+        {
+            return Err(ApiError::consumer_deliver_to_wildcards());
+        }
+        if !crate::subject::is_valid_subject(deliver) {
+            return Err(ApiError::consumer_invalid_deliver_subject());
+        }
+        // Delivering into the stream's own subjects would store every delivery again.
+        if stream
+            .subjects
+            .iter()
+            .any(|s| subjects_overlap(s, &self.deliver_subject))
+        {
+            return Err(ApiError::consumer_deliver_cycle());
+        }
+        if self.max_waiting != 0 {
+            return Err(ApiError::consumer_push_max_waiting());
+        }
+        if self.max_ack_pending > 0 && self.ack_policy == AckPolicy::None {
+            return Err(ApiError::consumer_max_pending_requires_ack());
+        }
+        if self.idle_heartbeat > 0 && self.idle_heartbeat < MIN_HEARTBEAT_NS {
+            return Err(ApiError::consumer_small_heartbeat());
+        }
+        Ok(())
+    }
+
+    /// checkConsumerCfg's rules for a pull consumer.
+    fn check_pull(&self, stream: &StreamConfig) -> Result<(), ApiError> {
+        if self.ack_policy == AckPolicy::None
+            && stream.retention == super::super::config::Retention::WorkQueue
+        {
+            return Err(ApiError::consumer_pull_requires_ack());
+        }
+        if self.rate_limit_bps > 0 {
+            return Err(ApiError::consumer_pull_with_rate_limit());
+        }
+        if self.max_waiting < 0 {
+            return Err(ApiError::consumer_max_waiting_negative());
+        }
+        if self.idle_heartbeat > 0 {
+            return Err(ApiError::consumer_hb_requires_push());
+        }
+        if self.flow_control {
+            return Err(ApiError::consumer_fc_requires_push());
+        }
+        if self.max_batch < 0 {
+            return Err(ApiError::consumer_max_request_batch_negative());
+        }
+        if self.max_expires != 0 && self.max_expires < 1_000_000 {
+            return Err(ApiError::consumer_max_request_expires_too_small());
+        }
+        Ok(())
     }
 
     /// Why `new` may not replace `self` on an existing consumer (nats-server's
@@ -430,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn work_queues_want_explicit_acks() {
+        let wq = serde_json::from_str::<StreamConfig>(
+            r#"{"name":"W","subjects":["w.>"],"retention":"workqueue"}"#,
+        )
+        .unwrap()
+        .normalize()
+        .unwrap();
+        let code = |j: &str| {
+            serde_json::from_str::<ConsumerConfig>(j)
+                .unwrap()
+                .normalize(&wq, -1)
+                .map_err(|e| e.err_code)
+                .err()
+        };
+        assert_eq!(code(r#"{"durable_name":"P"}"#), Some(10084));
+        assert_eq!(code(r#"{"deliver_subject":"d"}"#), Some(10098));
+        assert_eq!(
+            code(r#"{"durable_name":"P","ack_policy":"all"}"#),
+            Some(10098)
+        );
+        assert_eq!(
+            code(r#"{"durable_name":"P","ack_policy":"explicit"}"#),
+            None
+        );
+    }
+
+    #[test]
     fn defaults_match_nats_server() {
         let c = cfg(r#"{"durable_name":"D","ack_policy":"explicit"}"#).unwrap();
         assert_eq!(c.ack_wait, DEFAULT_ACK_WAIT_NS);
@@ -467,6 +542,20 @@ mod tests {
         );
         assert_eq!(code(r#"{"filter_subjects":["a.>","a.x"]}"#), 10138);
         assert_eq!(code(r#"{"idle_heartbeat":1000}"#), 10088);
+        // Push consumers (checkConsumerCfg's push branch).
+        assert_eq!(code(r#"{"deliver_subject":"d.*"}"#), 10079);
+        assert_eq!(code(r#"{"deliver_subject":"a.b"}"#), 10081);
+        assert_eq!(code(r#"{"deliver_subject":"d","max_waiting":1}"#), 10080);
+        assert_eq!(
+            code(r#"{"deliver_subject":"d","max_ack_pending":1}"#),
+            10082
+        );
+        assert_eq!(
+            code(r#"{"deliver_subject":"d","idle_heartbeat":1000}"#),
+            10083
+        );
+        assert_eq!(code(r#"{"flow_control":true}"#), 10089);
+        assert!(cfg(r#"{"deliver_subject":"d","flow_control":true}"#).is_ok());
         let one = cfg(r#"{"filter_subjects":["a.x"]}"#).unwrap();
         assert_eq!(one.filter_subject, "a.x");
         assert!(one.filter_subjects.is_empty());

@@ -1,18 +1,23 @@
-//! Consumers: a cursor over a stream with acknowledgements, redelivery and (for pull
-//! consumers) a queue of waiting requests — nats-server's `consumer.go` for one server.
+//! Consumers: a cursor over a stream with acknowledgements, redelivery, and delivery either
+//! to waiting pull requests or to a push consumer's deliver subject — nats-server's
+//! `consumer.go` for one server.
 //!
 //! This module is the delivery engine and nothing else: it never touches the network.
 //! Every entry point takes the time (`now`, Unix nanoseconds) and returns the messages to
 //! send as [`Delivery`] values; the message path (`path::consumers`) routes them like any
-//! internal publish and drives the timers (one task per consumer). A delivery does not care
-//! whether its target is a pull request's reply subject or (later) a push deliver subject.
+//! internal publish and drives the timers (one task per consumer).
 //!
 //! ```text
-//!  pull request ─▶ pull() ─┐                               ┌─▶ message to the request's reply,
-//!  ack          ─▶ ack()  ─┼─▶ step(): redeliveries first, ├─▶ reply = $JS.ACK.<s>.<c>.<dc>.
-//!  new messages ─▶ poll() ─┤   then the stream from sseq   │        <sseq>.<cseq>.<ts>.<pending>
-//!  timers       ─▶ poll() ─┘                               └─▶ statuses (404/408/409/100)
+//!  pull request ─▶ pull()  ─┐                               ┌─▶ to the request's reply, or to
+//!  ack          ─▶ ack()   ─┤                               │   deliver_subject (push), with
+//!  FC answer    ─▶ flow_control_answer() ─▶ step():         ├─▶ reply = $JS.ACK.<s>.<c>.<dc>.
+//!  new messages ─▶ poll()  ─┤   redeliveries first, then    │        <sseq>.<cseq>.<ts>.<pending>
+//!  timers       ─▶ poll()  ─┘   the stream from `next`      └─▶ statuses (404/408/409/100)
 //! ```
+//!
+//! Files: `pull.rs` (waiting requests), `push.rs` (interest, flow control, heartbeats, rate
+//! limit), `ack.rs` (acknowledgements, ack floor), `state.rs` (on-disk state), `config.rs`
+//! (validation), `registry.rs` (the account's consumers), `api.rs` (`$JS.API.CONSUMER.>`).
 //!
 //! Lock order: a consumer's `state` is taken before its stream's lock (the engine reads the
 //! stream while holding its state); the stream never calls into a consumer while locked —
@@ -23,12 +28,18 @@
 //! each replaced atomically (temp + fsync + rename), written at most every
 //! [`STATE_FLUSH_NS`] and on shutdown, and before an ack with a reply is answered.
 
+mod ack;
 pub mod api;
 pub mod config;
+mod pull;
+mod push;
 pub mod registry;
+mod state;
+
+pub use state::StateError;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -43,6 +54,9 @@ use super::store::StoredMsg;
 use super::stream::Stream;
 use crate::proto::headers::HeaderBlock;
 use config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use pull::Waiting;
+use push::Push;
+use state::{json_bytes, read_json, replace_file, Meta, Saved};
 
 /// Consumer state is written at most this often (nats-server flushes `o.dat` likewise).
 pub const STATE_FLUSH_NS: i64 = 100_000_000;
@@ -50,23 +64,6 @@ pub const STATE_FLUSH_NS: i64 = 100_000_000;
 pub const PENDING_MSGS: &str = "Nats-Pending-Messages";
 pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
 const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
-
-/// Why a consumer's state could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-}
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
 /// (the stored message's subject for deliveries, `to` itself for statuses and advisories).
@@ -88,11 +85,16 @@ impl Delivery {
                 .add(PENDING_MSGS, &msgs.to_string())
                 .add(PENDING_BYTES, &bytes.to_string());
         }
+        Delivery::headers_only(to, None, h.finish())
+    }
+
+    /// A message of headers only (a status) to `to`, under `to`.
+    fn headers_only(to: &str, reply: Option<String>, headers: Vec<u8>) -> Delivery {
         Delivery {
             to: to.to_owned(),
             subject: to.to_owned(),
-            reply: None,
-            headers: Some(h.finish()),
+            reply,
+            headers: Some(headers),
             payload: Vec::new(),
         }
     }
@@ -105,6 +107,18 @@ impl Delivery {
             headers: None,
             payload: body.to_string().into_bytes(),
         }
+    }
+
+    /// `100 Idle Heartbeat` with the last delivered sequences (and, stalled on flow control,
+    /// the unanswered request's reply subject).
+    fn heartbeat(to: &str, delivered: SeqPair, stalled: Option<&str>) -> Delivery {
+        let mut h = HeaderBlock::new(Some("100 Idle Heartbeat"))
+            .add("Nats-Last-Consumer", &delivered.consumer_seq.to_string())
+            .add("Nats-Last-Stream", &delivered.stream_seq.to_string());
+        if let Some(reply) = stalled {
+            h = h.add(push::STALLED_HEADER, reply);
+        }
+        Delivery::headers_only(to, None, h.finish())
     }
 
     /// Whether it is delivered under another subject than the one it is routed by.
@@ -125,63 +139,11 @@ struct Pending {
     deadline: i64,
 }
 
-/// One waiting pull request.
-struct Waiting {
-    reply: String,
-    /// Messages still wanted.
-    batch: u64,
-    /// Bytes still allowed (0: no limit).
-    max_bytes: u64,
-    /// Whether the request set `max_bytes`.
-    bytes_limited: bool,
-    delivered: u64,
-    /// Unix ns; 0: none.
-    expires: i64,
-    no_wait: bool,
-    heartbeat: i64,
-    next_heartbeat: i64,
-}
-
-/// A pull request body: an integer (the batch) or JSON.
-#[derive(Deserialize, Default, Debug, PartialEq)]
-struct PullRequest {
-    #[serde(default)]
-    batch: i64,
-    #[serde(default)]
-    expires: i64,
-    #[serde(default)]
-    max_bytes: i64,
-    #[serde(default)]
-    no_wait: bool,
-    #[serde(default)]
-    idle_heartbeat: i64,
-}
-
 /// Sequence pair of ConsumerInfo's `delivered` and `ack_floor`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct SeqPair {
     pub consumer_seq: u64,
     pub stream_seq: u64,
-}
-
-/// What `state.json` holds.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Saved {
-    delivered: SeqPair,
-    ack_floor: SeqPair,
-    /// The next stream sequence to look at.
-    next: u64,
-    /// (stream seq, pending).
-    pending: Vec<(u64, Pending)>,
-    /// (stream seq, deliveries) for messages delivered more than once.
-    redelivered: Vec<(u64, u64)>,
-}
-
-/// What `meta.json` holds.
-#[derive(Serialize, Deserialize)]
-struct Meta {
-    config: ConsumerConfig,
-    created: String,
 }
 
 struct State {
@@ -211,6 +173,21 @@ struct State {
     /// `lps_end`, the first sequence after them.
     lps: VecDeque<u64>,
     lps_end: u64,
+    /// Push consumers: deliver subject, interest, flow control, heartbeats, rate limit.
+    push: Option<Push>,
+    /// Whether the stream drops messages its consumers are done with (interest or work
+    /// queue retention), and the ones this consumer finished since [`Consumer::retire_done`].
+    retains: bool,
+    retired: Vec<u64>,
+}
+
+impl State {
+    /// This consumer is done with `seq` (acknowledged, terminated, or delivered without acks).
+    fn done(&mut self, seq: u64) {
+        if self.retains {
+            self.retired.push(seq);
+        }
+    }
 }
 
 pub struct Consumer {
@@ -223,35 +200,6 @@ pub struct Consumer {
     /// Wakes the consumer's task: new messages, a new request, a deletion.
     pub signal: Arc<Notify>,
     closed: AtomicBool,
-}
-
-fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-/// Writes `bytes` to `path` atomically: a temp file, fsync, rename.
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    use std::io::Write;
-    let io = |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StateError> {
-    let bytes = std::fs::read(path).map_err(|source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| StateError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 impl Consumer {
@@ -378,6 +326,9 @@ impl Consumer {
             num_pending: None,
             lps: VecDeque::new(),
             lps_end: 0,
+            push: Push::new(&config, stream.config().max_msg_size, now),
+            retains: stream.config().retention != super::config::Retention::Limits,
+            retired: Vec::new(),
             config,
         };
         let signal = Arc::new(Notify::new());
@@ -410,6 +361,11 @@ impl Consumer {
         }
         let mut s = self.state.lock();
         s.filters = new.filters();
+        if s.config.deliver_subject != new.deliver_subject
+            || s.config.rate_limit_bps != new.rate_limit_bps
+        {
+            s.push = Push::new(&new, self.stream.config().max_msg_size, super::now_ns());
+        }
         s.config = new;
         s.num_pending = None;
         drop(s);
@@ -449,7 +405,8 @@ impl Consumer {
             }
             v
         };
-        json!({
+        let push_bound = s.push.as_ref().is_some_and(|p| p.active);
+        let mut info = json!({
             "stream_name": self.stream.name,
             "name": self.name,
             "created": crate::timefmt::rfc3339(self.created),
@@ -461,7 +418,11 @@ impl Consumer {
             "num_waiting": s.waiting.len(),
             "num_pending": num_pending,
             "ts": crate::timefmt::rfc3339(SystemTime::now()),
-        })
+        });
+        if push_bound {
+            info["push_bound"] = json!(true);
+        }
+        info
     }
 
     fn num_pending(&self, s: &mut State) -> u64 {
@@ -475,220 +436,6 @@ impl Consumer {
         };
         s.num_pending = Some(n);
         n
-    }
-
-    /// A pull request on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` answered on `reply`.
-    /// `interest` tells whether someone still listens on a reply subject.
-    pub fn pull(
-        &self,
-        reply: &str,
-        body: &[u8],
-        now: i64,
-        interest: &dyn Fn(&str) -> bool,
-    ) -> Vec<Delivery> {
-        let mut out = Vec::new();
-        let mut s = self.state.lock();
-        if self.is_closed() {
-            return out;
-        }
-        s.last_activity = now;
-        let req = match parse_pull(body) {
-            Ok(r) => r,
-            Err(why) => {
-                out.push(Delivery::status(
-                    reply,
-                    &format!("400 Bad Request - {why}"),
-                    None,
-                ));
-                return out;
-            }
-        };
-        let cfg = &s.config;
-        let batch = req.batch.max(1);
-        if cfg.max_batch > 0 && batch > cfg.max_batch {
-            let text = format!("409 Exceeded MaxRequestBatch of {}", cfg.max_batch);
-            out.push(Delivery::status(reply, &text, None));
-            return out;
-        }
-        if req.expires > 0 && cfg.max_expires > 0 && req.expires > cfg.max_expires {
-            let text = format!(
-                "409 Exceeded MaxRequestExpires of {}",
-                crate::timefmt::go_duration(std::time::Duration::from_nanos(
-                    cfg.max_expires as u64
-                ))
-            );
-            out.push(Delivery::status(reply, &text, None));
-            return out;
-        }
-        if req.max_bytes > 0 && cfg.max_bytes > 0 && req.max_bytes > cfg.max_bytes {
-            let text = format!("409 Exceeded MaxRequestMaxBytes of {}", cfg.max_bytes);
-            out.push(Delivery::status(reply, &text, None));
-            return out;
-        }
-        let max_waiting = cfg.max_waiting.max(1) as usize;
-        if s.waiting.len() >= max_waiting {
-            self.expire_waiting(&mut s, now, interest, &mut out);
-        }
-        if req.no_wait {
-            let available = self.num_pending(&mut s) + s.redeliver.len() as u64;
-            if available == 0 && req.expires <= 0 {
-                out.push(Delivery::status(reply, "404 No Messages", None));
-                return out;
-            }
-        }
-        if s.waiting.len() >= max_waiting {
-            out.push(Delivery::status(reply, "409 Exceeded MaxWaiting", None));
-            return out;
-        }
-        let heartbeat = req.idle_heartbeat.max(0);
-        s.waiting.push_back(Waiting {
-            reply: reply.to_owned(),
-            batch: batch as u64,
-            max_bytes: req.max_bytes.max(0) as u64,
-            bytes_limited: req.max_bytes > 0,
-            delivered: 0,
-            expires: if req.expires > 0 {
-                now.saturating_add(req.expires)
-            } else {
-                0
-            },
-            no_wait: req.no_wait,
-            heartbeat,
-            next_heartbeat: if heartbeat > 0 { now + heartbeat } else { 0 },
-        });
-        self.step(&mut s, now, interest, &mut out);
-        out
-    }
-
-    /// An acknowledgement published to `subject` (`$JS.ACK.…`), with its reply subject.
-    pub fn ack(
-        &self,
-        subject: &str,
-        reply: Option<&str>,
-        body: &[u8],
-        now: i64,
-        interest: &dyn Fn(&str) -> bool,
-    ) -> Vec<Delivery> {
-        let mut out = Vec::new();
-        let Some(meta) = AckMeta::parse(subject) else {
-            return out;
-        };
-        let mut s = self.state.lock();
-        if self.is_closed() {
-            return out;
-        }
-        s.last_activity = now;
-        let body_str = std::str::from_utf8(body).unwrap_or("");
-        let trimmed = body_str.trim_start();
-        let (kind, rest) = match trimmed.find(|c: char| c.is_whitespace() || c == '{') {
-            Some(i) => (&trimmed[..i], trimmed[i..].trim()),
-            None => (trimmed, ""),
-        };
-        let mut synchronous = reply.is_some();
-        match kind {
-            "" | "+ACK" => self.acked(&mut s, meta, now),
-            "+NXT" => {
-                self.acked(&mut s, meta, now);
-                synchronous = false;
-                if let Some(r) = reply {
-                    drop(s);
-                    let mut more = self.pull(r, rest.as_bytes(), now, interest);
-                    s = self.state.lock();
-                    out.append(&mut more);
-                }
-            }
-            "-NAK" => {
-                let delay = serde_json::from_str::<Value>(rest)
-                    .ok()
-                    .and_then(|v| v.get("delay").and_then(Value::as_i64))
-                    .unwrap_or(0);
-                if let Some(p) = s.pending.get_mut(&meta.sseq) {
-                    if delay > 0 {
-                        p.deadline = now.saturating_add(delay);
-                    } else {
-                        p.deadline = i64::MAX;
-                        s.redeliver.push_back(meta.sseq);
-                    }
-                }
-            }
-            "+WPI" => {
-                let dc = s.redelivered.get(&meta.sseq).copied().unwrap_or(1);
-                let wait = s.config.ack_wait_for(dc);
-                if let Some(p) = s.pending.get_mut(&meta.sseq) {
-                    if p.deadline != i64::MAX {
-                        p.deadline = now.saturating_add(wait);
-                    }
-                }
-                synchronous = false;
-            }
-            "+TERM" => {
-                if s.pending.remove(&meta.sseq).is_some() {
-                    s.redelivered.remove(&meta.sseq);
-                    s.last_ack = now;
-                    self.update_floor(&mut s);
-                    s.dirty = true;
-                }
-            }
-            _ => {
-                tracing::debug!(
-                    "JetStream: unknown ack '{kind}' for consumer '{}'",
-                    self.name
-                );
-                synchronous = false;
-            }
-        }
-        self.step(&mut s, now, interest, &mut out);
-        drop(s);
-        if synchronous {
-            // A double ack: the state is on disk before the confirmation goes out.
-            self.persist(now, true);
-            if let Some(r) = reply {
-                out.push(Delivery {
-                    to: r.to_owned(),
-                    subject: r.to_owned(),
-                    reply: None,
-                    headers: None,
-                    payload: Vec::new(),
-                });
-            }
-        }
-        out
-    }
-
-    fn acked(&self, s: &mut State, meta: AckMeta, now: i64) {
-        match s.config.ack_policy {
-            AckPolicy::None => return,
-            AckPolicy::Explicit => {
-                if s.pending.remove(&meta.sseq).is_none() {
-                    return;
-                }
-                s.redelivered.remove(&meta.sseq);
-            }
-            AckPolicy::All => {
-                let keep = s.pending.split_off(&(meta.sseq + 1));
-                let gone = std::mem::replace(&mut s.pending, keep);
-                if gone.is_empty() {
-                    return;
-                }
-                for seq in gone.keys() {
-                    s.redelivered.remove(seq);
-                }
-            }
-        }
-        s.last_ack = now;
-        s.dirty = true;
-        self.update_floor(s);
-    }
-
-    fn update_floor(&self, s: &mut State) {
-        s.ack_floor = match s.pending.first_key_value() {
-            None => s.delivered,
-            Some((seq, p)) => SeqPair {
-                consumer_seq: p.cseq.saturating_sub(1).max(s.ack_floor.consumer_seq),
-                stream_seq: (seq - 1).max(s.ack_floor.stream_seq),
-            },
-        };
-        s.redeliver.retain(|seq| s.pending.contains_key(seq));
     }
 
     /// Timers and new messages: redeliveries due, request expiry and heartbeats, then
@@ -709,7 +456,14 @@ impl Consumer {
         }
         s.redeliver.extend(due);
         self.step(&mut s, now, interest, &mut out);
+        let delivered = s.delivered;
         let mut next = i64::MAX;
+        if let Some(p) = s.push.as_mut() {
+            out.extend(p.heartbeat_due(now, delivered));
+            // Without interest it waits for the account's notification of a new
+            // subscription on the deliver subject (`Account::notify_interest`).
+            next = next.min(p.next_due());
+        }
         for p in s.pending.values() {
             next = next.min(p.deadline);
         }
@@ -730,6 +484,32 @@ impl Consumer {
         (out, next)
     }
 
+    /// An answer to a flow control request (published to `$JS.FC.<stream>.<consumer>.<token>`):
+    /// delivery resumes if it was stalled on it.
+    pub fn flow_control_answer(
+        &self,
+        subject: &str,
+        now: i64,
+        interest: &dyn Fn(&str) -> bool,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut s = self.state.lock();
+        if self.is_closed() || !s.push.as_mut().is_some_and(|p| p.answered(subject)) {
+            return out;
+        }
+        self.step(&mut s, now, interest, &mut out);
+        out
+    }
+
+    /// Hands the messages this consumer finished to its stream, which drops them under
+    /// interest or work-queue retention. Call after every entry point, with no lock held.
+    pub fn retire_done(&self) {
+        let done = std::mem::take(&mut self.state.lock().retired);
+        if !done.is_empty() {
+            self.stream.retire(&done);
+        }
+    }
+
     /// Whether the consumer has been idle past its `inactive_threshold` (no request
     /// waiting, no request or ack for that long).
     pub fn inactive(&self, now: i64) -> bool {
@@ -737,73 +517,6 @@ impl Consumer {
         s.config.inactive_threshold > 0
             && s.waiting.is_empty()
             && now.saturating_sub(s.last_activity) >= s.config.inactive_threshold
-    }
-
-    /// Writes the state if it changed (at most every [`STATE_FLUSH_NS`] unless `force`).
-    pub fn persist(&self, now: i64, force: bool) {
-        let Some(dir) = &self.dir else { return };
-        let bytes = {
-            let mut s = self.state.lock();
-            if self.is_closed() || !s.dirty || (!force && now - s.written_at < STATE_FLUSH_NS) {
-                return;
-            }
-            s.dirty = false;
-            s.written_at = now;
-            let saved = Saved {
-                delivered: s.delivered,
-                ack_floor: s.ack_floor,
-                next: s.next,
-                pending: s.pending.iter().map(|(k, v)| (*k, *v)).collect(),
-                redelivered: s.redelivered.iter().map(|(k, v)| (*k, *v)).collect(),
-            };
-            json_bytes(&saved)
-        };
-        if let Err(e) = replace_file(&dir.join("state.json"), &bytes) {
-            tracing::error!("JetStream: writing consumer '{}' state: {e}", self.name);
-            self.state.lock().dirty = true;
-        }
-    }
-
-    /// Drops requests that expired (408) or whose requester went away.
-    fn expire_waiting(
-        &self,
-        s: &mut State,
-        now: i64,
-        interest: &dyn Fn(&str) -> bool,
-        out: &mut Vec<Delivery>,
-    ) {
-        s.waiting.retain_mut(|w| {
-            if w.expires > 0 && now >= w.expires {
-                out.push(Delivery::status(
-                    &w.reply,
-                    "408 Request Timeout",
-                    Some((w.batch, w.max_bytes)),
-                ));
-                return false;
-            }
-            if !interest(&w.reply) {
-                return false;
-            }
-            if w.next_heartbeat > 0 && now >= w.next_heartbeat {
-                out.push(self.heartbeat(&w.reply, s.delivered, s.config.ack_policy));
-                w.next_heartbeat = now + w.heartbeat;
-            }
-            true
-        });
-    }
-
-    fn heartbeat(&self, to: &str, delivered: SeqPair, _p: AckPolicy) -> Delivery {
-        let headers = HeaderBlock::new(Some("100 Idle Heartbeat"))
-            .add("Nats-Last-Consumer", &delivered.consumer_seq.to_string())
-            .add("Nats-Last-Stream", &delivered.stream_seq.to_string())
-            .finish();
-        Delivery {
-            to: to.to_owned(),
-            subject: to.to_owned(),
-            reply: None,
-            headers: Some(headers),
-            payload: Vec::new(),
-        }
     }
 
     /// The next message to deliver: a redelivery, else the next new one, with its delivery
@@ -834,6 +547,7 @@ impl Consumer {
                 // As nats-server: no longer pending, never delivered again (its redelivery
                 // count stays).
                 s.pending.remove(&seq);
+                s.done(seq);
                 self.update_floor(s);
                 s.dirty = true;
                 continue;
@@ -873,7 +587,8 @@ impl Consumer {
         }
     }
 
-    /// Delivers to waiting requests while there are messages for them.
+    /// Delivers while someone can take a message: waiting pull requests, or a push
+    /// consumer's deliver subject while it has interest and is not held back.
     fn step(
         &self,
         s: &mut State,
@@ -882,8 +597,21 @@ impl Consumer {
         out: &mut Vec<Delivery>,
     ) {
         self.expire_waiting(s, now, interest, out);
+        if let Some(p) = s.push.as_mut() {
+            p.active = interest(&p.deliver);
+            if p.active {
+                s.last_activity = now;
+            }
+        }
         let mut eof = false;
-        while !s.waiting.is_empty() {
+        loop {
+            let open = match &s.push {
+                Some(p) => p.open(),
+                None => !s.waiting.is_empty(),
+            };
+            if !open {
+                break;
+            }
             let (m, dc) = match self.next_msg(s, out) {
                 Ok(x) => x,
                 Err(end) => {
@@ -918,23 +646,12 @@ impl Consumer {
                 + ack.len()
                 + headers.as_ref().map_or(0, Vec::len)
                 + payload.len()) as u64;
-            // The first request that can take it (a too-small max_bytes ends a request).
-            let mut target = None;
-            while let Some(w) = s.waiting.front() {
-                if w.bytes_limited && size > w.max_bytes {
-                    out.push(Delivery::status(
-                        &w.reply,
-                        "409 Message Size Exceeds MaxBytes",
-                        Some((w.batch, w.max_bytes)),
-                    ));
-                    s.waiting.pop_front();
-                    continue;
-                }
-                target = Some(w.reply.clone());
-                break;
-            }
+            let target = match s.push.as_mut() {
+                Some(p) => p.take(size, now).then(|| p.deliver.clone()),
+                None => pull::target(s, size, out),
+            };
             let Some(to) = target else {
-                // Nobody can take it: deliver it later.
+                // Nobody can take it now: deliver it later.
                 if dc == 1 {
                     s.next = m.seq;
                     s.num_pending = None;
@@ -943,24 +660,17 @@ impl Consumer {
                 }
                 break;
             };
-            if let Some(w) = s.waiting.front_mut() {
-                w.batch -= 1;
-                w.delivered += 1;
-                if w.bytes_limited {
-                    w.max_bytes -= size;
-                }
-                if w.heartbeat > 0 {
-                    w.next_heartbeat = now + w.heartbeat;
-                }
-                if w.batch == 0 || (w.bytes_limited && w.max_bytes == 0) {
-                    s.waiting.pop_front();
-                }
+            if s.push.is_none() {
+                pull::taken(s, size, now);
             }
             s.delivered.consumer_seq = cseq;
             s.delivered.stream_seq = s.delivered.stream_seq.max(m.seq);
             s.last_delivered = now;
             match s.config.ack_policy {
-                AckPolicy::None => s.ack_floor = s.delivered,
+                AckPolicy::None => {
+                    s.ack_floor = s.delivered;
+                    s.done(m.seq);
+                }
                 _ => {
                     let deadline = now.saturating_add(s.config.ack_wait_for(dc));
                     s.pending.insert(
@@ -981,37 +691,22 @@ impl Consumer {
                 headers,
                 payload,
             });
+            if let Some(p) = s.push.as_mut() {
+                out.extend(p.sent(size, now, &self.stream.name, &self.name));
+            }
         }
         if eof {
-            // One-shot requests end at the end of the stream.
-            s.waiting.retain(|w| {
-                if !w.no_wait {
-                    return true;
-                }
-                if w.delivered > 0 {
-                    out.push(Delivery::status(
-                        &w.reply,
-                        "408 Request Timeout",
-                        Some((w.batch, w.max_bytes)),
-                    ));
-                    false
-                } else if w.expires == 0 {
-                    out.push(Delivery::status(&w.reply, "404 No Messages", None));
-                    false
-                } else {
-                    true
-                }
-            });
+            pull::end_of_stream(s, out);
         }
     }
+}
 
-    /// Tells waiting requests the consumer is gone (`409 Consumer Deleted`).
-    pub fn drain_deleted(&self) -> Vec<Delivery> {
-        let mut s = self.state.lock();
-        s.waiting
-            .drain(..)
-            .map(|w| Delivery::status(&w.reply, "409 Consumer Deleted", None))
-            .collect()
+impl super::stream::Interest for Consumer {
+    fn wants(&self, seq: u64, subject: &str) -> bool {
+        let s = self.state.lock();
+        !self.is_closed()
+            && super::stream::takes(&s.filters, subject)
+            && (seq >= s.next || s.pending.contains_key(&seq) || s.lps.contains(&seq))
     }
 }
 
@@ -1046,46 +741,6 @@ fn start_seq(stream: &Stream, cfg: &ConsumerConfig) -> Result<u64, ApiError> {
             }
         }
     })
-}
-
-/// The tokens of a v1 ack subject that the engine uses.
-#[derive(Clone, Copy)]
-struct AckMeta {
-    sseq: u64,
-}
-
-impl AckMeta {
-    /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`.
-    fn parse(subject: &str) -> Option<AckMeta> {
-        let t: Vec<&str> = subject.split('.').collect();
-        if t.len() != 9 || t[0] != "$JS" || t[1] != "ACK" {
-            return None;
-        }
-        Some(AckMeta {
-            sseq: t[5].parse().ok()?,
-        })
-    }
-}
-
-fn parse_pull(body: &[u8]) -> Result<PullRequest, String> {
-    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?.trim();
-    if text.is_empty() {
-        return Ok(PullRequest {
-            batch: 1,
-            ..PullRequest::default()
-        });
-    }
-    if let Ok(n) = text.parse::<i64>() {
-        return Ok(PullRequest {
-            batch: n,
-            ..PullRequest::default()
-        });
-    }
-    let r: PullRequest = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if r.idle_heartbeat > 0 && r.expires > 0 && r.idle_heartbeat * 2 > r.expires {
-        return Err("heartbeat value too large".into());
-    }
-    Ok(r)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::config::ConsumerConfig;
 use super::Consumer;
-use crate::jetstream::config::Storage;
+use crate::jetstream::config::{subjects_overlap, Retention, Storage};
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::JsAccount;
@@ -59,6 +59,66 @@ impl JsAccount {
         action: Action,
         now: i64,
     ) -> Result<(Arc<Consumer>, bool), ApiError> {
+        let added = self.add_or_update(stream, config, action, now);
+        if added.is_ok() {
+            self.refresh_interest(stream);
+        }
+        added
+    }
+
+    /// Tells `stream` which consumers (and filters) hold interest in its messages.
+    fn refresh_interest(&self, stream: &Stream) {
+        let holders = self
+            .consumers_of(&stream.name)
+            .into_iter()
+            .map(|c| {
+                let weak: std::sync::Weak<dyn crate::jetstream::stream::Interest> =
+                    Arc::downgrade(&c) as _;
+                (c.config().filters(), weak)
+            })
+            .collect();
+        stream.set_interest(holders);
+    }
+
+    /// A work queue gives each message to one consumer: one unfiltered consumer, or
+    /// consumers with disjoint filters, all delivering everything (nats-server's rules).
+    fn check_work_queue(
+        stream: &Stream,
+        existing: &[Arc<Consumer>],
+        config: &ConsumerConfig,
+    ) -> Result<(), ApiError> {
+        if stream.config().retention != Retention::WorkQueue {
+            return Ok(());
+        }
+        let filters = config.filters();
+        if !existing.is_empty() {
+            if filters.is_empty() {
+                return Err(ApiError::consumer_wq_multiple_unfiltered());
+            }
+            let overlaps = existing.iter().any(|c| {
+                let theirs = c.config().filters();
+                theirs.is_empty()
+                    || theirs
+                        .iter()
+                        .any(|t| filters.iter().any(|f| subjects_overlap(t, f)))
+            });
+            if overlaps {
+                return Err(ApiError::consumer_wq_not_unique());
+            }
+        }
+        if config.deliver_policy != super::config::DeliverPolicy::All {
+            return Err(ApiError::consumer_wq_not_deliver_all());
+        }
+        Ok(())
+    }
+
+    fn add_or_update(
+        &self,
+        stream: &Arc<Stream>,
+        config: ConsumerConfig,
+        action: Action,
+        now: i64,
+    ) -> Result<(Arc<Consumer>, bool), ApiError> {
         let name = if config.is_durable() {
             config.durable_name.clone()
         } else if !config.name.is_empty() {
@@ -84,6 +144,12 @@ impl JsAccount {
         if action == Action::Update {
             return Err(ApiError::consumer_does_not_exist());
         }
+        let existing: Vec<Arc<Consumer>> = consumers
+            .range((stream.name.clone(), String::new())..)
+            .take_while(|((s, _), _)| *s == stream.name)
+            .map(|(_, c)| c.clone())
+            .collect();
+        Self::check_work_queue(stream, &existing, &config)?;
         let stream_max = stream.config().max_consumers;
         let account_max = self.limits().max_consumers;
         let count = stream.consumer_count.load(Ordering::Relaxed) as i64;
@@ -130,6 +196,8 @@ impl JsAccount {
         c.stream.consumer_count.fetch_sub(1, Ordering::Relaxed);
         c.close(true);
         self.consumers_gen.fetch_add(1, Ordering::AcqRel);
+        self.refresh_interest(&c.stream);
+        c.stream.retire_unwanted();
         Ok(c)
     }
 
@@ -176,6 +244,7 @@ impl JsAccount {
                         .insert((stream.name.clone(), c.name.clone()), c);
                     stream.consumer_count.fetch_add(1, Ordering::Relaxed);
                     self.consumers_gen.fetch_add(1, Ordering::AcqRel);
+                    self.refresh_interest(stream);
                 }
                 Err(e) => tracing::error!(
                     "JetStream: could not restore the consumer in {}: {e}",

@@ -1,3 +1,5 @@
+use super::ack::AckMeta;
+use super::pull::{parse_pull, PullRequest};
 use super::*;
 
 #[test]
