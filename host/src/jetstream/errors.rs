@@ -16,9 +16,6 @@ pub struct ApiError {
 
 /// The JetStream err_code of a publish refused by a plugin (natrium only).
 pub const MESSAGE_REJECTED_ERR_CODE: u32 = 10900;
-/// natrium's own code for an API natrium does not serve yet (nats-server's 10003 means
-/// "bad request", which a client may act on differently).
-pub const NOT_SUPPORTED_ERR_CODE: u32 = 10901;
 
 impl ApiError {
     fn new(code: u16, err_code: u32, description: impl Into<String>) -> Self {
