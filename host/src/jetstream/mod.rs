@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod consumer;
 pub mod errors;
+pub mod meta;
 pub mod store;
 pub mod stream;
 
@@ -30,8 +31,9 @@ use serde_json::{json, Value};
 
 use config::{Storage, StreamConfig};
 use errors::ApiError;
+use meta::MetaError;
 use store::{FileStore, FileStoreConfig, MemoryStore, StoreError, StreamStore, SyncPolicy};
-use stream::{MetaError, Origin, PubAck, Republished, Stream, Usage};
+use stream::{Origin, PubAck, Republished, Stream, Usage};
 
 /// File streams buffer a read batch's records and write them with one write(2) before the
 /// batch's PubAcks go out (`Stream::flush`); past this many bytes they are written at once.
@@ -609,7 +611,7 @@ impl JsAccount {
     }
 
     fn recover_stream(&self, dir: &Path) -> Result<Arc<Stream>, RecoverError> {
-        let (config, created) = stream::read_meta(dir)?;
+        let (config, created) = meta::read_meta(dir)?;
         let config = config.normalize().map_err(RecoverError::Refused)?;
         let store = self.open_store(&config, dir)?;
         let name = config.name.clone();
@@ -690,7 +692,7 @@ impl JsAccount {
             Storage::File => {
                 let dir = self.dir.join(&config.name);
                 let made = std::fs::create_dir_all(&dir)
-                    .and_then(|()| stream::write_meta(&dir, &config, created));
+                    .and_then(|()| meta::write_meta(&dir, &config, created));
                 if let Err(e) = made {
                     tracing::error!(
                         "JetStream: creating the stream directory {}: {e}",
@@ -754,7 +756,7 @@ impl JsAccount {
         }
         Self::check_overlap(&streams, &config)?;
         if let Some(dir) = &s.dir {
-            stream::write_meta(dir, &config, s.created).map_err(|e| {
+            meta::write_meta(dir, &config, s.created).map_err(|e| {
                 tracing::error!("JetStream: writing {}/meta.json: {e}", dir.display());
                 ApiError::update_failed("could not write the stream metadata")
             })?;

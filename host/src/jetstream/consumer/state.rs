@@ -49,18 +49,12 @@ pub(super) fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-/// Writes `bytes` to `path` atomically: a temp file, fsync, rename.
+/// [`crate::jetstream::meta::replace_file`], with the path in the error.
 pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    use std::io::Write;
-    let io = |source| StateError::Io {
+    crate::jetstream::meta::replace_file(path, bytes).map_err(|source| StateError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 pub(super) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StateError> {
