@@ -437,7 +437,7 @@ async fn bind(listener: Listener, host: &str, port: i32) -> Result<TcpListener, 
         })?
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    TcpListener::bind((host, port))
+    listen(host, port)
         .await
         .map_err(|source| StartError::Listen {
             listener,
@@ -445,6 +445,38 @@ async fn bind(listener: Listener, host: &str, port: i32) -> Result<TcpListener, 
             port,
             source,
         })
+}
+
+/// How many finished TCP handshakes the kernel holds for us before accept. Rust's default
+/// (128) overflows under a burst of a few hundred connects: the kernel then drops the
+/// clients' ACKs and they wait seconds for retransmissions before they see INFO. Go (and so
+/// nats-server) asks for the system maximum; so do we (Linux caps it at `somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first address `host` resolves to that accepts the bind, with [`LISTEN_BACKLOG`].
+async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the host resolves to no address",
+        )
+    }))
 }
 
 /// How nats-server prints a listen address: the configured host with the bound port.

@@ -269,3 +269,45 @@ async fn connects_stay_fast_while_another_account_floods_a_looping_plugin() -> R
     let (idle, busy) = connect_latency_under(&server, vec![spin(), spin()]).await?;
     within_ten_times_idle("floods a looping plugin", idle, busy)
 }
+
+/// A burst of connects is a job for the kernel's accept queue as much as for the broker: with
+/// a short queue (Rust's default listen backlog is 128) the kernel drops handshakes it cannot
+/// queue and those clients see INFO only after seconds of TCP retransmissions.
+#[tokio::test]
+async fn a_burst_of_a_thousand_connects_all_get_info_promptly() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start(&[])?;
+    let port = server.port();
+    let started = Instant::now();
+    let burst: Vec<_> = (0..1000)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                let mut first = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !first.ends_with(b"\r\n") {
+                    let n = s.read(&mut buf).await?;
+                    ensure!(n > 0, "closed before INFO");
+                    first.extend_from_slice(&buf[..n]);
+                }
+                ensure!(first.starts_with(b"INFO {"), "first line is INFO");
+                Ok::<_, anyhow::Error>((Instant::now(), s))
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut open = Vec::new();
+    for t in burst {
+        let (at, s) = tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .context("a connect got no INFO within 20 s")???;
+        slowest = slowest.max(at - started);
+        open.push(s);
+    }
+    println!("1000 concurrent connects: the last INFO after {slowest:?}");
+    ensure!(
+        slowest < Duration::from_secs(3),
+        "the last of 1000 concurrent connects saw INFO after {slowest:?}"
+    );
+    Ok(())
+}
