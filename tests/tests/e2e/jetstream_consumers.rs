@@ -530,7 +530,7 @@ async fn last_per_subject_starts_with_each_subjects_last_message() -> Result<()>
     let got = fetch(&c, 10).await?;
     ensure!(
         payloads(&got) == ["m8", "m9", "m10"],
-        "{:?}",
+        "the last of each subject: {:?}",
         payloads(&got)
     );
     for m in &got {
@@ -540,7 +540,11 @@ async fn last_per_subject_starts_with_each_subjects_last_message() -> Result<()>
     publish(&js.js, "s.2", "m11").await?;
     publish(&js.js, "s.2", "m12").await?;
     let got = fetch(&c, 10).await?;
-    ensure!(payloads(&got) == ["m11", "m12"], "{:?}", payloads(&got));
+    ensure!(
+        payloads(&got) == ["m11", "m12"],
+        "then the new ones: {:?}",
+        payloads(&got)
+    );
     Ok(())
 }
 

@@ -117,6 +117,12 @@ impl Consumer {
             self.expire_waiting(&mut s, now, interest, &mut out);
         }
         if req.no_wait {
+            // The count is cached until the consumer's task hears of new messages, which may
+            // be after this request: a client that publishes (and got its PubAck) and then
+            // fetches must find its message, so a cached zero is counted again.
+            if s.num_pending == Some(0) {
+                s.num_pending = None;
+            }
             let available = self.num_pending(&mut s) + s.redeliver.len() as u64;
             if available == 0 && req.expires <= 0 {
                 out.push(Delivery::status(reply, "404 No Messages", None));
