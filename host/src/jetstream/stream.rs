@@ -30,6 +30,8 @@ pub const ROLLUP: &str = "Nats-Rollup";
 const DEDUPE_REBUILD_MAX: u64 = 100_000;
 /// nats-server's limit on a stored message's header block.
 const MAX_HEADER: usize = 64 * 1024;
+/// The most record bytes [`Stream::read_from`] reads at once.
+pub const READ_AHEAD_BYTES: usize = 1 << 20;
 
 /// Bytes stored, shared by a stream with its account and the server for limit checks.
 #[derive(Debug, Default)]
@@ -369,6 +371,31 @@ impl Stream {
                 .min()
         }?;
         inner.store.get(seq).ok().flatten()
+    }
+
+    /// Up to `max` messages from `from` on that match any of `filters` (none: any subject),
+    /// ascending, read together (at most [`READ_AHEAD_BYTES`] of records). Empty when there
+    /// are none or the store fails (the failure is logged).
+    pub fn read_from(&self, from: u64, filters: &[String], max: usize) -> Vec<StoredMsg> {
+        let from = from.max(1);
+        let read = match filters {
+            [] => self
+                .inner
+                .lock()
+                .store
+                .read_from(from, ">", max, READ_AHEAD_BYTES),
+            [one] => self
+                .inner
+                .lock()
+                .store
+                .read_from(from, one, max, READ_AHEAD_BYTES),
+            // Several filters: one message at a time (the smallest next sequence of them).
+            _ => return self.next_matching(from, filters).into_iter().collect(),
+        };
+        read.unwrap_or_else(|e| {
+            tracing::error!("stream {}: reading from seq {from}: {e}", self.name);
+            Vec::new()
+        })
     }
 
     /// How many messages at or after `from` match any of `filters` (none: any subject).

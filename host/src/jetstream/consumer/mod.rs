@@ -63,6 +63,8 @@ pub const STATE_FLUSH_NS: i64 = 100_000_000;
 /// Headers of the terminating pull statuses (ADR-37).
 pub const PENDING_MSGS: &str = "Nats-Pending-Messages";
 pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
+/// The most new messages one step reads ahead (see [`Consumer::read_ahead`]).
+const MAX_READ_AHEAD: usize = 256;
 const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
@@ -179,6 +181,9 @@ struct State {
     /// queue retention), and the ones this consumer finished since [`Consumer::retire_done`].
     retains: bool,
     retired: Vec<u64>,
+    /// Messages from `next` on, read together for this [`Consumer::step`] (emptied after
+    /// it: between steps the stream may change).
+    ahead: VecDeque<StoredMsg>,
 }
 
 impl State {
@@ -329,6 +334,7 @@ impl Consumer {
             push: Push::new(&config, stream.config().max_msg_size, now),
             retains: stream.config().retention != super::config::Retention::Limits,
             retired: Vec::new(),
+            ahead: VecDeque::new(),
             config,
         };
         let signal = Arc::new(Notify::new());
@@ -581,10 +587,31 @@ impl Consumer {
             s.next = s.lps_end;
             s.num_pending = None;
         }
-        match self.stream.next_matching(s.next, &s.filters) {
-            Some(m) => Ok((m, 1)),
-            None => Err(true),
+        while let Some(m) = s.ahead.pop_front() {
+            if m.seq >= s.next {
+                return Ok((m, 1));
+            }
         }
+        let want = self.read_ahead(s);
+        s.ahead = self.stream.read_from(s.next, &s.filters, want).into();
+        s.ahead.pop_front().map(|m| (m, 1)).ok_or(true)
+    }
+
+    /// How many new messages this step can likely deliver: what the waiting pull requests
+    /// still want (a push consumer: a fixed run), within `max_ack_pending`, at most
+    /// [`MAX_READ_AHEAD`]. Reading more would be thrown away.
+    fn read_ahead(&self, s: &State) -> usize {
+        let wanted = match s.push {
+            Some(_) => MAX_READ_AHEAD as u64,
+            None => s.waiting.iter().map(|w| w.batch).sum(),
+        };
+        let max = s.config.max_ack_pending;
+        let room = if s.config.ack_policy != AckPolicy::None && max > 0 {
+            (max as u64).saturating_sub(s.pending.len() as u64)
+        } else {
+            u64::MAX
+        };
+        wanted.min(room).clamp(1, MAX_READ_AHEAD as u64) as usize
     }
 
     /// Delivers while someone can take a message: waiting pull requests, or a push
@@ -695,6 +722,7 @@ impl Consumer {
                 out.extend(p.sent(size, now, &self.stream.name, &self.name));
             }
         }
+        s.ahead.clear();
         if eof {
             pull::end_of_stream(s, out);
         }

@@ -157,6 +157,54 @@ fn sync_is_harmless(s: &mut dyn StreamStore) {
     assert_eq!(s.state().msgs, 1);
 }
 
+/// `read_from` returns what `next_matching` + `get` would, one message at a time, whatever
+/// the segments and the write buffer hold.
+fn read_from_reads_what_get_reads(s: &mut dyn StreamStore) {
+    for i in 0..40u32 {
+        let subject = ["a.1", "a.2", "b"][i as usize % 3];
+        let headers: &[u8] = if i % 4 == 0 {
+            b"NATS/1.0\r\nK: v\r\n\r\n"
+        } else {
+            b""
+        };
+        s.append(subject, headers, format!("m{i}").as_bytes(), i64::from(i))
+            .unwrap();
+        if i == 20 {
+            s.flush().unwrap();
+        }
+    }
+    for seq in [5, 6, 17, 30] {
+        assert!(s.delete(seq).unwrap());
+    }
+    let one_by_one = |s: &dyn StreamStore, from: u64, filter: &str, max: usize| {
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < max {
+            let Some(seq) = s.next_matching(next, filter) else {
+                break;
+            };
+            out.push(s.get(seq).unwrap().unwrap());
+            next = seq + 1;
+        }
+        out
+    };
+    for filter in [">", "a.*", "a.2", "b", "nope"] {
+        for from in [1, 4, 18, 39, 41] {
+            for max in [1, 3, 100] {
+                let got = s.read_from(from, filter, max, usize::MAX).unwrap();
+                let want = one_by_one(&*s, from, filter, max);
+                assert_eq!(got, want, "filter {filter} from {from} max {max}");
+            }
+        }
+    }
+    let first = s.read_from(1, ">", 100, 1).unwrap();
+    assert_eq!(
+        first.len(),
+        1,
+        "the first message counts even over max_bytes"
+    );
+}
+
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -193,4 +241,5 @@ contract_tests!(
     purge_subject_with_wildcards,
     limit_helpers,
     sync_is_harmless,
+    read_from_reads_what_get_reads,
 );

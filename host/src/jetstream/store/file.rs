@@ -628,6 +628,21 @@ impl FileStore {
     }
 
     fn read_msg(&self, seq: u64, loc: &Loc) -> Result<StoredMsg, StoreError> {
+        let mut buf = Vec::new();
+        self.read_span(seq, loc, loc.len as usize, &mut buf)?;
+        self.stored(seq, loc, &buf)
+    }
+
+    /// Reads `len` bytes from where `loc` starts (the record of `seq`, and maybe the records
+    /// after it) into `buf`: from the file, or from the write buffer if not yet written. The
+    /// span must lie on one side of `flushed` (see [`Self::read_from`]).
+    fn read_span(
+        &self,
+        seq: u64,
+        loc: &Loc,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         let seg = self
             .segments
             .binary_search_by_key(&loc.segment, |s| s.id)
@@ -639,33 +654,39 @@ impl FileStore {
                 seq: Some(seq),
                 reason: "indexed segment is missing",
             })?;
-        let mut buf = vec![0u8; loc.len as usize];
+        buf.clear();
+        buf.resize(len, 0);
         let active = seg.id == self.active().id;
         if active && loc.offset >= self.flushed {
             let at = (loc.offset - self.flushed) as usize;
-            let bytes =
-                self.pending
-                    .get(at..at + buf.len())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        path: seg.path.clone(),
-                        offset: loc.offset,
-                        seq: Some(seq),
-                        reason: "indexed record is beyond the written data",
-                    })?;
+            let bytes = self
+                .pending
+                .get(at..at + len)
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: seg.path.clone(),
+                    offset: loc.offset,
+                    seq: Some(seq),
+                    reason: "indexed record is beyond the written data",
+                })?;
             buf.copy_from_slice(bytes);
         } else {
             seg.file
-                .read_exact_at(&mut buf, loc.offset)
+                .read_exact_at(buf, loc.offset)
                 .map_err(io_err(&seg.path))?;
         }
+        Ok(())
+    }
+
+    /// The message of `seq` from its record's bytes (read from `loc`), checked.
+    fn stored(&self, seq: u64, loc: &Loc, bytes: &[u8]) -> Result<StoredMsg, StoreError> {
         let corrupt = |reason| StoreError::Corrupt {
-            path: seg.path.clone(),
+            path: segment_path(&self.dir, loc.segment),
             offset: loc.offset,
             seq: Some(seq),
             reason,
         };
-        let (rec, _) = decode(&buf).map_err(corrupt)?;
-        if rec.kind != Kind::Msg || rec.seq != seq {
+        let (rec, used) = decode(bytes).map_err(corrupt)?;
+        if rec.kind != Kind::Msg || rec.seq != seq || used != loc.len as usize {
             return Err(corrupt("index points at a different record"));
         }
         Ok(StoredMsg {
@@ -861,6 +882,52 @@ impl StreamStore for FileStore {
 
     fn next_matching(&self, from: u64, filter: &str) -> Option<u64> {
         self.index.next_matching(from, filter)
+    }
+
+    /// Reads the records of consecutive messages that lie next to each other in a segment
+    /// with one read: a consumer catching up reads its messages a run at a time, not a
+    /// system call each.
+    fn read_from(
+        &self,
+        from: u64,
+        filter: &str,
+        max_msgs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>, StoreError> {
+        // Runs of (seq, loc) whose records are adjacent on the same side of `flushed`.
+        let mut runs: Vec<Vec<(u64, &Loc)>> = Vec::new();
+        let mut total = 0;
+        let active = self.active().id;
+        for (seq, e) in self.index.iter_matching(from, filter).take(max_msgs) {
+            if total >= max_bytes {
+                break;
+            }
+            let loc = &e.val;
+            total += loc.len as usize;
+            let joins = runs.last().and_then(|r| r.last()).is_some_and(|(_, prev)| {
+                prev.segment == loc.segment
+                    && prev.offset + u64::from(prev.len) == loc.offset
+                    && !(loc.segment == active && loc.offset == self.flushed)
+            });
+            match runs.last_mut() {
+                Some(run) if joins => run.push((seq, loc)),
+                _ => runs.push(vec![(seq, loc)]),
+            }
+        }
+        let mut out = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+        let mut buf = Vec::new();
+        for run in runs {
+            let (first_seq, first) = run[0];
+            let len = run.iter().map(|(_, l)| l.len as usize).sum();
+            self.read_span(first_seq, first, len, &mut buf)?;
+            let mut at = 0;
+            for (seq, loc) in run {
+                let end = at + loc.len as usize;
+                out.push(self.stored(seq, loc, &buf[at..end])?);
+                at = end;
+            }
+        }
+        Ok(out)
     }
 
     fn first_for_subject(&self, subject: &str) -> Option<u64> {

@@ -165,6 +165,32 @@ impl<T> Index<T> {
             .map(|(s, _)| *s)
     }
 
+    /// Live entries from `from` on whose subject matches `filter`, ascending by sequence.
+    pub fn iter_matching<'a>(
+        &'a self,
+        from: u64,
+        filter: &'a str,
+    ) -> Box<dyn Iterator<Item = (u64, &'a Entry<T>)> + 'a> {
+        if !filter.contains(['*', '>']) {
+            let Some(seqs) = self.subjects.get(filter) else {
+                return Box::new(std::iter::empty());
+            };
+            return Box::new(
+                seqs.range(from..)
+                    .filter_map(|seq| self.entries.get(seq).map(|e| (*seq, e))),
+            );
+        }
+        Box::new(
+            self.entries
+                .range(from..)
+                .filter(move |(_, e)| {
+                    filter == ">"
+                        || crate::subject::matches(filter.as_bytes(), e.subject.as_bytes())
+                })
+                .map(|(s, e)| (*s, e)),
+        )
+    }
+
     /// Live sequences whose subject matches `filter` (NATS wildcards), ascending.
     pub fn matching(&self, filter: &str) -> Vec<u64> {
         let mut out: Vec<u64> = self
