@@ -480,7 +480,7 @@ fn direct_get(acc: &JsAccount, name: &str, last_by: Option<&str>, payload: &[u8]
         .finish();
     Some(Reply {
         headers: Some(headers),
-        payload: msg.payload,
+        payload: msg.payload.to_vec(),
     })
 }
 

@@ -459,7 +459,7 @@ impl JsAccount {
                     seq = m.seq + 1;
                     continue;
                 }
-                let hdrs = (!m.headers.is_empty()).then_some(m.headers.as_slice());
+                let hdrs = (!m.headers.is_empty()).then_some(&m.headers[..]);
                 let room = |storage, size| self.room(storage, size);
                 if let Err(e) = target.ingest(&m.subject, hdrs, &m.payload, Origin::Source, &room) {
                     tracing::warn!(

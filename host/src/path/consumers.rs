@@ -45,12 +45,12 @@ pub(super) struct ConsumerClients {
 }
 
 fn to_msg(d: Delivery) -> (Option<Bytes>, Msg) {
-    let to = d.redirected().then(|| Bytes::from(d.to));
+    let to = d.redirected().then(|| d.to.clone());
     let msg = Msg {
-        subject: Bytes::from(d.subject),
-        reply: d.reply.map(Bytes::from),
-        headers: d.headers.map(Bytes::from),
-        payload: Bytes::from(d.payload),
+        subject: d.subject,
+        reply: d.reply,
+        headers: d.headers,
+        payload: d.payload,
     };
     (to, msg)
 }

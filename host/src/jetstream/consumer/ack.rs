@@ -110,12 +110,13 @@ impl Consumer {
             // A double ack: the state is on disk before the confirmation goes out.
             self.persist(now, true);
             if let Some(r) = reply {
+                let to = bytes::Bytes::copy_from_slice(r.as_bytes());
                 out.push(Delivery {
-                    to: r.to_owned(),
-                    subject: r.to_owned(),
+                    subject: to.clone(),
+                    to,
                     reply: None,
                     headers: None,
-                    payload: Vec::new(),
+                    payload: bytes::Bytes::new(),
                 });
             }
         }

@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -69,13 +70,15 @@ const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIE
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
 /// (the stored message's subject for deliveries, `to` itself for statuses and advisories).
+/// `Bytes` throughout: a delivery is built once per message on the hot path, and its
+/// parts are shared (the request's reply subject, the read buffer) rather than copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub to: String,
-    pub subject: String,
-    pub reply: Option<String>,
-    pub headers: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    pub to: Bytes,
+    pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
 }
 
 impl Delivery {
@@ -92,22 +95,24 @@ impl Delivery {
 
     /// A message of headers only (a status) to `to`, under `to`.
     fn headers_only(to: &str, reply: Option<String>, headers: Vec<u8>) -> Delivery {
+        let to = Bytes::copy_from_slice(to.as_bytes());
         Delivery {
-            to: to.to_owned(),
-            subject: to.to_owned(),
-            reply,
-            headers: Some(headers),
-            payload: Vec::new(),
+            subject: to.clone(),
+            to,
+            reply: reply.map(Bytes::from),
+            headers: Some(Bytes::from(headers)),
+            payload: Bytes::new(),
         }
     }
 
     fn event(subject: String, body: Value) -> Delivery {
+        let to = Bytes::from(subject);
         Delivery {
-            to: subject.clone(),
-            subject,
+            subject: to.clone(),
+            to,
             reply: None,
             headers: None,
-            payload: body.to_string().into_bytes(),
+            payload: Bytes::from(body.to_string()),
         }
     }
 
@@ -657,24 +662,27 @@ impl Consumer {
             }
             let pending = self.num_pending(s);
             let cseq = s.delivered.consumer_seq + 1;
-            let ack = format!(
-                "$JS.ACK.{}.{}.{dc}.{}.{cseq}.{}.{pending}",
-                self.stream.name, self.name, m.seq, m.timestamp_ns
+            let ack = ack_reply(
+                &self.stream.name,
+                &self.name,
+                [dc, m.seq, cseq],
+                m.timestamp_ns,
+                pending,
             );
             let (headers, payload) = if s.config.headers_only {
                 let h = HeaderBlock::extend(&m.headers)
                     .add("Nats-Msg-Size", &m.payload.len().to_string())
                     .finish();
-                (Some(h), Vec::new())
+                (Some(Bytes::from(h)), Bytes::new())
             } else {
                 ((!m.headers.is_empty()).then_some(m.headers), m.payload)
             };
             let size = (m.subject.len()
                 + ack.len()
-                + headers.as_ref().map_or(0, Vec::len)
+                + headers.as_ref().map_or(0, Bytes::len)
                 + payload.len()) as u64;
             let target = match s.push.as_mut() {
-                Some(p) => p.take(size, now).then(|| p.deliver.clone()),
+                Some(p) => p.take(size, now).then(|| p.deliver_to.clone()),
                 None => pull::target(s, size, out),
             };
             let Some(to) = target else {
@@ -713,7 +721,7 @@ impl Consumer {
             s.dirty = true;
             out.push(Delivery {
                 to,
-                subject: m.subject,
+                subject: Bytes::from(m.subject),
                 reply: Some(ack),
                 headers,
                 payload,
@@ -769,6 +777,44 @@ fn start_seq(stream: &Stream, cfg: &ConsumerConfig) -> Result<u64, ApiError> {
             }
         }
     })
+}
+
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<timestamp>.<pending>`,
+/// the reply subject of a delivered message (ADR-15's v1 form), in a buffer of exactly its
+/// size: it is made for every message delivered.
+fn ack_reply(stream: &str, consumer: &str, seqs: [u64; 3], ts: i64, pending: u64) -> Bytes {
+    const PREFIX: &[u8] = b"$JS.ACK.";
+    let mut ts_buf = itoa::Buffer::new();
+    let ts = ts_buf.format(ts).as_bytes();
+    let mut bufs = [
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+    ];
+    let [a, b, c, d] = &mut bufs;
+    let numbers = [
+        a.format(seqs[0]).as_bytes(),
+        b.format(seqs[1]).as_bytes(),
+        c.format(seqs[2]).as_bytes(),
+        ts,
+        d.format(pending).as_bytes(),
+    ];
+    let len = PREFIX.len()
+        + stream.len()
+        + 1
+        + consumer.len()
+        + numbers.iter().map(|n| n.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(PREFIX);
+    out.extend_from_slice(stream.as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(consumer.as_bytes());
+    for n in numbers {
+        out.push(b'.');
+        out.extend_from_slice(n);
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! requests, their limits (batch, max_bytes, expiry, no_wait) and heartbeats, and the
 //! statuses that end them (404/408/409).
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{Consumer, Delivery, State};
@@ -9,6 +10,8 @@ use super::{Consumer, Delivery, State};
 /// One waiting pull request.
 pub(super) struct Waiting {
     pub(super) reply: String,
+    /// The same, to deliver to (shared by every message rather than copied).
+    pub(super) to: Bytes,
     /// Messages still wanted.
     pub(super) batch: u64,
     /// Bytes still allowed (0: no limit).
@@ -136,6 +139,7 @@ impl Consumer {
         let heartbeat = req.idle_heartbeat.max(0);
         s.waiting.push_back(Waiting {
             reply: reply.to_owned(),
+            to: Bytes::copy_from_slice(reply.as_bytes()),
             batch: batch as u64,
             max_bytes: req.max_bytes.max(0) as u64,
             bytes_limited: req.max_bytes > 0,
@@ -193,7 +197,7 @@ impl Consumer {
 
 /// The first waiting request that can take a message of `size` bytes (a request whose
 /// `max_bytes` it exceeds ends with a 409).
-pub(super) fn target(s: &mut State, size: u64, out: &mut Vec<Delivery>) -> Option<String> {
+pub(super) fn target(s: &mut State, size: u64, out: &mut Vec<Delivery>) -> Option<Bytes> {
     while let Some(w) = s.waiting.front() {
         if w.bytes_limited && size > w.max_bytes {
             out.push(Delivery::status(
@@ -204,7 +208,7 @@ pub(super) fn target(s: &mut State, size: u64, out: &mut Vec<Delivery>) -> Optio
             s.waiting.pop_front();
             continue;
         }
-        return Some(w.reply.clone());
+        return Some(w.to.clone());
     }
     None
 }

@@ -35,6 +35,8 @@ const FC_STATUS: &str = "100 FlowControl Request";
 #[derive(Debug)]
 pub(super) struct Push {
     pub(super) deliver: String,
+    /// The same, to deliver to (shared by every message rather than copied).
+    pub(super) deliver_to: bytes::Bytes,
     /// Whether someone listens on the deliver subject (nats-server's `active`, `push_bound`).
     pub(super) active: bool,
     /// `idle_heartbeat` (ns; 0: none) and when the next one is due.
@@ -93,6 +95,7 @@ impl Push {
         });
         Some(Push {
             deliver: cfg.deliver_subject.clone(),
+            deliver_to: bytes::Bytes::copy_from_slice(cfg.deliver_subject.as_bytes()),
             active: false,
             heartbeat: cfg.idle_heartbeat.max(0),
             next_heartbeat: now.saturating_add(cfg.idle_heartbeat.max(0)),
@@ -230,9 +233,9 @@ mod tests {
         let window = FC_MAX_PENDING / 16;
         assert!(p.sent(window / 2, 1, "S", "C").is_none());
         let fc = p.sent(1, 2, "S", "C").unwrap();
-        let reply = fc.reply.clone().unwrap();
+        let reply = String::from_utf8(fc.reply.clone().unwrap().to_vec()).unwrap();
         assert!(reply.starts_with("$JS.FC.S.C."), "{reply}");
-        assert!(String::from_utf8(fc.headers.unwrap())
+        assert!(String::from_utf8(fc.headers.unwrap().to_vec())
             .unwrap()
             .starts_with("NATS/1.0 100 FlowControl Request\r\n"));
         assert!(p.open());
@@ -250,8 +253,9 @@ mod tests {
     fn stalled_heartbeats_name_the_request() {
         let mut p = push(r#"{"deliver_subject":"d","flow_control":true,"idle_heartbeat":10}"#);
         let reply = p.sent(FC_MAX_PENDING, 0, "S", "C").unwrap().reply.unwrap();
+        let reply = String::from_utf8(reply.to_vec()).unwrap();
         let hb = p.heartbeat_due(10, SeqPair::default()).unwrap();
-        let h = String::from_utf8(hb.headers.unwrap()).unwrap();
+        let h = String::from_utf8(hb.headers.unwrap().to_vec()).unwrap();
         assert!(h.contains(&format!("{STALLED_HEADER}: {reply}\r\n")), "{h}");
         assert!(hb.reply.is_none());
     }

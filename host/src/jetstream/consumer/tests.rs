@@ -34,8 +34,25 @@ fn ack_subjects_are_v1_with_nine_tokens() {
 #[test]
 fn statuses_are_header_only_with_pending_counts() {
     let d = Delivery::status("inbox", "408 Request Timeout", Some((2, 10)));
-    let h = String::from_utf8(d.headers.clone().unwrap_or_default()).unwrap_or_default();
+    let h = String::from_utf8(d.headers.clone().unwrap_or_default().to_vec()).unwrap_or_default();
     assert!(h.starts_with("NATS/1.0 408 Request Timeout\r\n"), "{h}");
     assert!(h.contains("Nats-Pending-Messages: 2\r\n") && h.contains("Nats-Pending-Bytes: 10\r\n"));
     assert!(d.payload.is_empty() && !d.redirected());
+}
+
+#[test]
+fn ack_replies_are_the_v1_subject_in_a_buffer_of_their_size() {
+    for (seqs, ts, pending) in [
+        ([1, 1, 1], 0, 0),
+        ([3, 123_456, 99], 1_700_000_000_123_456_789, 42),
+        ([u64::MAX, u64::MAX, u64::MAX], i64::MIN, u64::MAX),
+    ] {
+        let got = super::ack_reply("ORDERS", "worker", seqs, ts, pending);
+        let want = format!(
+            "$JS.ACK.ORDERS.worker.{}.{}.{}.{ts}.{pending}",
+            seqs[0], seqs[1], seqs[2]
+        );
+        assert_eq!(got, want.as_bytes());
+        assert_eq!(got.len(), want.len());
+    }
 }

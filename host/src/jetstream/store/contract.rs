@@ -22,8 +22,8 @@ fn append_get_and_state(s: &mut dyn StreamStore) {
     let m = s.get(2).unwrap().unwrap();
     assert_eq!(m.seq, 2);
     assert_eq!(m.subject, "a.2");
-    assert_eq!(m.headers, b"NATS/1.0\r\nX: y\r\n\r\n");
-    assert_eq!(m.payload, b"two");
+    assert_eq!(m.headers, &b"NATS/1.0\r\nX: y\r\n\r\n"[..]);
+    assert_eq!(m.payload, &b"two"[..]);
     assert_eq!(m.timestamp_ns, 20);
     assert!(s.get(0).unwrap().is_none());
     assert!(s.get(4).unwrap().is_none());
@@ -46,7 +46,10 @@ fn last_for_subject_and_subject_state(s: &mut dyn StreamStore) {
     s.append("kv.a", b"", b"1", 1).unwrap();
     s.append("kv.b", b"", b"2", 2).unwrap();
     s.append("kv.a", b"", b"3", 3).unwrap();
-    assert_eq!(s.last_for_subject("kv.a").unwrap().unwrap().payload, b"3");
+    assert_eq!(
+        s.last_for_subject("kv.a").unwrap().unwrap().payload,
+        &b"3"[..]
+    );
     assert_eq!(s.last_for_subject("kv.b").unwrap().unwrap().seq, 2);
     assert!(s.last_for_subject("kv.c").unwrap().is_none());
     assert!(

@@ -28,6 +28,7 @@
 
 mod record;
 
+use bytes::Bytes;
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::ops::RangeInclusive;
@@ -630,7 +631,7 @@ impl FileStore {
     fn read_msg(&self, seq: u64, loc: &Loc) -> Result<StoredMsg, StoreError> {
         let mut buf = Vec::new();
         self.read_span(seq, loc, loc.len as usize, &mut buf)?;
-        self.stored(seq, loc, &buf)
+        self.stored(seq, loc, &Bytes::from(buf))
     }
 
     /// Reads `len` bytes from where `loc` starts (the record of `seq`, and maybe the records
@@ -677,8 +678,9 @@ impl FileStore {
         Ok(())
     }
 
-    /// The message of `seq` from its record's bytes (read from `loc`), checked.
-    fn stored(&self, seq: u64, loc: &Loc, bytes: &[u8]) -> Result<StoredMsg, StoreError> {
+    /// The message of `seq` from its record's bytes (read from `loc`), checked. Headers and
+    /// payload are slices of `bytes`, not copies.
+    fn stored(&self, seq: u64, loc: &Loc, bytes: &Bytes) -> Result<StoredMsg, StoreError> {
         let corrupt = |reason| StoreError::Corrupt {
             path: segment_path(&self.dir, loc.segment),
             offset: loc.offset,
@@ -692,8 +694,8 @@ impl FileStore {
         Ok(StoredMsg {
             seq,
             subject: rec.subject.to_owned(),
-            headers: rec.headers.to_vec(),
-            payload: rec.payload.to_vec(),
+            headers: bytes.slice_ref(rec.headers),
+            payload: bytes.slice_ref(rec.payload),
             timestamp_ns: rec.ts,
         })
     }
@@ -915,15 +917,17 @@ impl StreamStore for FileStore {
             }
         }
         let mut out = Vec::with_capacity(runs.iter().map(Vec::len).sum());
-        let mut buf = Vec::new();
         for run in runs {
             let (first_seq, first) = run[0];
             let len = run.iter().map(|(_, l)| l.len as usize).sum();
+            let mut buf = Vec::new();
             self.read_span(first_seq, first, len, &mut buf)?;
+            // The run's messages share its buffer.
+            let buf = Bytes::from(buf);
             let mut at = 0;
             for (seq, loc) in run {
                 let end = at + loc.len as usize;
-                out.push(self.stored(seq, loc, &buf[at..end])?);
+                out.push(self.stored(seq, loc, &buf.slice(at..end))?);
                 at = end;
             }
         }

@@ -2,6 +2,7 @@
 
 use super::index::Index;
 use super::{memory_msg_size, StoreError, StoredMsg, StreamState, StreamStore, SubjectState};
+use bytes::Bytes;
 
 /// A stream kept in memory only (`storage: memory`).
 #[derive(Default)]
@@ -32,8 +33,8 @@ impl StreamStore for MemoryStore {
         let msg = StoredMsg {
             seq,
             subject: subject.to_owned(),
-            headers: headers.to_vec(),
-            payload: payload.to_vec(),
+            headers: Bytes::copy_from_slice(headers),
+            payload: Bytes::copy_from_slice(payload),
             timestamp_ns,
         };
         self.index.insert(

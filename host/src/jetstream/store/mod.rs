@@ -12,6 +12,7 @@ mod file;
 mod index;
 mod memory;
 
+use bytes::Bytes;
 use std::path::PathBuf;
 
 pub use file::{FileStore, FileStoreConfig, SyncPolicy};
@@ -25,9 +26,9 @@ pub struct StoredMsg {
     /// The subject the message was published on.
     pub subject: String,
     /// Raw header block (`NATS/1.0\r\n…`), empty when the message has none.
-    pub headers: Vec<u8>,
-    /// The message body.
-    pub payload: Vec<u8>,
+    pub headers: Bytes,
+    /// The message body. (`Bytes`: messages read together share one buffer.)
+    pub payload: Bytes,
     /// Publish time, nanoseconds since the Unix epoch.
     pub timestamp_ns: i64,
 }

@@ -28,14 +28,14 @@ fn buffered_writes_survive_a_crash_once_flushed() {
     };
     let mut s = FileStore::open(dir.path(), buffered).unwrap();
     fill(&mut s, 5);
-    assert_eq!(s.get(5).unwrap().unwrap().payload, b"payload-5");
+    assert_eq!(s.get(5).unwrap().unwrap().payload, &b"payload-5"[..]);
     s.flush().unwrap();
     s.append("late", b"", b"never flushed", 6).unwrap();
     std::mem::forget(s);
     let s = FileStore::open(dir.path(), cfg(1 << 20)).unwrap();
     assert_eq!(s.state().msgs, 5);
     assert_eq!(s.state().last_seq, 5);
-    assert_eq!(s.get(3).unwrap().unwrap().payload, b"payload-3");
+    assert_eq!(s.get(3).unwrap().unwrap().payload, &b"payload-3"[..]);
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -84,7 +84,7 @@ fn reopen_recovers_everything() {
     assert_eq!(s.last_for_subject("sub.1").unwrap(), last);
     let m = s.get(11).unwrap().unwrap();
     assert_eq!(
-        (m.headers.as_slice(), m.payload.as_slice()),
+        (&m.headers[..], &m.payload[..]),
         (&b"NATS/1.0\r\nA: b\r\n\r\n"[..], &b"with headers"[..])
     );
     assert_eq!(m.timestamp_ns, 99);
@@ -120,7 +120,7 @@ fn torn_tail_is_cut_off() {
     assert_eq!(s.append("new", b"", b"after", 6).unwrap(), 5);
     drop(s);
     let s = FileStore::open(dir.path(), cfg(1 << 20)).unwrap();
-    assert_eq!(s.get(5).unwrap().unwrap().payload, b"after");
+    assert_eq!(s.get(5).unwrap().unwrap().payload, &b"after"[..]);
     assert_eq!(s.state().msgs, 5);
 }
 
@@ -139,7 +139,7 @@ fn corrupt_tail_byte_loses_one_record() {
     let st = s.state();
     assert_eq!((st.msgs, st.last_seq), (4, 5));
     assert!(s.get(5).unwrap().is_none());
-    assert_eq!(s.get(4).unwrap().unwrap().payload, b"payload-4");
+    assert_eq!(s.get(4).unwrap().unwrap().payload, &b"payload-4"[..]);
     assert_eq!(s.lost().unwrap().msgs, vec![5]);
     assert_eq!(s.append("new", b"", b"after", 6).unwrap(), 6);
 }
@@ -267,7 +267,7 @@ fn sparse_segments_are_compacted() {
     let s = FileStore::open(dir.path(), cfg(400)).unwrap();
     assert_eq!(s.state(), state);
     assert!(s.get(5).unwrap().is_none());
-    assert_eq!(s.get(40).unwrap().unwrap().payload, b"payload-40");
+    assert_eq!(s.get(40).unwrap().unwrap().payload, &b"payload-40"[..]);
 }
 
 // ---------------------------------------------------------------- damage in any position
@@ -394,7 +394,7 @@ fn damage_in_any_segment_loses_only_the_damaged_records() {
             assert_eq!(next, cut_from.max(st.last_seq + 1), "{ctx}");
             drop(s);
             let s = FileStore::open(dir.path(), cfg(SEG)).unwrap();
-            assert_eq!(s.get(next).unwrap().unwrap().payload, b"new", "{ctx}");
+            assert_eq!(s.get(next).unwrap().unwrap().payload, &b"new"[..], "{ctx}");
             assert_eq!(s.state().msgs, st.msgs + 1, "{ctx}");
         }
     }
@@ -448,7 +448,7 @@ fn appends_after_damage_in_the_newest_segment_survive_reopen() {
         assert_eq!(s.append("x", b"", b"eleven", 0).unwrap(), 11);
     }
     let s = FileStore::open(dir.path(), cfg(1 << 20)).unwrap();
-    assert_eq!(s.get(11).unwrap().unwrap().payload, b"eleven");
+    assert_eq!(s.get(11).unwrap().unwrap().payload, &b"eleven"[..]);
     assert_eq!(s.state().msgs, 10);
     assert_eq!(s.lost().unwrap().msgs, vec![5]);
 }
@@ -477,7 +477,7 @@ fn deletes_are_not_lost_and_compaction_drops_damage() {
     assert!(s.compact_sparse().unwrap() > 0);
     let after = layout(&first);
     assert!(after.iter().all(|r| r.2 != 2), "damaged record rewritten");
-    assert_eq!(s.get(1).unwrap().unwrap().payload, b"payload-1");
+    assert_eq!(s.get(1).unwrap().unwrap().payload, &b"payload-1"[..]);
 }
 
 // ---------------------------------------------------------------- failed writes
@@ -507,7 +507,7 @@ fn failed_append_is_not_stored() {
     assert_eq!(s.append("x", b"", b"fits", 0).unwrap(), 4);
     drop(s);
     let s = FileStore::open(dir.path(), cfg(1 << 20)).unwrap();
-    assert_eq!(s.get(4).unwrap().unwrap().payload, b"fits");
+    assert_eq!(s.get(4).unwrap().unwrap().payload, &b"fits"[..]);
     assert!(s.lost().is_none());
 }
 
@@ -548,7 +548,7 @@ fn failed_flush_undoes_the_batch() {
     drop(s);
     let s = FileStore::open(dir.path(), buffered()).unwrap();
     assert_eq!(s.state().msgs, 6);
-    assert_eq!(s.get(6).unwrap().unwrap().payload, b"again-6");
+    assert_eq!(s.get(6).unwrap().unwrap().payload, &b"again-6"[..]);
 }
 
 /// A batch that rolled over into a new segment and then failed: the new segment goes, the
