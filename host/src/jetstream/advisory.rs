@@ -67,6 +67,51 @@ pub fn stream_action(
     ))
 }
 
+/// The consumer lifecycle advisory for an API request that created or deleted a consumer
+/// (its response carries no error): `(subject, body)`. A create names the consumer in its
+/// response (ephemeral consumers get their name there).
+pub fn consumer_action(
+    api_subject: &str,
+    response: &[u8],
+    domain: Option<&str>,
+) -> Option<(String, Vec<u8>)> {
+    let rest = api_subject.strip_prefix(super::api::PREFIX)?;
+    let tokens: Vec<&str> = rest.split('.').collect();
+    if !matches!(
+        tokens.as_slice(),
+        ["CONSUMER", "CREATE" | "DURABLE" | "DELETE", ..]
+    ) {
+        return None;
+    }
+    let answer: Value = serde_json::from_slice(response).ok()?;
+    if answer.get("error").is_some() {
+        return None;
+    }
+    let (event, action, stream, consumer) = match tokens.as_slice() {
+        ["CONSUMER", "CREATE", stream, ..] | ["CONSUMER", "DURABLE", "CREATE", stream, ..] => {
+            let name = answer.get("name")?.as_str()?.to_string();
+            ("CREATED", "create", *stream, name)
+        }
+        ["CONSUMER", "DELETE", stream, name] => ("DELETED", "delete", *stream, name.to_string()),
+        _ => return None,
+    };
+    let mut v = json!({
+        "type": "io.nats.jetstream.advisory.v1.consumer_action",
+        "id": crate::util::event_id(),
+        "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+        "stream": stream,
+        "consumer": consumer,
+        "action": action,
+    });
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    Some((
+        format!("$JS.EVENT.ADVISORY.CONSUMER.{event}.{stream}.{consumer}"),
+        serde_json::to_vec(&v).unwrap_or_default(),
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -84,5 +129,42 @@ mod tests {
         assert!(stream_action("$JS.API.STREAM.INFO.X", b"{}", None).is_none());
         let (subject, _) = stream_action("$JS.API.STREAM.UPDATE.X", b"{}", Some("hub")).unwrap();
         assert_eq!(subject, "$JS.EVENT.ADVISORY.STREAM.UPDATED.X");
+    }
+
+    #[test]
+    fn successful_consumer_creates_and_deletes_make_consumer_actions() {
+        let created = br#"{"stream_name":"ORDERS","name":"eph1","config":{}}"#;
+        for api in [
+            "$JS.API.CONSUMER.CREATE.ORDERS",
+            "$JS.API.CONSUMER.CREATE.ORDERS.eph1.orders.>",
+            "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.eph1",
+        ] {
+            let (subject, body) = consumer_action(api, created, None).unwrap();
+            assert_eq!(
+                subject, "$JS.EVENT.ADVISORY.CONSUMER.CREATED.ORDERS.eph1",
+                "{api}"
+            );
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.consumer_action");
+            assert_eq!(
+                (&v["action"], &v["consumer"]),
+                (&json!("create"), &json!("eph1"))
+            );
+        }
+        let (subject, body) = consumer_action(
+            "$JS.API.CONSUMER.DELETE.ORDERS.d",
+            br#"{"success":true}"#,
+            Some("hub"),
+        )
+        .unwrap();
+        assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.d");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (&v["action"], &v["domain"]),
+            (&json!("delete"), &json!("hub"))
+        );
+        let refused = br#"{"error":{"code":404,"err_code":10014}}"#;
+        assert!(consumer_action("$JS.API.CONSUMER.DELETE.ORDERS.d", refused, None).is_none());
+        assert!(consumer_action("$JS.API.CONSUMER.INFO.ORDERS.d", created, None).is_none());
     }
 }

@@ -244,7 +244,11 @@ impl Attached {
         };
         let listens = |s: &str| !account.sublist.matches(s.as_bytes()).is_empty();
         let domain = self.js.config.domain.as_deref();
-        if let Some((action, body)) = advisory::stream_action(subject, response, domain) {
+        let actions = [
+            advisory::stream_action(subject, response, domain),
+            advisory::consumer_action(subject, response, domain),
+        ];
+        for (action, body) in actions.into_iter().flatten() {
             if listens(&action) {
                 fx.publish
                     .push(Msg::new(Bytes::from(action), Bytes::from(body)));

@@ -233,6 +233,67 @@ async fn api_requests_and_stream_lifecycle_are_advised() -> Result<()> {
 }
 
 #[tokio::test]
+async fn consumer_lifecycle_is_advised() -> Result<()> {
+    let Js { client, .. } = &Js::start().await?;
+    created(client, json!({"name": "CADV", "subjects": ["cadv"]})).await?;
+    let mut advisories = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*.CADV.*")
+        .await?;
+    natrium_tests::sync(client).await?;
+    let r = api(
+        client,
+        "CONSUMER.DURABLE.CREATE.CADV.dur",
+        json!({"stream_name": "CADV", "config": {"durable_name": "dur", "ack_policy": "explicit"}}),
+    )
+    .await?;
+    ensure!(r.get("error").is_none(), "{r}");
+    let r = api(
+        client,
+        "CONSUMER.CREATE.CADV",
+        json!({"stream_name": "CADV", "config": {"ack_policy": "none"}}),
+    )
+    .await?;
+    let ephemeral = r["name"].as_str().context("ephemeral name")?.to_string();
+    let r = api(client, "CONSUMER.DELETE.CADV.dur", json!({})).await?;
+    ensure!(r["success"] == true, "{r}");
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = natrium_tests::next_msg(&mut advisories, "a consumer advisory").await?;
+        let body: Value = serde_json::from_slice(&m.payload)?;
+        ensure!(
+            body["type"] == "io.nats.jetstream.advisory.v1.consumer_action"
+                && body["stream"] == "CADV",
+            "{body}"
+        );
+        seen.push((
+            m.subject.to_string(),
+            body["action"].clone(),
+            body["consumer"].clone(),
+        ));
+    }
+    let expected = [
+        (
+            "$JS.EVENT.ADVISORY.CONSUMER.CREATED.CADV.dur".to_string(),
+            json!("create"),
+            json!("dur"),
+        ),
+        (
+            format!("$JS.EVENT.ADVISORY.CONSUMER.CREATED.CADV.{ephemeral}"),
+            json!("create"),
+            json!(ephemeral),
+        ),
+        (
+            "$JS.EVENT.ADVISORY.CONSUMER.DELETED.CADV.dur".to_string(),
+            json!("delete"),
+            json!("dur"),
+        ),
+    ];
+    ensure!(seen == expected, "{seen:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn stream_info_pages_subject_details() -> Result<()> {
     let Js { client, js, .. } = &Js::start().await?;
     created(client, json!({"name": "P", "subjects": ["p.>"]})).await?;
