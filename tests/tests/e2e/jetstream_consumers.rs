@@ -588,3 +588,62 @@ async fn deleting_an_interest_consumer_drops_what_only_it_wanted() -> Result<()>
     ensure!(st.messages == 0, "nobody wants them now: {st:?}");
     Ok(())
 }
+
+/// `replay_policy: original` hands out what was stored as far apart as it was published;
+/// `instant` all at once.
+#[tokio::test]
+async fn replay_original_keeps_the_publish_gaps() -> Result<()> {
+    let js = Js::start().await?;
+    let stream = js
+        .js
+        .create_stream(stream_config("R", &["r"]))
+        .await
+        .context("creating stream R")?;
+    for i in 0..3 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        publish(&js.js, "r", &format!("m{i}")).await?;
+    }
+    let arrivals = |policy| {
+        let stream = stream.clone();
+        async move {
+            let c: PullConsumer = stream
+                .create_consumer(pull::Config {
+                    replay_policy: policy,
+                    ack_policy: AckPolicy::None,
+                    ..Default::default()
+                })
+                .await?;
+            let started = tokio::time::Instant::now();
+            let mut msgs = c
+                .batch()
+                .max_messages(3)
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await?;
+            let mut at = Vec::new();
+            while let Some(m) =
+                within(Duration::from_secs(6), "a replayed message", msgs.next()).await?
+            {
+                m.map_err(|e| anyhow::anyhow!("{e}"))?;
+                at.push(started.elapsed());
+            }
+            anyhow::Ok(at)
+        }
+    };
+    use async_nats::jetstream::consumer::ReplayPolicy;
+    let original = arrivals(ReplayPolicy::Original).await?;
+    ensure!(original.len() == 3, "{original:?}");
+    ensure!(
+        original[1] - original[0] >= Duration::from_millis(300)
+            && original[2] - original[1] >= Duration::from_millis(300),
+        "paced like the publishes (400 ms apart): {original:?}"
+    );
+    let instant = arrivals(ReplayPolicy::Instant).await?;
+    ensure!(
+        instant.len() == 3 && instant[2] < Duration::from_millis(300),
+        "all at once: {instant:?}"
+    );
+    Ok(())
+}

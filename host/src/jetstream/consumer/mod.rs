@@ -54,7 +54,7 @@ use super::errors::ApiError;
 use super::store::StoredMsg;
 use super::stream::Stream;
 use crate::proto::headers::HeaderBlock;
-use config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use config::{AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy};
 use pull::Waiting;
 use push::Push;
 use state::{json_bytes, read_json, replace_file, Meta, Saved};
@@ -189,6 +189,42 @@ struct State {
     /// Messages from `next` on, read together for this [`Consumer::step`] (emptied after
     /// it: between steps the stream may change).
     ahead: VecDeque<StoredMsg>,
+    /// `replay_policy: original`: the pacing of first deliveries.
+    replay: Option<Replay>,
+}
+
+/// `replay_policy: original` delivers the messages that were in the stream when the consumer
+/// started as far apart as they were published; what arrives later goes out at once (as
+/// nats-server, which stops replaying once caught up).
+#[derive(Debug)]
+struct Replay {
+    /// The stream's last sequence when the consumer started: paced up to here.
+    until: u64,
+    /// The publish time of the last message delivered, and when it was delivered (Unix ns).
+    last: Option<(i64, i64)>,
+    /// When the message held back is due (Unix ns; 0: none held back).
+    due: i64,
+}
+
+impl Replay {
+    /// When `m` may go out, if that is later than `now`.
+    fn hold(&mut self, m: &StoredMsg, now: i64) -> Option<i64> {
+        let (ts, at) = self.last?;
+        if m.seq > self.until {
+            return None;
+        }
+        let due = at.saturating_add(m.timestamp_ns.saturating_sub(ts).max(0));
+        (due > now).then(|| {
+            self.due = due;
+            due
+        })
+    }
+
+    /// A message published at `ts` went out at `now`.
+    fn delivered(&mut self, ts: i64, now: i64) {
+        self.last = Some((ts, now));
+        self.due = 0;
+    }
 }
 
 impl State {
@@ -340,6 +376,11 @@ impl Consumer {
             retains: stream.config().retention != super::config::Retention::Limits,
             retired: Vec::new(),
             ahead: VecDeque::new(),
+            replay: (config.replay_policy == ReplayPolicy::Original).then(|| Replay {
+                until: stream.state().last_seq,
+                last: None,
+                due: 0,
+            }),
             config,
         };
         let signal = Arc::new(Notify::new());
@@ -485,6 +526,9 @@ impl Consumer {
             if w.next_heartbeat > 0 {
                 next = next.min(w.next_heartbeat);
             }
+        }
+        if let Some(r) = s.replay.as_ref().filter(|r| r.due > 0) {
+            next = next.min(r.due);
         }
         if s.config.inactive_threshold > 0 {
             next = next.min(s.last_activity.saturating_add(s.config.inactive_threshold));
@@ -651,6 +695,10 @@ impl Consumer {
                     break;
                 }
             };
+            if dc == 1 && s.replay.as_mut().and_then(|r| r.hold(&m, now)).is_some() {
+                // Not yet: the consumer's task wakes at `due` (`s.next` has not moved).
+                break;
+            }
             if dc == 1 {
                 s.next = m.seq + 1;
                 if s.lps.front() == Some(&m.seq) {
@@ -697,6 +745,9 @@ impl Consumer {
             };
             if s.push.is_none() {
                 pull::taken(s, size, now);
+            }
+            if let (1, Some(r)) = (dc, s.replay.as_mut()) {
+                r.delivered(m.timestamp_ns, now);
             }
             s.delivered.consumer_seq = cseq;
             s.delivered.stream_seq = s.delivered.stream_seq.max(m.seq);
