@@ -116,3 +116,74 @@ pub(crate) fn json(file: &str, d: &Diagnosis, world: Option<World>) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::diagnose::{Form, Import, Inspection};
+
+    fn diagnosis(inspection: Option<Inspection>, form: Form) -> Diagnosis {
+        Diagnosis {
+            sha256: "ab".repeat(32),
+            size: 1234,
+            form,
+            compile_error: None,
+            inspection,
+        }
+    }
+
+    fn authorizer(imports: &[&str], link_error: Option<&str>) -> Inspection {
+        Inspection {
+            worlds: vec![World::Authorizer],
+            lifecycle: true,
+            imports: imports.iter().map(|n| Import::new(n)).collect(),
+            link_error: link_error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_loadable_component_gets_its_pin() {
+        let d = diagnosis(
+            Some(authorizer(&["natrium:plugin/host@0.1.0"], None)),
+            Form::Component,
+        );
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            text("a.wasm", &d, Some(World::Authorizer)),
+            format!(
+                "a.wasm\n  sha256: {hex}\n  size: 1234 bytes\n  worlds: authorizer (+ lifecycle: \
+                 checks its configuration at load)\n  imports: 1 (all granted)\n  loadable: yes \
+                 (as authorizer)\n  pin it in the binding: sha256: \"{hex}\"\n"
+            )
+        );
+        assert!(loadable(&d, None) && !loadable(&d, Some(World::Mapper)));
+    }
+
+    #[test]
+    fn what_is_wrong_comes_with_the_fix() {
+        let http = diagnosis(
+            Some(authorizer(&["wasi:http/types@0.2.4"], Some("link error"))),
+            Form::Component,
+        );
+        let t = text("js.wasm", &http, None);
+        assert!(
+            t.contains("    not granted: wasi:http/types@0.2.4\n      fix: "),
+            "{t}"
+        );
+        assert!(
+            !t.contains("cannot link"),
+            "the import is the explanation: {t}"
+        );
+        assert!(t.ends_with("  loadable: no\n"), "{t}");
+
+        let core = diagnosis(None, Form::CoreModule);
+        let t = text("m.wasm", &core, None);
+        assert!(
+            t.contains("  not loadable: is a core WebAssembly module"),
+            "{t}"
+        );
+        let j = json("m.wasm", &core, None);
+        assert_eq!(j["component"], false);
+        assert_eq!(j["loadable"], false);
+    }
+}

@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::args::{valued, Args, Flag};
+use super::args::{switch, valued, Args, Flag};
 use super::ToolError;
 use crate::plugin::{ConnectRequest, Message, TlsIdentity};
 
@@ -33,6 +33,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     valued("token"),
     valued("jwt"),
     valued("nkey"),
+    switch("nkey-verified"),
     valued("name"),
     valued("lang"),
     valued("client-version"),
@@ -143,7 +144,7 @@ impl Input {
             token: s("token"),
             jwt: s("jwt"),
             nkey: s("nkey"),
-            nkey_verified: false,
+            nkey_verified: a.has("nkey-verified"),
             name: s("name"),
             lang: s("lang"),
             client_version: s("client-version"),

@@ -67,7 +67,8 @@ and the optional lifecycle init), which imports it needs that natrium does not g
 with a fix), and its sha256 (pin it in the binding: sha256: \"<hex>\").
 
 Options:
-    --world W    Exit 0 only if FILE is loadable as W
+    --world W    Exit 0 only if FILE is loadable as W (a `role: transformer` binding takes
+                 a component of either transformer world)
     --json       One JSON object instead of text
 ";
 
@@ -85,13 +86,15 @@ Options:
     --memory SIZE         Memory cap of the instance (default 64MB)
     --json                One JSON object per input instead of text
     --input FILE          Inputs as a JSON object or NDJSON, one per line ('-': stdin),
-                          with the flag names below as keys (headers: {\"K\": \"V\"})
+                          keyed by the flag names below, '-' as '_' (client_ip,
+                          nkey_verified: true, headers: {\"K\": \"V\"})
 
 A message (mapper, transformer):
     --subject S  --reply R  --header K:V (repeatable)  --payload TEXT | --payload-file F
     --account A  (default $G)
 A CONNECT request (authorizer):
-    --user U  --pass P  --token T  --jwt J  --nkey N  --name N  --lang L
+    --user U  --pass P  --token T  --jwt J  --nkey N  --nkey-verified (the broker checked
+    the nonce signature)  --name N  --lang L
     --client-version V  --client-ip IP  --client-port N
     --tls-subject DN  --tls-san SAN (repeatable)  --tls-fingerprint HEX
 ";
