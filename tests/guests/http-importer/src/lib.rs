@@ -1,6 +1,6 @@
-//! A test authorizer that imports `wasi:http/client`, as a componentize-js build with
-//! its default features does: natrium does not link `wasi:http`, so `natrium plugin check` and
-//! the broker's load must name the import and say how to drop it.
+//! A test authorizer that imports a `wasi:http` interface, as a componentize-js build with its
+//! default features does: natrium does not link `wasi:http`, so `natrium plugin check` and the
+//! broker's load must name the import and say how to drop it (tests/tests/e2e/plugin_tools.rs).
 
 wit_bindgen::generate!({
     inline: r#"
