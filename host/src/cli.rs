@@ -19,6 +19,9 @@ pub enum Command {
     CheckConfig(Options),
     Version,
     Help,
+    /// `natrium plugin …`: the plugin author's tools (the `tool` module), with the words after
+    /// `plugin`.
+    Plugin(Vec<String>),
     /// `--signal stop[=PID]`: signal a running server instead of starting one.
     Signal {
         signal: Signal,
@@ -209,6 +212,9 @@ struct Given {
 /// configuration file and applies the flags over it.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
     let args: Vec<String> = args.into_iter().collect();
+    if let Some(("plugin", tool_args)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        return Ok(Command::Plugin(tool_args.to_vec()));
+    }
     let (given, rest) = parse_flags(args.clone())?;
 
     // Positional words nats-server understands.
@@ -661,6 +667,9 @@ Cluster Options:
 Common Options:
     -h, --help                       Show this message
     -v, --version                    Show version
+
+Plugin tools:
+    natrium plugin check|run|bench   Check, run or benchmark a Wasm plugin (natrium plugin --help)
 
 Also accepted for compatibility with nats-server, but not implemented yet (a warning is
 logged): -ms/--https_port, -s/--syslog, -r/--remote_syslog, -VV, -DVV, --log_size_limit,

@@ -10,7 +10,7 @@ fn layer(module: &str) -> Option<u8> {
         | "auth::pure" => 1,
         "client" | "account" | "auth" | "jetstream" | "plugin" | "tls" => 2,
         "path" => 3,
-        "server" | "system" | "monitor" => 4,
+        "server" | "system" | "monitor" | "tool" => 4,
         _ => return None,
     })
 }

@@ -14,6 +14,9 @@
 //!                    jetstream/ streams and stores      plugin/  the Wasm host     tls
 //! 1  pure leaves     proto/ subject/ config/ options cli util timefmt logging
 //! ```
+//!
+//! `tool/` sits beside the server at the top: `natrium plugin check|run|bench`, the plugin
+//! author's commands, built on `plugin/` (the same loading and sandbox as the broker).
 
 pub mod account;
 pub mod auth;
@@ -32,6 +35,7 @@ pub mod subject;
 pub mod system;
 pub mod timefmt;
 pub mod tls;
+pub mod tool;
 pub mod util;
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             eprintln!("natrium: configuration file {file} is valid");
             ExitCode::SUCCESS
         }
+        Command::Plugin(args) => natrium::tool::plugin_command(args),
         Command::Signal { signal, pid } => match cli::send_signal(signal, pid) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -551,6 +551,9 @@ pub struct PluginSpec {
     /// Subject filters (wildcards allowed) the binding applies to; empty = all.
     pub subjects: Vec<String>,
     pub on_failure: FailurePolicy,
+    /// The component's SHA-256 (lower-case hex), when the binding pins it: a file with
+    /// another hash is refused at load.
+    pub sha256: Option<String>,
 }
 
 impl PluginSpec {
@@ -568,6 +571,7 @@ impl PluginSpec {
             accounts: Vec::new(),
             subjects: Vec::new(),
             on_failure: FailurePolicy::Reject,
+            sha256: None,
         }
     }
 

@@ -11,7 +11,7 @@ mkdir -p "$out"
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
-guests=(passthrough batch-pass looper membomb trapper wrong-world authz)
+guests=(passthrough batch-pass looper membomb trapper wrong-world authz http-importer)
 for g in "${guests[@]}"; do
     crate="${g//-/_}"
     cargo build --quiet --release --target wasm32-wasip2 \

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::options::{LinkKind, Options};
 
 pub use apply::{apply, parse_duration, validate, DurationError};
+pub(crate) use parser::size_multiplier;
 pub use value::{Entry, Kind, Map, Pos, Value};
 
 /// Everything that can go wrong reading a configuration file.

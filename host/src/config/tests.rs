@@ -989,12 +989,18 @@ plugins {
     deadline: "2ms"
     memory: 16MB
   }
-  auth: { path: /abs/auth.wasm, role: Authorizer }
+  auth: { path: /abs/auth.wasm, role: Authorizer, sha256: "8A2CE5E3DC699E0DD5D9E1AA6A222D509DF3E48F8BD105BBFE3FACE4F1BBEA74" }
   route { path: m.wasm, role: mapper, subjects: "x.>", account: T }
 }
 "#,
     );
     assert_eq!(o.plugins.specs.len(), 3);
+    assert_eq!(
+        o.plugins.specs[1].sha256.as_deref(),
+        Some("8a2ce5e3dc699e0dd5d9e1aa6a222d509df3e48f8bd105bbfe3face4f1bbea74"),
+        "a pin is kept in lower case"
+    );
+    assert_eq!(o.plugins.specs[0].sha256, None);
     let r = &o.plugins.specs[0];
     assert_eq!(r.name, "redact");
     assert_eq!(r.path, Path::new("plugins/redact.wasm"));
@@ -1077,6 +1083,11 @@ fn plugin_errors_have_positions() {
             "plugins {\n  p: { path: x.wasm, role: authorizer, on_failure: pass }\n}",
             "t.conf:2:",
             "fails closed",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper\n sha256: \"abc\" }\n}",
+            "t.conf:3:",
+            "sha256 must be 64 hex digits",
         ),
         (
             "plugins {\n  p: { path: x.wasm, role: mapper\n deadline: \"5 parsecs\" }\n}",

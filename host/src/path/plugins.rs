@@ -59,31 +59,38 @@ impl PluginSet {
                 path: spec.path.clone(),
                 source,
             };
-            match spec.role {
-                Role::Authorizer => set
-                    .authorizers
-                    .push(engine.load_authorizer(spec).map_err(failed)?),
-                Role::Mapper => set.mappers.push(engine.load_mapper(spec).map_err(failed)?),
-                Role::Transformer => set
-                    .transformers
-                    .push(engine.load_transformer(spec).map_err(failed)?),
-            }
-            // The digest tells which build is live (on every start and reload).
-            let sha256 = std::fs::read(&spec.path).map_or_else(
-                |e| format!("unreadable: {e}"),
-                |bytes| {
-                    use sha2::Digest;
-                    sha2::Sha256::digest(&bytes)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect()
-                },
-            );
+            // The digest of the bytes compiled tells which build is live (on every start
+            // and reload).
+            let sha256 = match spec.role {
+                Role::Authorizer => {
+                    let p = engine.load_authorizer(spec).map_err(failed)?;
+                    let sha = p.sha256().to_string();
+                    set.authorizers.push(p);
+                    sha
+                }
+                Role::Mapper => {
+                    let p = engine.load_mapper(spec).map_err(failed)?;
+                    let sha = p.sha256().to_string();
+                    set.mappers.push(p);
+                    sha
+                }
+                Role::Transformer => {
+                    let p = engine.load_transformer(spec).map_err(failed)?;
+                    let sha = p.sha256().to_string();
+                    set.transformers.push(p);
+                    sha
+                }
+            };
             tracing::info!(
-                "Loaded plugin '{}' ({}) from {}, sha256 {sha256}",
+                "Loaded plugin '{}' ({}) from {}, sha256 {sha256}{}",
                 spec.name,
                 spec.role,
-                spec.path.display()
+                spec.path.display(),
+                if spec.sha256.is_some() {
+                    " (pinned)"
+                } else {
+                    ""
+                }
             );
         }
         Ok(set)

@@ -14,10 +14,9 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
-use super::bindings::{
-    AUTHORIZATION_EXPORT, BATCH_TRANSFORMATION_EXPORT, MAPPING_EXPORT, TRANSFORMATION_EXPORT,
-};
+use super::bindings::BATCH_TRANSFORMATION_EXPORT;
 use super::cache::{self, ArtifactCache};
+use super::diagnose::{self, Form, Inspection};
 use super::instance::{Authorizer, Mapper, Transformer};
 use super::sandbox::{self, HostState};
 use super::{PluginError, PluginSpec, Role};
@@ -174,25 +173,30 @@ impl PluginEngine {
 
     /// Loads an authorizer. `spec.role` is not consulted: the handle decides the world.
     pub fn load_authorizer(&self, spec: &PluginSpec) -> Result<Authorizer, PluginError> {
-        let component = self.compile(spec, Role::Authorizer)?;
-        Authorizer::new(self.clone(), spec, &component)
+        let compiled = self.compile(spec, Role::Authorizer)?;
+        Authorizer::new(self.clone(), spec, &compiled)
     }
 
     /// Loads a mapper (and asks it, once, whether it is deterministic).
     pub fn load_mapper(&self, spec: &PluginSpec) -> Result<Mapper, PluginError> {
-        let component = self.compile(spec, Role::Mapper)?;
-        Mapper::new(self.clone(), spec, &component)
+        let compiled = self.compile(spec, Role::Mapper)?;
+        Mapper::new(self.clone(), spec, &compiled)
     }
 
     /// Loads a transformer.
     pub fn load_transformer(&self, spec: &PluginSpec) -> Result<Transformer, PluginError> {
-        let component = self.compile(spec, Role::Transformer)?;
-        let batch = exports(&self.inner.engine, &component, BATCH_TRANSFORMATION_EXPORT);
-        Transformer::new(self.clone(), spec, &component, batch)
+        let compiled = self.compile(spec, Role::Transformer)?;
+        let batch = exports(
+            &self.inner.engine,
+            &compiled.component,
+            BATCH_TRANSFORMATION_EXPORT,
+        );
+        Transformer::new(self.clone(), spec, &compiled, batch)
     }
 
-    /// Reads, compiles (or loads from the cache) and checks the world of `spec`'s component.
-    fn compile(&self, spec: &PluginSpec, role: Role) -> Result<Component, PluginError> {
+    /// Reads `spec`'s component, checks its pinned hash, compiles it (or loads it from the
+    /// cache) and checks that a binding of `role` can load it ([`diagnose`] says why not).
+    fn compile(&self, spec: &PluginSpec, role: Role) -> Result<Compiled, PluginError> {
         let load_err = |msg: String| {
             PluginError::Load(format!(
                 "plugin '{}' ({}): {msg}",
@@ -201,37 +205,74 @@ impl PluginEngine {
             ))
         };
         let bytes = read_component(&spec.path).map_err(load_err)?;
-        if Engine::detect_precompiled(&bytes).is_some() {
-            return Err(load_err(
-                "is a precompiled artifact; give the component (.wasm) itself".into(),
-            ));
+        // The hash of the bytes compiled below: the file is read once, so what was checked is
+        // what runs.
+        let sha256 = Sha256::digest(&bytes);
+        let actual = hex(&sha256);
+        if let Some(pinned) = &spec.sha256 {
+            if !pinned.eq_ignore_ascii_case(&actual) {
+                return Err(load_err(format!(
+                    "sha256 mismatch: the binding pins {pinned}, the file is {actual} (if this \
+                     build is the one to run, pin sha256: \"{actual}\"; `natrium plugin check` \
+                     prints it)"
+                )));
+            }
+        }
+        if let Some(problem) = diagnose::form(&bytes).problem() {
+            return Err(load_err(problem.to_string()));
         }
         let component = self
-            .cached_compile(&bytes)
+            .cached_compile(&bytes, &sha256)
             .map_err(|e| load_err(format!("not a valid component: {e:#}")))?;
-        check_world(&self.inner.engine, &component, role).map_err(|missing| {
-            PluginError::Load(format!(
-                "plugin '{}' ({}) is not {} {role}: missing export {missing}",
-                spec.name,
-                spec.path.display(),
-                if role == Role::Authorizer { "an" } else { "a" },
-            ))
-        })?;
-        Ok(component)
+        let inspection = diagnose::inspect(&self.inner.engine, &self.inner.linker, &component);
+        if let Some(why) = inspection.refusal(role) {
+            return Err(load_err(why));
+        }
+        Ok(Compiled {
+            component,
+            sha256: actual,
+        })
+    }
+
+    /// `natrium plugin check`: everything [`diagnose`] can say about the file at `path`.
+    pub fn diagnose(&self, path: &Path) -> Result<Diagnosis, PluginError> {
+        let bytes = read_component(path)
+            .map_err(|e| PluginError::Load(format!("{}: {e}", path.display())))?;
+        let sha256 = Sha256::digest(&bytes);
+        let form = diagnose::form(&bytes);
+        let mut d = Diagnosis {
+            sha256: hex(&sha256),
+            size: bytes.len(),
+            form,
+            compile_error: None,
+            inspection: None,
+        };
+        if form == Form::Component {
+            match self.cached_compile(&bytes, &sha256) {
+                Ok(c) => {
+                    d.inspection = Some(diagnose::inspect(
+                        &self.inner.engine,
+                        &self.inner.linker,
+                        &c,
+                    ))
+                }
+                Err(e) => d.compile_error = Some(format!("{e:#}")),
+            }
+        }
+        Ok(d)
     }
 
     /// Compiles `bytes`, through the on-disk cache when there is one. A cache that cannot be
     /// read or written, or holds an artifact that fails verification, only costs time
     /// (logged); it never fails the load and an unverified artifact is never deserialized.
-    fn cached_compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+    fn cached_compile(&self, bytes: &[u8], source_hash: &[u8]) -> wasmtime::Result<Component> {
         let engine = &self.inner.engine;
         let Some(cache) = &self.inner.cache else {
             return Component::new(engine, bytes);
         };
         let fingerprint = &self.inner.fingerprint;
-        let source_hash = Sha256::digest(bytes);
-        let name = format!("{}-{}.cwasm", hex(&source_hash), &hex(fingerprint)[..16]);
-        match cache.load(&name, fingerprint, &source_hash) {
+        let name = format!("{}-{}.cwasm", hex(source_hash), &hex(fingerprint)[..16]);
+        match cache.load(&name, fingerprint, source_hash) {
             Ok(Some(artifact)) => match deserialize(engine, &artifact) {
                 Ok(c) => return Ok(c),
                 Err(e) => tracing::warn!(
@@ -252,7 +293,7 @@ impl PluginEngine {
             .map_err(|e| format!("{e:#}"))
             .and_then(|artifact| {
                 cache
-                    .store(&name, fingerprint, &source_hash, &artifact)
+                    .store(&name, fingerprint, source_hash, &artifact)
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = stored {
@@ -264,6 +305,26 @@ impl PluginEngine {
         }
         Ok(component)
     }
+}
+
+/// A component read, checked and compiled for one binding.
+pub(crate) struct Compiled {
+    pub component: Component,
+    /// Lower-case hex SHA-256 of the file's bytes (logged at every load; what `sha256` pins).
+    pub sha256: String,
+}
+
+/// What `natrium plugin check` reports about a file.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    /// Lower-case hex SHA-256 of the file (what a binding's `sha256` pins).
+    pub sha256: String,
+    pub size: usize,
+    pub form: Form,
+    /// Why a file that looks like a component did not compile.
+    pub compile_error: Option<String>,
+    /// What the compiled component offers and needs.
+    pub inspection: Option<Inspection>,
 }
 
 /// `CACHE_FORMAT` and the engine's compatibility hash, through SHA-256 (stable across runs,
@@ -285,24 +346,6 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> 
     // the component being loaded and to this engine's fingerprint; this process wrote them
     // with `Component::serialize`.
     unsafe { Component::deserialize(engine, artifact) }
-}
-
-/// `Ok` when `component` exports the interface of `role`'s world; otherwise the missing name.
-fn check_world(engine: &Engine, component: &Component, role: Role) -> Result<(), &'static str> {
-    let want = match role {
-        Role::Authorizer => AUTHORIZATION_EXPORT,
-        Role::Mapper => MAPPING_EXPORT,
-        // Either transformer world will do.
-        Role::Transformer if exports(engine, component, BATCH_TRANSFORMATION_EXPORT) => {
-            return Ok(())
-        }
-        Role::Transformer => TRANSFORMATION_EXPORT,
-    };
-    if exports(engine, component, want) {
-        Ok(())
-    } else {
-        Err(want)
-    }
 }
 
 /// Whether `component` exports the interface named `want`.

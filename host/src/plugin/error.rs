@@ -80,6 +80,8 @@ pub(crate) struct Counters {
     pub instances_recycled: AtomicU64,
     pub cache_hits: AtomicU64,
     pub busy: AtomicU64,
+    /// The most linear memory one instance has held, in bytes.
+    pub memory_peak: AtomicU64,
     /// Decisions, by outcome.
     pub outcomes: [AtomicU64; OutcomeKind::ALL.len()],
     /// How long calls into the guest took.
@@ -183,6 +185,15 @@ impl Counters {
         self.outcomes[kind as usize].fetch_add(1, Relaxed);
     }
 
+    /// Notes that an instance holds `bytes` of linear memory.
+    pub fn note_memory(&self, bytes: usize) {
+        let bytes = bytes as u64;
+        // Memory only grows now and then: one relaxed load is all most calls pay.
+        if bytes > self.memory_peak.load(Relaxed) {
+            self.memory_peak.fetch_max(bytes, Relaxed);
+        }
+    }
+
     pub fn count_error(&self, e: &PluginError) {
         let c = match e {
             PluginError::Trap(_) => &self.traps,
@@ -214,6 +225,8 @@ pub struct PluginStats {
     pub instances_idle: u64,
     /// Mapper results served from the cache of a deterministic mapper.
     pub cache_hits: u64,
+    /// The most linear memory one instance has held, in bytes.
+    pub memory_peak: u64,
     /// What the plugin decided (transformers: pass/replace/drop/reject; authorizers:
     /// allow/deny; a failure handled by `on_failure` counts as what the policy did).
     pub outcomes: OutcomeCounts,
@@ -263,6 +276,7 @@ impl Counters {
             instances_recycled: self.instances_recycled.load(Relaxed),
             instances_idle: idle as u64,
             cache_hits: self.cache_hits.load(Relaxed),
+            memory_peak: self.memory_peak.load(Relaxed),
             latency: self.latency.snapshot(),
             outcomes: {
                 let n = |k: OutcomeKind| self.outcomes[k as usize].load(Relaxed);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use wasmtime::component::{Component, Instance, InstancePre};
+use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, Trap};
 
 use super::bindings::{
@@ -19,7 +19,7 @@ use super::bindings::{
     LIFECYCLE_EXPORT,
 };
 use super::budget::{Gate, Reservation};
-use super::engine::{exports, PluginEngine, EPOCH_TICK};
+use super::engine::{exports, Compiled, PluginEngine, EPOCH_TICK};
 use super::error::{Counters, OutcomeKind, PluginError, PluginStats};
 use super::sandbox::{HostState, PluginMeta};
 use super::types::{ConnectRequest, Decision, Message, MessageRef, Outcome};
@@ -119,8 +119,9 @@ impl<W: World> Pool<W> {
         engine: PluginEngine,
         spec: &PluginSpec,
         role: Role,
-        component: &Component,
+        compiled: &Compiled,
     ) -> Result<Self, PluginError> {
+        let component = &compiled.component;
         let load_err = |msg: String| {
             PluginError::Load(format!(
                 "plugin '{}' ({}): {msg}",
@@ -148,6 +149,7 @@ impl<W: World> Pool<W> {
             meta: Arc::new(PluginMeta {
                 name: spec.name.as_str().into(),
                 config_json: spec.config_json.clone(),
+                sha256: compiled.sha256.clone(),
             }),
             role,
             pre,
@@ -179,6 +181,10 @@ impl<W: World> Pool<W> {
 
     fn name(&self) -> &str {
         &self.meta.name
+    }
+
+    fn sha256(&self) -> &str {
+        &self.meta.sha256
     }
 
     fn reserve(&self) -> Option<Reservation> {
@@ -225,6 +231,7 @@ impl<W: World> Pool<W> {
                 Ok(world)
             })?;
         self.counters.instances_created.fetch_add(1, Relaxed);
+        self.counters.note_memory(store.data().limiter.used());
         Ok(Slot {
             store,
             world,
@@ -269,6 +276,7 @@ impl<W: World> Pool<W> {
         let started = std::time::Instant::now();
         let result = f(&slot.world, &mut slot.store);
         self.counters.latency.record(started.elapsed());
+        self.counters.note_memory(slot.store.data().limiter.used());
         match result {
             Ok(r) => {
                 let mut idle = self.idle.lock();
@@ -364,10 +372,10 @@ impl Authorizer {
     pub(crate) fn new(
         engine: PluginEngine,
         spec: &PluginSpec,
-        component: &Component,
+        compiled: &Compiled,
     ) -> Result<Self, PluginError> {
         Ok(Authorizer {
-            pool: Arc::new(Pool::new(engine, spec, Role::Authorizer, component)?),
+            pool: Arc::new(Pool::new(engine, spec, Role::Authorizer, compiled)?),
             spec: Arc::new(spec.clone()),
         })
     }
@@ -378,6 +386,11 @@ impl Authorizer {
 
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Lower-case hex SHA-256 of the loaded component.
+    pub fn sha256(&self) -> &str {
+        self.pool.sha256()
     }
 
     pub fn stats(&self) -> PluginStats {
@@ -446,9 +459,9 @@ impl Mapper {
     pub(crate) fn new(
         engine: PluginEngine,
         spec: &PluginSpec,
-        component: &Component,
+        compiled: &Compiled,
     ) -> Result<Self, PluginError> {
-        let pool: Pool<wm::Mapper> = Pool::new(engine, spec, Role::Mapper, component)?;
+        let pool: Pool<wm::Mapper> = Pool::new(engine, spec, Role::Mapper, compiled)?;
         let deterministic = pool
             .call("deterministic", |w, store| {
                 Ok(w.natrium_plugin_mapping().call_deterministic(store)?)
@@ -474,6 +487,11 @@ impl Mapper {
 
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Lower-case hex SHA-256 of the loaded component.
+    pub fn sha256(&self) -> &str {
+        self.pool.sha256()
     }
 
     pub fn stats(&self) -> PluginStats {
@@ -547,7 +565,7 @@ impl Transformer {
     pub(crate) fn new(
         engine: PluginEngine,
         spec: &PluginSpec,
-        component: &Component,
+        compiled: &Compiled,
         batch: bool,
     ) -> Result<Self, PluginError> {
         let kind = if batch {
@@ -555,14 +573,14 @@ impl Transformer {
                 engine,
                 spec,
                 Role::Transformer,
-                component,
+                compiled,
             )?))
         } else {
             Kind::PerMessage(Arc::new(Pool::new(
                 engine,
                 spec,
                 Role::Transformer,
-                component,
+                compiled,
             )?))
         };
         Ok(Transformer {
@@ -580,6 +598,14 @@ impl Transformer {
 
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Lower-case hex SHA-256 of the loaded component.
+    pub fn sha256(&self) -> &str {
+        match &self.kind {
+            Kind::PerMessage(p) => p.sha256(),
+            Kind::Batch(p) => p.sha256(),
+        }
     }
 
     pub fn stats(&self) -> PluginStats {

@@ -16,6 +16,8 @@
 //! - `engine`: the one wasmtime `Engine` (epoch interruption, ticked every millisecond by a
 //!   background thread while any engine or plugin handle is alive) and the compiled-artifact
 //!   cache (`sha256(component) + engine compatibility hash` → `*.cwasm`);
+//! - `diagnose`: why a file is or is not a loadable plugin, with the fix (shared by the load
+//!   errors and `natrium plugin check`);
 //! - `cache`: that cache's directory checks (owner, mode) and the keyed tag that binds each
 //!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
@@ -30,6 +32,7 @@
 mod bindings;
 mod budget;
 mod cache;
+pub mod diagnose;
 mod engine;
 mod error;
 mod instance;
@@ -41,7 +44,7 @@ mod tests;
 
 /// The plugin bindings are part of the configuration model (`options`).
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
-pub use engine::{EngineConfig, PluginEngine};
+pub use engine::{Diagnosis, EngineConfig, PluginEngine};
 pub use error::{
     ErrorCounts, LatencySnapshot, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError,
     PluginStats, LATENCY_BUCKETS,

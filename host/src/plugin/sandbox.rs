@@ -49,6 +49,8 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 pub(crate) struct PluginMeta {
     pub name: Arc<str>,
     pub config_json: String,
+    /// Lower-case hex SHA-256 of the component (which build this is).
+    pub sha256: String,
 }
 
 /// The data of one `Store`: one per pooled instance.
@@ -181,6 +183,13 @@ impl Limiter {
             used: 0,
             hit: false,
         }
+    }
+}
+
+impl Limiter {
+    /// The linear memory this instance holds now (it never shrinks: also its peak).
+    pub fn used(&self) -> usize {
+        self.used
     }
 }
 

@@ -255,7 +255,9 @@ fn wrong_world_names_the_missing_export() {
     assert!(
         m.starts_with("plugin 'wrong-world' (")
             && m.ends_with(
-                "wrong-world.wasm) is not a transformer: missing export natrium:plugin/transformation@0.1.0"
+                "wrong-world.wasm): is not a transformer: missing export \
+                 natrium:plugin/transformation@0.1.0 (or \
+                 natrium:plugin/batch-transformation@0.1.0) (it is mapper)"
             ),
         "{m}"
     );
@@ -525,4 +527,60 @@ fn measure() {
          call on a fresh instance: {:?} (reused: {reused:?})",
         fresh / rounds
     );
+}
+
+#[test]
+fn a_pinned_hash_must_match_the_file() {
+    use sha2::Digest;
+    let mut s = spec("authz", Role::Authorizer);
+    let bytes = ok(std::fs::read(&s.path));
+    let actual: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    s.sha256 = Some(actual.clone());
+    let a = ok(engine().load_authorizer(&s));
+    assert_eq!(a.sha256(), actual, "the handle reports the hash it loaded");
+
+    let wrong = "ab".repeat(32);
+    s.sha256 = Some(wrong.clone());
+    let Err(PluginError::Load(m)) = engine().load_authorizer(&s).map(|_| ()) else {
+        panic!("a wrong pin must refuse the load")
+    };
+    assert!(
+        m.contains(&format!(
+            "sha256 mismatch: the binding pins {wrong}, the file is {actual}"
+        )),
+        "{m}"
+    );
+}
+
+/// The table `diagnose` names imports by must agree with the linker: every guest the linker
+/// accepts has no import the table calls ungranted, and the one it refuses is named.
+#[test]
+fn the_diagnosis_agrees_with_the_linker() {
+    for name in [
+        "passthrough",
+        "batch-pass",
+        "authz",
+        "wrong-world",
+        "trapper",
+    ] {
+        let d = ok(engine().diagnose(&guest(name)));
+        let Some(i) = d.inspection else {
+            panic!("{name}: {:?}", d.compile_error)
+        };
+        assert_eq!(i.link_error, None, "{name}");
+        let ungranted: Vec<_> = i.ungranted().collect();
+        assert!(ungranted.is_empty(), "{name}: {ungranted:?}");
+    }
+    let d = ok(engine().diagnose(&guest("http-importer")));
+    let i = d
+        .inspection
+        .unwrap_or_else(|| panic!("{:?}", d.compile_error));
+    assert!(i.link_error.is_some());
+    let names: Vec<&str> = i.ungranted().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["wasi:http/client@0.2.0"]);
+    assert_eq!(i.worlds, [diagnose::World::Authorizer]);
 }

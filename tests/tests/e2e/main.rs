@@ -34,6 +34,7 @@ mod operator;
 mod plugin_audit;
 mod plugin_limits;
 mod plugin_loading;
+mod plugin_tools;
 mod plugins;
 mod pubsub;
 mod python;

@@ -44,7 +44,7 @@ fn authz_conf_in(cache: &Path) -> Result<String> {
     Ok(jwt_conf_in(cache)?.replace(&wasm("jwt-authorizer")?, &wasm("authz")?))
 }
 
-async fn alice_admitted(server: &TestServer, what: &str) -> Result<()> {
+pub(super) async fn alice_admitted(server: &TestServer, what: &str) -> Result<()> {
     let c = connect_with(
         &server.url(),
         ConnectOptions::with_user_and_password("alice".into(), "secret".into()),

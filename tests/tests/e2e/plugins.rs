@@ -618,7 +618,7 @@ plugins {{
 
 // ---- jwt-authorizer -----------------------------------------------------------------------
 
-const JWT_SECRET: &str = "natrium-e2e-shared-secret-0123456789";
+pub(super) const JWT_SECRET: &str = "natrium-e2e-shared-secret-0123456789";
 
 /// An HS256 JWT with `claims`, signed with `secret`.
 fn mint(secret: &str, claims: &serde_json::Value) -> Result<String> {

@@ -5,7 +5,8 @@ use crate::config::value::{Entry, Kind, Value};
 use crate::config::ConfigError;
 use crate::options::{FailurePolicy, PluginSpec, Role};
 
-/// `plugins { NAME: { path, role, config, accounts, subjects, on_failure, deadline, memory } }`.
+/// `plugins { NAME: { path, role, config, accounts, subjects, on_failure, deadline, memory,
+/// max_instances, sha256 } }`.
 /// Relative paths are resolved against the directory of the file that wrote them.
 pub(super) fn plugins(e: &Entry) -> Result<Vec<PluginSpec>, ConfigError> {
     let map = map(&e.key, &e.value)?;
@@ -125,6 +126,17 @@ fn plugin(e: &Entry) -> Result<PluginSpec, ConfigError> {
                 }
                 spec.max_instances =
                     usize::try_from(n).map_err(|_| invalid(&key, v, "max_instances is too big"))?;
+            }
+            "sha256" => {
+                let hex = string(&key, v)?.to_ascii_lowercase();
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        &key,
+                        v,
+                        "sha256 must be 64 hex digits (`natrium plugin check FILE` prints them)",
+                    ));
+                }
+                spec.sha256 = Some(hex);
             }
             _ => return Err(unknown(sub)),
         }
