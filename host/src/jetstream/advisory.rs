@@ -112,6 +112,38 @@ pub fn consumer_action(
     ))
 }
 
+/// The advisory for a successful `CONSUMER.PAUSE` (paused or resumed): `(subject, body)`.
+pub fn consumer_pause(
+    api_subject: &str,
+    response: &[u8],
+    domain: Option<&str>,
+) -> Option<(String, Vec<u8>)> {
+    let rest = api_subject.strip_prefix(super::api::PREFIX)?;
+    let ["CONSUMER", "PAUSE", stream, consumer] = rest.split('.').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let answer: Value = serde_json::from_slice(response).ok()?;
+    let paused = answer.get("paused")?.as_bool()?;
+    let mut v = json!({
+        "type": "io.nats.jetstream.advisory.v1.consumer_pause",
+        "id": crate::util::event_id(),
+        "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+        "stream": stream,
+        "consumer": consumer,
+        "paused": paused,
+    });
+    if paused {
+        v["pause_until"] = answer["pause_until"].clone();
+    }
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    Some((
+        format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSED.{stream}.{consumer}"),
+        serde_json::to_vec(&v).unwrap_or_default(),
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -166,5 +198,25 @@ mod tests {
         let refused = br#"{"error":{"code":404,"err_code":10014}}"#;
         assert!(consumer_action("$JS.API.CONSUMER.DELETE.ORDERS.d", refused, None).is_none());
         assert!(consumer_action("$JS.API.CONSUMER.INFO.ORDERS.d", created, None).is_none());
+    }
+
+    #[test]
+    fn pauses_and_resumes_are_advised() {
+        let paused = br#"{"paused":true,"pause_until":"2030-01-01T00:00:00Z","pause_remaining":5}"#;
+        let (subject, body) = consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", paused, None).unwrap();
+        assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.PAUSED.S.C");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.consumer_pause");
+        assert_eq!(
+            (&v["paused"], &v["pause_until"]),
+            (&json!(true), &json!("2030-01-01T00:00:00Z"))
+        );
+        let resumed = br#"{"paused":false,"pause_until":"0001-01-01T00:00:00Z"}"#;
+        let (_, body) = consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", resumed, None).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["paused"], false);
+        assert!(v.get("pause_until").is_none());
+        let refused = br#"{"error":{"code":404}}"#;
+        assert!(consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", refused, None).is_none());
     }
 }

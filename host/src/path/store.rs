@@ -247,6 +247,7 @@ impl Attached {
         let actions = [
             advisory::stream_action(subject, response, domain),
             advisory::consumer_action(subject, response, domain),
+            advisory::consumer_pause(subject, response, domain),
         ];
         for (action, body) in actions.into_iter().flatten() {
             if listens(&action) {
