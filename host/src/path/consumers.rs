@@ -168,6 +168,14 @@ impl Attached {
                     core.subscribe_internal(&account, &client, &next),
                     core.subscribe_internal(&account, &client, &acks),
                 ];
+                if let Some(domain) = &self.js.config.domain {
+                    // Clients that address JetStream by domain (`$JS.<domain>.API`) pull there.
+                    let next = format!(
+                        "$JS.{domain}.API.CONSUMER.MSG.NEXT.{}.{}",
+                        c.stream.name, c.name
+                    );
+                    subs.push(core.subscribe_internal(&account, &client, &next));
+                }
                 if c.config().flow_control {
                     let fc = format!("$JS.FC.{}.{}.*", c.stream.name, c.name);
                     subs.push(core.subscribe_internal(&account, &client, &fc));

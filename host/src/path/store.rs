@@ -27,7 +27,7 @@ use std::sync::{Arc, Weak};
 pub struct Attached {
     pub(super) core: Weak<Core>,
     pub(super) account: Weak<Account>,
-    js: Arc<JetStream>,
+    pub(super) js: Arc<JetStream>,
     pub(super) acc: Arc<JsAccount>,
     api: Mutex<Option<Subscriber>>,
     capture: Mutex<Captures>,

@@ -966,6 +966,22 @@ async fn domain_and_sync_always() -> Result<()> {
     .await??;
     let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
     ensure!(info["domain"] == "hub", "{info}");
+    // Consumers answer pull requests addressed by domain too.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("D")
+        .await?
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await?;
+    let mut msgs = consumer.fetch().max_messages(1).messages().await?;
+    let m = within(
+        API_TIMEOUT,
+        "a fetch by domain",
+        futures::StreamExt::next(&mut msgs),
+    )
+    .await?
+    .context("no message")?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(m.payload.as_ref() == b"one");
     drop(client);
     server.restart()?;
     let client = natrium_tests::connect(&server.url()).await?;
