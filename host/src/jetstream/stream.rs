@@ -402,7 +402,7 @@ impl Stream {
     pub fn count_from(&self, from: u64, filters: &[String]) -> u64 {
         let inner = self.inner.lock();
         let st = inner.store.state();
-        if filters.is_empty() || filters.iter().any(|f| f == ">") {
+        if covers_stream(&inner.config, filters) {
             if st.msgs == 0 || from > st.last_seq {
                 return 0;
             }
@@ -985,4 +985,23 @@ impl Inner {
 
 fn parse_u64(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// Whether `filters` take every message the stream can hold (none, `>`, or a filter over
+/// each of its subjects, such as a KV watcher's `$KV.<bucket>.>`): then a count needs no
+/// look at subjects. Not for streams that source or mirror others, whose messages keep
+/// subjects of their own.
+fn covers_stream(config: &StreamConfig, filters: &[String]) -> bool {
+    if filters.is_empty() || filters.iter().any(|f| f == ">") {
+        return true;
+    }
+    config.mirror.is_none()
+        && config.sources.is_empty()
+        && config.subject_transform.is_none()
+        && !config.subjects.is_empty()
+        && config.subjects.iter().all(|s| {
+            filters
+                .iter()
+                .any(|f| crate::subject::is_subset(s.as_bytes(), f.as_bytes()))
+        })
 }
