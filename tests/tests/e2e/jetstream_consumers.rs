@@ -163,6 +163,10 @@ async fn unacknowledged_messages_are_redelivered_nak_term_and_max_deliver() -> R
         .client
         .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.R")
         .await?;
+    let mut terminated = js
+        .client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.R")
+        .await?;
     natrium_tests::sync(&js.client).await?;
     let c: PullConsumer = stream
         .create_consumer(pull::Config {
@@ -183,6 +187,15 @@ async fn unacknowledged_messages_are_redelivered_nak_term_and_max_deliver() -> R
         .ack_with(AckKind::Term)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = next_msg(&mut terminated, "the terminated advisory").await?;
+    let body: Value = serde_json::from_slice(&t.payload)?;
+    ensure!(
+        body["type"] == "io.nats.jetstream.advisory.v1.terminated"
+            && body["stream_seq"] == 3
+            && body["consumer_seq"] == 3
+            && body["deliveries"] == 1,
+        "{body}"
+    );
     // The NAKed one comes back at once, the other after ack_wait; the terminated never.
     let mut seen = Vec::new();
     within(API_TIMEOUT, "redeliveries", async {
