@@ -87,13 +87,28 @@ pub fn consumer_action(
     if answer.get("error").is_some() {
         return None;
     }
-    let (event, action, stream, consumer) = match tokens.as_slice() {
+    let (created, stream, consumer) = match tokens.as_slice() {
         ["CONSUMER", "CREATE", stream, ..] | ["CONSUMER", "DURABLE", "CREATE", stream, ..] => {
-            let name = answer.get("name")?.as_str()?.to_string();
-            ("CREATED", "create", *stream, name)
+            (true, *stream, answer.get("name")?.as_str()?.to_string())
         }
-        ["CONSUMER", "DELETE", stream, name] => ("DELETED", "delete", *stream, name.to_string()),
+        ["CONSUMER", "DELETE", stream, name] => (false, *stream, name.to_string()),
         _ => return None,
+    };
+    Some(consumer_event(created, stream, &consumer, domain))
+}
+
+/// The `consumer_action` advisory for `consumer` of `stream` created (else deleted), also
+/// when no API request did it (a consumer deleted for inactivity): `(subject, body)`.
+pub fn consumer_event(
+    created: bool,
+    stream: &str,
+    consumer: &str,
+    domain: Option<&str>,
+) -> (String, Vec<u8>) {
+    let (event, action) = if created {
+        ("CREATED", "create")
+    } else {
+        ("DELETED", "delete")
     };
     let mut v = json!({
         "type": "io.nats.jetstream.advisory.v1.consumer_action",
@@ -106,10 +121,10 @@ pub fn consumer_action(
     if let Some(d) = domain {
         v["domain"] = json!(d);
     }
-    Some((
+    (
         format!("$JS.EVENT.ADVISORY.CONSUMER.{event}.{stream}.{consumer}"),
         serde_json::to_vec(&v).unwrap_or_default(),
-    ))
+    )
 }
 
 /// The advisory for a successful `CONSUMER.PAUSE` (paused or resumed): `(subject, body)`.

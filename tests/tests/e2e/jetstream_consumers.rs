@@ -436,6 +436,10 @@ async fn ephemeral_consumers_go_away_when_inactive_and_with_their_stream() -> Re
     let js = Js::start().await?;
     let c = &js.client;
     stream_with(&js, 1).await?;
+    let mut deleted = c
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.*")
+        .await?;
+    natrium_tests::sync(c).await?;
     let r = api(
         c,
         "CONSUMER.CREATE.S",
@@ -443,6 +447,16 @@ async fn ephemeral_consumers_go_away_when_inactive_and_with_their_stream() -> Re
     )
     .await?;
     let name = r["name"].as_str().context("a name")?.to_string();
+    let advised = next_msg(
+        &mut deleted,
+        "the deleted advisory of the inactive consumer",
+    )
+    .await?;
+    ensure!(
+        advised.subject.as_str() == format!("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.{name}"),
+        "{}",
+        advised.subject
+    );
     within(Duration::from_secs(5), "the ephemeral's removal", async {
         loop {
             let r = api(c, &format!("CONSUMER.INFO.S.{name}"), json!({})).await?;
