@@ -1,5 +1,5 @@
-//! CONNECT: protocol options, authentication (configured users and operator JWTs first, then
-//! authorizer plugins), admission into the account (its connection limit and its payload and
+//! CONNECT: protocol options, authentication (the auth callout for all but its own users,
+//! configured users and operator JWTs, then authorizer plugins), admission into the account (its connection limit and its payload and
 //! subscription limits), and the connect/disconnect events.
 
 use super::session::{Flow, Session};
@@ -49,10 +49,17 @@ impl Session {
         self.check_credentials(co)
     }
 
-    /// Authenticates a parsed CONNECT: configured users and operator JWTs first, then the
-    /// authorizer plugins. With bcrypt passwords configured the check is left to
+    /// Authenticates a parsed CONNECT: the auth callout when configured (`Flow::Callout`),
+    /// else configured users and operator JWTs first, then the authorizer plugins. With bcrypt passwords configured the check is left to
     /// [`Session::check_credentials_off_worker`] (`Flow::Verify`).
     pub fn check_credentials(&mut self, co: proto::ConnectOptions) -> Flow {
+        if let Some(cfg) = &self.core.options().auth.callout {
+            // As nats-server: the callout decides for everyone but its own service users,
+            // whatever the directory would say.
+            if !super::callout::is_auth_user(cfg, &co) {
+                return Flow::Callout(Box::new(co));
+            }
+        }
         let directory = self.core.user_directory();
         if !self.asks_directory(&directory) {
             return self.after_check(co, Err(AuthError::NoMatch));
@@ -173,7 +180,7 @@ impl Session {
 
     /// An authentication failure: counted (`auth_failures`), remembered for
     /// `failure_backoff`, logged (a few lines a second, then a count), refused.
-    fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
+    pub(super) fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
         self.core
             .stats
             .auth_failures
@@ -280,7 +287,7 @@ impl Session {
         }
     }
 
-    fn finish_connect(
+    pub(super) fn finish_connect(
         &mut self,
         co: proto::ConnectOptions,
         outcome: AuthOutcome,

@@ -32,7 +32,7 @@ where
 
 /// `skip_serializing_if` of the fields left out when empty (nats-io/jwt's `omitempty`):
 /// empty strings, lists and maps, 0, `false` and `None`.
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(super) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -587,6 +587,7 @@ macro_rules! impl_claims {
         }
     };
 }
+pub(super) use impl_claims;
 impl_claims!(UserClaims, "user", KeyKind::Account, KeyKind::User);
 impl_claims!(
     AccountClaims,
