@@ -3,7 +3,7 @@
 //! `auth_users`, subscribed to `$SYS.REQ.USER.AUTH`; it reads the server-signed request
 //! (opening it first when the exchange is sealed with xkeys), decides by the CONNECT's user
 //! and password, and answers with an authorization response JWT signed by the issuer account
-//! key. Its JWTs are made with `natrium_tests::jwt`, not with natrium's code.
+//! key. Its JWTs are made with `natrium_tests::{callout, jwt}`, not with natrium's code.
 //!
 //! The reference nats-server installed here (2.9) has no auth callout: natrium only.
 
@@ -13,22 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use futures::StreamExt;
-use natrium_tests::jwt::{sign, verified_claims};
+use natrium_tests::callout::{self, Answer, Responder};
 use natrium_tests::{
     assert_no_msg, connect_with, is_nats_server, next_msg, sync, within, RawConn, TestServer,
 };
 use nkeys::{KeyPair, XKey};
 use serde_json::{json, Value};
 
-/// What the service decides for one request.
+/// What the service does with one request.
 enum Decision {
-    /// Admit into `account`, publishing only to `publish` (everything when empty).
-    Grant {
-        account: &'static str,
-        publish: &'static [&'static str],
-    },
-    /// Answer with an error.
-    Deny(&'static str),
+    Answer(Answer<'static>),
     /// Never answer.
     Silent,
     /// Admit, but sign with a key that is not the configured issuer.
@@ -37,30 +31,28 @@ enum Decision {
 
 /// The service's policy: by CONNECT user and password.
 fn decide(user: &str, pass: &str) -> Decision {
+    let grant = |account, publish| {
+        Decision::Answer(Answer::Grant {
+            account,
+            name: "granted",
+            publish,
+            subscribe: &[],
+        })
+    };
     match (user, pass) {
         // _INBOX.> for the tests' round trips (`sync`).
-        ("bob", "b") => Decision::Grant {
-            account: "B",
-            publish: &["b.>", "_INBOX.>"],
-        },
-        ("carol", "c") => Decision::Grant {
-            account: "A",
-            publish: &[],
-        },
-        ("insider", "i") => Decision::Grant {
-            account: "AUTH",
-            publish: &[],
-        },
+        ("bob", "b") => grant("B", &["b.>", "_INBOX.>"]),
+        ("carol", "c") => grant("A", &[]),
+        ("insider", "i") => grant("AUTH", &[]),
         ("silent", _) => Decision::Silent,
         ("forger", _) => Decision::Forge,
-        _ => Decision::Deny("no such user"),
+        _ => Decision::Answer(Answer::Deny("no such user")),
     }
 }
 
-/// The callout service's keys and what it has seen.
+/// The callout service: its keys and what it has seen.
 struct Service {
-    issuer: KeyPair,
-    xkey: Option<XKey>,
+    keys: Responder,
     /// Every request's claims, in arrival order.
     seen: Mutex<Vec<Value>>,
     /// Whether each request came sealed, with the `Nats-Server-Xkey` header.
@@ -70,8 +62,10 @@ struct Service {
 impl Service {
     fn new(encrypted: bool) -> Arc<Self> {
         Arc::new(Service {
-            issuer: KeyPair::new_account(),
-            xkey: encrypted.then(XKey::new),
+            keys: Responder {
+                issuer: KeyPair::new_account(),
+                xkey: encrypted.then(XKey::new),
+            },
             seen: Mutex::new(Vec::new()),
             sealed: Mutex::new(Vec::new()),
         })
@@ -82,6 +76,7 @@ impl Service {
     /// decided by the callout too.
     fn config(&self) -> String {
         let xkey = self
+            .keys
             .xkey
             .as_ref()
             .map(|x| format!(", xkey: {}", x.public_key()))
@@ -96,7 +91,7 @@ impl Service {
                timeout: 1\n\
                auth_callout {{ issuer: {}, auth_users: [auth], account: AUTH{xkey} }}\n\
              }}\n",
-            self.issuer.public_key()
+            self.keys.issuer.public_key()
         )
     }
 
@@ -104,7 +99,7 @@ impl Service {
     async fn start(self: &Arc<Self>, url: &str) -> Result<async_nats::Client> {
         let opts = ConnectOptions::with_user_and_password("auth".into(), "pwd".into());
         let client = connect_with(url, opts).await?;
-        let mut requests = client.subscribe("$SYS.REQ.USER.AUTH").await?;
+        let mut requests = client.subscribe(callout::SUBJECT).await?;
         sync(&client).await?;
         let (service, nc) = (self.clone(), client.clone());
         tokio::spawn(async move {
@@ -127,84 +122,30 @@ impl Service {
 
     /// Reads one request and makes its answer (`None`: stay silent).
     fn answer(&self, msg: &async_nats::Message) -> Result<Option<Vec<u8>>> {
-        let server_xkey = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Server-Xkey"))
-            .map(|v| v.as_str().to_string());
+        let req = self.keys.read(msg)?;
+        let lock = || anyhow!("lock poisoned");
         self.sealed
             .lock()
-            .map_err(|_| anyhow!("lock"))?
-            .push(server_xkey.is_some());
-        let token = match (&self.xkey, &server_xkey) {
-            (Some(mine), Some(theirs)) => {
-                let from = XKey::from_public_key(theirs).map_err(|e| anyhow!("{e}"))?;
-                let opened = mine.open(&msg.payload, &from).map_err(|e| anyhow!("{e}"))?;
-                String::from_utf8(opened)?
-            }
-            _ => String::from_utf8(msg.payload.to_vec())?,
-        };
-        let req = verified_claims(&token).context("request")?;
+            .map_err(|_| lock())?
+            .push(req.server_xkey.is_some());
         self.seen
             .lock()
-            .map_err(|_| anyhow!("lock"))?
-            .push(req.clone());
-        let nats = &req["nats"];
-        let user_nkey = nats["user_nkey"].as_str().context("user_nkey")?;
-        let server_id = nats["server_id"]["id"].as_str().context("server id")?;
-        let connect = &nats["connect_opts"];
-        let user = connect["user"].as_str().unwrap_or("");
-        let pass = connect["pass"].as_str().unwrap_or("");
-        let forger = KeyPair::new_account();
-        let (signer, body) = match decide(user, pass) {
-            Decision::Silent => return Ok(None),
-            Decision::Deny(why) => (&self.issuer, json!({ "error": why })),
-            Decision::Grant { account, publish } => {
-                let jwt = self.user_jwt(&self.issuer, user_nkey, user, account, publish)?;
-                (&self.issuer, json!({ "jwt": jwt }))
-            }
+            .map_err(|_| lock())?
+            .push(req.claims.clone());
+        match decide(req.connect("user"), req.connect("pass")) {
+            Decision::Silent => Ok(None),
+            Decision::Answer(a) => self.keys.respond(&req, &a).map(Some),
             Decision::Forge => {
-                let jwt = self.user_jwt(&forger, user_nkey, user, "B", &[])?;
-                (&forger, json!({ "jwt": jwt }))
+                let grant = Answer::Grant {
+                    account: "B",
+                    name: "forged",
+                    publish: &[],
+                    subscribe: &[],
+                };
+                let forger = KeyPair::new_account();
+                self.keys.respond_as(&forger, &req, &grant).map(Some)
             }
-        };
-        let mut nats = body;
-        nats["type"] = json!("authorization_response");
-        nats["version"] = json!(2);
-        let response = sign(
-            signer,
-            json!({ "sub": user_nkey, "aud": server_id, "nats": nats }),
-        )?;
-        Ok(Some(match (&self.xkey, &server_xkey) {
-            (Some(mine), Some(theirs)) => {
-                let to = XKey::from_public_key(theirs).map_err(|e| anyhow!("{e}"))?;
-                mine.seal(response.as_bytes(), &to)
-                    .map_err(|e| anyhow!("{e}"))?
-            }
-            _ => response.into_bytes(),
-        }))
-    }
-
-    /// The user JWT of a grant: for the request's user key, placed in `account` by `aud`.
-    fn user_jwt(
-        &self,
-        signer: &KeyPair,
-        user_nkey: &str,
-        name: &str,
-        account: &str,
-        publish: &[&str],
-    ) -> Result<String> {
-        let mut nats = json!({
-            "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
-            "type": "user", "version": 2
-        });
-        if !publish.is_empty() {
-            nats["pub"] = json!({ "allow": publish });
         }
-        sign(
-            signer,
-            json!({ "sub": user_nkey, "aud": account, "name": name, "nats": nats }),
-        )
     }
 
     fn users_seen(&self) -> Vec<String> {
@@ -291,7 +232,7 @@ async fn admitted_users_land_in_the_granted_account_with_the_granted_permissions
     assert_eq!(req["iss"], info["server_id"]);
     assert_eq!(req["nats"]["server_id"]["id"], info["server_id"]);
     assert_eq!(req["aud"], "nats-authorization-request");
-    assert_eq!(req["sub"], json!(service.issuer.public_key()));
+    assert_eq!(req["sub"], json!(service.keys.issuer.public_key()));
     assert_eq!(req["nats"]["type"], "authorization_request");
     assert_eq!(req["nats"]["connect_opts"]["pass"], "b");
     assert_eq!(req["nats"]["client_info"]["host"], "127.0.0.1");
