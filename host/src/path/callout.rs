@@ -65,7 +65,11 @@ impl Session {
             self.client.id,
             crate::util::random_base32(22, false)
         );
-        let sub = self.core.subscribe_internal(&account, &waiter, &reply);
+        let sub = ReplySubscription {
+            sub: self.core.subscribe_internal(&account, &waiter, &reply),
+            core: self.core.clone(),
+            account: account.clone(),
+        };
         let headers = request
             .xkey_header
             .as_deref()
@@ -85,7 +89,7 @@ impl Session {
             _ = client.wake_reader.notified() => None,
             answer = tokio::time::timeout(wait, rx) => Some(answer),
         };
-        self.core.unsubscribe_internal(&account, &sub);
+        drop(sub);
         let payload = match answer {
             None => {
                 // Kicked or shut down while waiting.
@@ -220,6 +224,20 @@ fn deny_publish(spec: &mut PermissionSpec, subject: &str) {
         .deny
         .get_or_insert_with(Vec::new)
         .push(subject.to_string());
+}
+
+/// The reply subject's subscription, ended however the wait ends (also when the connection
+/// task is dropped at shutdown).
+struct ReplySubscription {
+    sub: Arc<Subscription>,
+    core: Arc<super::Core>,
+    account: Arc<crate::account::Account>,
+}
+
+impl Drop for ReplySubscription {
+    fn drop(&mut self) {
+        self.core.unsubscribe_internal(&self.account, &self.sub);
+    }
 }
 
 /// The internal subscriber of one request's reply subject: hands the first answer to the
