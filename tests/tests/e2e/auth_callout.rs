@@ -395,3 +395,33 @@ async fn an_xkey_encrypted_exchange_admits_and_refuses() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reload_may_not_remove_the_callout() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    let (server, service, _svc) = setup(false).await?;
+    // Without the callout, alice's password alone would admit her: refused, as in nats-server.
+    let without = service
+        .config()
+        .lines()
+        .filter(|l| !l.contains("auth_callout"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    crate::reload::rewrite_and_hup(
+        &server,
+        &without,
+        "config reload not supported for auth_callout",
+    )
+    .await?;
+    refused(
+        &server.url(),
+        user("alice", "a"),
+        "still decided by the callout",
+    )
+    .await?;
+    let bob = connect_with(&server.url(), user("bob", "b")).await?;
+    sync(&bob).await?;
+    Ok(())
+}
