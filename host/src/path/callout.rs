@@ -41,7 +41,7 @@ impl Session {
     pub async fn callout(&mut self, co: proto::ConnectOptions) -> Flow {
         let opts = self.core.options();
         let Some(cfg) = opts.auth.callout.clone() else {
-            // Removed by a reload while this CONNECT waited: ask the directory instead.
+            // Only reached when configured; should that change, the directory decides.
             return self.check_credentials(co);
         };
         let Some(account) = self.core.accounts.get(&cfg.account) else {
@@ -106,7 +106,7 @@ impl Session {
         let admitted = request
             .expect
             .check(&self.core.keys, &payload, &facts)
-            .and_then(|grant| self.outcome(&cfg, grant));
+            .and_then(|grant| self.outcome(&cfg, grant, &co));
         match admitted {
             Ok(outcome) => {
                 tracing::debug!(
@@ -184,7 +184,14 @@ impl Session {
     /// The grant in the directory's terms. The target account must exist; a client placed
     /// in the callout account may not publish authorization requests itself (as
     /// nats-server: it could otherwise ask the service in the server's name).
-    fn outcome(&self, cfg: &AuthCallout, grant: Grant) -> Result<AuthOutcome, CalloutError> {
+    /// The user shown in logs and monitoring is the user JWT's `name`, else the CONNECT's
+    /// user (as nats-server).
+    fn outcome(
+        &self,
+        cfg: &AuthCallout,
+        grant: Grant,
+        co: &proto::ConnectOptions,
+    ) -> Result<AuthOutcome, CalloutError> {
         if self.core.accounts.get(&grant.account).is_none() {
             return Err(CalloutError::UnknownAccount(grant.account));
         }
@@ -204,7 +211,11 @@ impl Session {
             .map(|s| u64::try_from(s).unwrap_or(0).saturating_mul(1_000_000_000));
         Ok(AuthOutcome {
             account: grant.account,
-            user: (!grant.name.is_empty()).then_some(grant.name),
+            user: if grant.name.is_empty() {
+                co.user.clone()
+            } else {
+                Some(grant.name)
+            },
             permissions,
             expires_at,
             jwt_user: None,

@@ -211,6 +211,17 @@ async fn admitted_users_land_in_the_granted_account_with_the_granted_permissions
     )
     .await?;
 
+    // Who the server says they are: the user JWT's name, in the granted account.
+    let info = within(
+        Duration::from_secs(5),
+        "$SYS.REQ.USER.INFO",
+        carol.request("$SYS.REQ.USER.INFO", "".into()),
+    )
+    .await??;
+    let info: Value = serde_json::from_slice(&info.payload)?;
+    assert_eq!(info["data"]["account"], "A", "{info}");
+    assert_eq!(info["data"]["user"], "granted", "{info}");
+
     // Outside the granted publish permission: the standard violation, the connection stays.
     let mut raw = RawConn::connect(server.port()).await?;
     raw.send(
