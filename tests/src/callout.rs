@@ -73,13 +73,15 @@ impl Responder {
 
     /// The response to `req`, signed by the issuer.
     pub fn respond(&self, req: &Request, answer: &Answer<'_>) -> Result<Vec<u8>> {
-        self.respond_as(&self.issuer, req, answer)
+        self.respond_as(&self.issuer, &self.issuer, req, answer)
     }
 
-    /// The response to `req` with every JWT signed by `signer` (tests sign with a wrong key).
+    /// The response to `req` signed by `signer`, a user JWT in it by `user_signer` (operator
+    /// mode: the target account's key; tests also sign with wrong keys).
     pub fn respond_as(
         &self,
         signer: &KeyPair,
+        user_signer: &KeyPair,
         req: &Request,
         answer: &Answer<'_>,
     ) -> Result<Vec<u8>> {
@@ -108,7 +110,7 @@ impl Responder {
                         "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2
                     }
                 });
-                json!({ "jwt": sign(signer, user)? })
+                json!({ "jwt": sign(user_signer, user)? })
             }
         };
         body["type"] = json!("authorization_response");

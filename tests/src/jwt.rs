@@ -51,3 +51,16 @@ pub fn verified_claims(token: &str) -> Result<Value> {
         .map_err(|e| anyhow!("signature of {iss}: {e}"))?;
     Ok(claims)
 }
+
+/// A `.creds` file's text: the user JWT and the user's seed.
+pub fn creds(jwt: &str, user: &KeyPair) -> Result<String> {
+    let seed = user.seed().map_err(|e| anyhow!("seed: {e}"))?;
+    Ok(format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\
+         NKEYs are sensitive and should be treated as secrets.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+         *************************************************************\n"
+    ))
+}

@@ -24,9 +24,9 @@ use std::time::Duration;
 use ::nkeys::XKey;
 
 use super::jwt::{
-    self, check_connection_type, check_src, check_times, connection_type,
-    AuthorizationRequestClaims, AuthorizationResponseClaims, ClientInformation, ClientTls,
-    ConnectOptions, JwtError, ServerId, UserClaims,
+    self, check_connection_type, check_src, check_times, connection_type, process_template,
+    AccountClaims, AuthorizationRequestClaims, AuthorizationResponseClaims, ClientInformation,
+    ClientTls, ConnectOptions, JwtError, ServerId, SigningKey, UserClaims, UserPermissionLimits,
 };
 use super::nkeys::KeyPair;
 use super::permissions::PermissionSpec;
@@ -83,6 +83,14 @@ pub enum CalloutError {
     Timeout,
     #[error("auth callout account {0:?} does not exist")]
     NoCalloutAccount(String),
+    #[error("account {0:?} not permitted as valid account option for auth callout")]
+    NotAllowedAccount(String),
+    #[error("user JWT issuer {0:?} is not known to its account")]
+    UnknownUserIssuer(String),
+    #[error("user JWT has been revoked")]
+    Revoked,
+    #[error("user JWT issued by a scoped signing key: {0}")]
+    Scope(JwtError),
 }
 
 /// The server's own keys: its NKey (whose public key is the server id, and which signs
@@ -112,6 +120,76 @@ impl ServerKeys {
     }
 }
 
+/// Who answers, who may sign, and where a user may be placed: the configuration's
+/// `auth_callout`, or (operator mode) an account JWT's `authorization`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The account the request is published in (its name, or its public key).
+    pub account: String,
+    /// The request's `sub`: the configured issuer, or the account's public key.
+    pub subject: String,
+    /// Keys whose signature on a response is accepted.
+    pub signers: Vec<String>,
+    /// The service's curve key: the exchange is sealed when set.
+    pub xkey: Option<String>,
+    pub placement: Placement,
+}
+
+/// Where a granted user is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Configuration mode: the user JWT is signed by the issuer (no `issuer_account`) and
+    /// names its account in `aud`.
+    Audience,
+    /// Operator mode: in the user JWT's account (`issuer_account`, else `iss`), which must be
+    /// the callout account itself or one of `allowed` (`*`: any).
+    IssuerAccount { allowed: Vec<String> },
+}
+
+impl Policy {
+    /// Configuration mode.
+    pub fn configured(cfg: &AuthCallout) -> Self {
+        Policy {
+            account: cfg.account.clone(),
+            subject: cfg.issuer.clone(),
+            signers: vec![cfg.issuer.clone()],
+            xkey: cfg.xkey.clone(),
+            placement: Placement::Audience,
+        }
+    }
+
+    /// Operator mode: the account's `authorization`, when enabled.
+    pub fn account(claims: &AccountClaims) -> Option<Self> {
+        let auth = &claims.nats.authorization;
+        if !auth.is_enabled() {
+            return None;
+        }
+        let key = claims.claims.sub.clone();
+        let signers = std::iter::once(key.clone())
+            .chain(claims.nats.signing_keys.iter().map(|k| k.key().to_string()))
+            .collect();
+        Some(Policy {
+            account: key.clone(),
+            subject: key,
+            signers,
+            xkey: (!auth.xkey.is_empty()).then(|| auth.xkey.clone()),
+            placement: Placement::IssuerAccount {
+                allowed: auth.allowed_accounts.clone(),
+            },
+        })
+    }
+
+    /// Operator mode: whether `user` (a user public key) is one of the account's auth users.
+    pub fn is_auth_user(claims: &AccountClaims, user: &str) -> bool {
+        claims
+            .nats
+            .authorization
+            .auth_users
+            .iter()
+            .any(|u| u == user)
+    }
+}
+
 /// What the server knows about a CONNECT when it asks.
 pub struct Asking {
     pub server: ServerId,
@@ -137,14 +215,15 @@ pub struct Request {
 pub struct Expectation {
     user_nkey: String,
     server_id: String,
-    issuer: String,
+    policy: Policy,
     service_xkey: Option<XKey>,
 }
 
 /// What the client is admitted with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    /// The target account (the user JWT's `aud`).
+    /// The target account (configuration mode: the user JWT's `aud`; operator mode: its
+    /// issuer account, whose JWT [`Grant::in_account`] checks the grant against).
     pub account: String,
     /// The user JWT's `name` (logs and monitoring show it as the user), may be empty.
     pub name: String,
@@ -153,6 +232,8 @@ pub struct Grant {
     pub max_payload: Option<usize>,
     /// Unix seconds: the user JWT's `exp` or the end of its `times` window.
     pub expires_at: Option<i64>,
+    /// The user JWT.
+    pub user: UserClaims,
 }
 
 /// What the checks of the user JWT need to know about the connection.
@@ -167,11 +248,11 @@ pub struct ClientFacts {
 /// to the service when `xkey` is configured.
 pub fn request(
     keys: &ServerKeys,
-    cfg: &AuthCallout,
+    policy: &Policy,
     mut asking: Asking,
 ) -> Result<Request, CalloutError> {
     let user_nkey = KeyPair::new_user().public_key();
-    let service_xkey = match &cfg.xkey {
+    let service_xkey = match &policy.xkey {
         Some(x) => {
             Some(XKey::from_public_key(x).map_err(|e| CalloutError::Encrypt(e.to_string()))?)
         }
@@ -183,7 +264,7 @@ pub fn request(
         asking.server.xkey = keys.xkey();
     }
     let mut claims = AuthorizationRequestClaims::default();
-    claims.claims.sub = cfg.issuer.clone();
+    claims.claims.sub = policy.subject.clone();
     claims.claims.aud = REQUEST_AUDIENCE.to_string();
     claims.claims.iat = asking.now;
     let timeout = i64::try_from(asking.timeout.as_secs().max(1)).unwrap_or(i64::MAX);
@@ -210,7 +291,7 @@ pub fn request(
         expect: Expectation {
             user_nkey,
             server_id: keys.id(),
-            issuer: cfg.issuer.clone(),
+            policy: policy.clone(),
             service_xkey,
         },
     })
@@ -274,9 +355,12 @@ impl Expectation {
                 got: r.claims.aud.clone(),
             });
         }
-        if r.claims.iss != self.issuer {
+        let issuer_account = &r.nats.issuer_account;
+        if !self.policy.signers.contains(&r.claims.iss)
+            || !(issuer_account.is_empty() || *issuer_account == self.policy.subject)
+        {
             return Err(CalloutError::WrongResponseIssuer {
-                expected: self.issuer.clone(),
+                expected: self.policy.subject.clone(),
                 got: r.claims.iss.clone(),
             });
         }
@@ -298,21 +382,35 @@ impl Expectation {
                 got: uc.sub.clone(),
             });
         }
-        // Configuration mode has no signing keys: the issuer itself signs every user.
-        if !user.nats.issuer_account.is_empty() {
-            return Err(CalloutError::IssuerAccount(
-                user.nats.issuer_account.clone(),
-            ));
-        }
-        if uc.iss != self.issuer {
-            return Err(CalloutError::WrongIssuer {
-                expected: self.issuer.clone(),
-                got: uc.iss.clone(),
-            });
-        }
-        if uc.aud.is_empty() {
-            return Err(CalloutError::NoAccount);
-        }
+        let account = match &self.policy.placement {
+            // Configuration mode has no signing keys: the issuer itself signs every user.
+            Placement::Audience => {
+                if !user.nats.issuer_account.is_empty() {
+                    return Err(CalloutError::IssuerAccount(
+                        user.nats.issuer_account.clone(),
+                    ));
+                }
+                if uc.iss != self.policy.subject {
+                    return Err(CalloutError::WrongIssuer {
+                        expected: self.policy.subject.clone(),
+                        got: uc.iss.clone(),
+                    });
+                }
+                if uc.aud.is_empty() {
+                    return Err(CalloutError::NoAccount);
+                }
+                uc.aud.clone()
+            }
+            Placement::IssuerAccount { allowed } => {
+                let account = user.account().to_string();
+                let permitted = account == self.policy.subject
+                    || allowed.iter().any(|a| a == "*" || *a == account);
+                if !permitted {
+                    return Err(CalloutError::NotAllowedAccount(account));
+                }
+                account
+            }
+        };
         let lim = &user.nats.limits;
         check_connection_type(&lim.allowed_connection_types, connection_type::STANDARD)
             .map_err(CalloutError::UserJwt)?;
@@ -327,13 +425,48 @@ impl Expectation {
         // service that never mentions limits sends.
         let limit = |v: i64| usize::try_from(v).ok().filter(|&n| n > 0);
         Ok(Grant {
-            account: uc.aud.clone(),
+            account,
             name: uc.name.clone(),
             permissions: lim.permissions.to_spec(),
             max_subscriptions: limit(lim.limits.nats.subs),
             max_payload: limit(lim.limits.nats.payload),
             expires_at,
+            user: user.clone(),
         })
+    }
+}
+
+impl Grant {
+    /// Operator mode: checks the grant against its account's JWT, as for any user JWT — the
+    /// issuer must be the account or one of its signing keys, the user not revoked; a scoped
+    /// signing key's template replaces the user's permissions and limits; without
+    /// permissions of its own the user gets the account's default permissions.
+    pub fn in_account(mut self, claims: &AccountClaims) -> Result<Grant, CalloutError> {
+        let uc = &self.user.claims;
+        if !claims.has_issuer(&uc.iss) {
+            return Err(CalloutError::UnknownUserIssuer(uc.iss.clone()));
+        }
+        if claims.is_revoked(&uc.sub, uc.iat) {
+            return Err(CalloutError::Revoked);
+        }
+        let lim: UserPermissionLimits = match claims.signing_key(&uc.iss) {
+            Some(SigningKey::Scoped(scope)) => {
+                if !self.user.nats.limits.is_empty() {
+                    return Err(CalloutError::Scope(JwtError::ScopedUserHasPermissions));
+                }
+                process_template(&scope.template, &self.user, claims)
+                    .map_err(CalloutError::Scope)?
+            }
+            _ => self.user.nats.limits.clone(),
+        };
+        self.permissions = lim
+            .permissions
+            .to_spec()
+            .or_else(|| claims.nats.default_permissions.to_spec());
+        let limit = |v: i64| usize::try_from(v).ok().filter(|&n| n > 0);
+        self.max_subscriptions = limit(lim.limits.nats.subs);
+        self.max_payload = limit(lim.limits.nats.payload);
+        Ok(self)
     }
 }
 

@@ -11,7 +11,8 @@
 use super::session::{Flow, Session};
 use crate::account::{AuthOutcome, ClientLimits};
 use crate::auth::callout::{
-    self, Asking, CalloutError, ClientFacts, Grant, AUTH_CALLOUT_SUBJECT, XKEY_HEADER,
+    self, Asking, CalloutError, ClientFacts, Grant, Placement, Policy, AUTH_CALLOUT_SUBJECT,
+    XKEY_HEADER,
 };
 use crate::auth::jwt::{self, ClientInformation, ClientTls, ConnectOptions, ServerId};
 use crate::auth::permissions::{PermissionSpec, Permissions, SubjectPermission};
@@ -38,18 +39,21 @@ pub(super) fn is_auth_user(cfg: &AuthCallout, co: &proto::ConnectOptions) -> boo
 
 impl Session {
     /// Asks the callout service about this CONNECT and admits or refuses the client.
-    pub async fn callout(&mut self, co: proto::ConnectOptions) -> Flow {
+    pub async fn callout(&mut self, co: proto::ConnectOptions, policy: Policy) -> Flow {
         let opts = self.core.options();
-        let Some(cfg) = opts.auth.callout.clone() else {
-            // Only reached when configured; should that change, the directory decides.
-            return self.check_credentials(co);
+        let account = match &policy.placement {
+            Placement::Audience => self.core.accounts.get(&policy.account),
+            // Operator-mode accounts are made when first used.
+            Placement::IssuerAccount { .. } => {
+                Some(self.core.accounts.get_or_create(&policy.account))
+            }
         };
-        let Some(account) = self.core.accounts.get(&cfg.account) else {
-            let why = CalloutError::NoCalloutAccount(cfg.account.clone());
+        let Some(account) = account else {
+            let why = CalloutError::NoCalloutAccount(policy.account.clone());
             return self.refuse(&co, &why.to_string());
         };
         let wait = opts.limits.auth_timeout;
-        let request = match callout::request(&self.core.keys, &cfg, self.asking(&co, wait)) {
+        let request = match callout::request(&self.core.keys, &policy, self.asking(&co, wait)) {
             Ok(r) => r,
             Err(e) => return self.refuse(&co, &e.to_string()),
         };
@@ -106,7 +110,7 @@ impl Session {
         let admitted = request
             .expect
             .check(&self.core.keys, &payload, &facts)
-            .and_then(|grant| self.outcome(&cfg, grant, &co));
+            .and_then(|grant| self.outcome(&policy, grant, &co));
         match admitted {
             Ok(outcome) => {
                 tracing::debug!(
@@ -181,22 +185,37 @@ impl Session {
         }
     }
 
-    /// The grant in the directory's terms. The target account must exist; a client placed
-    /// in the callout account may not publish authorization requests itself (as
-    /// nats-server: it could otherwise ask the service in the server's name).
-    /// The user shown in logs and monitoring is the user JWT's `name`, else the CONNECT's
-    /// user (as nats-server).
+    /// The grant in the directory's terms. The target account must exist (operator mode: its
+    /// JWT must validate and accept the grant); a client placed in the callout account may
+    /// not publish authorization requests itself (as nats-server: it could otherwise ask the
+    /// service in the server's name). The user shown in logs and monitoring is the user JWT's
+    /// `name`, else the CONNECT's user (as nats-server).
     fn outcome(
         &self,
-        cfg: &AuthCallout,
+        policy: &Policy,
         grant: Grant,
         co: &proto::ConnectOptions,
     ) -> Result<AuthOutcome, CalloutError> {
-        if self.core.accounts.get(&grant.account).is_none() {
-            return Err(CalloutError::UnknownAccount(grant.account));
-        }
+        let (grant, account_limits) = match &policy.placement {
+            Placement::Audience => {
+                if self.core.accounts.get(&grant.account).is_none() {
+                    return Err(CalloutError::UnknownAccount(grant.account));
+                }
+                (grant, None)
+            }
+            Placement::IssuerAccount { .. } => {
+                let directory = self.core.user_directory();
+                let claims = directory
+                    .operator()
+                    .ok_or_else(|| CalloutError::UnknownAccount(grant.account.clone()))?
+                    .account_claims(&grant.account)
+                    .map_err(|e| CalloutError::UnknownAccount(format!("{}: {e}", grant.account)))?;
+                let limits = crate::account::operator::jwt_account_limits(&claims);
+                (grant.in_account(&claims)?, Some(limits))
+            }
+        };
         let mut spec = grant.permissions.unwrap_or_default();
-        if grant.account == cfg.account {
+        if grant.account == policy.account {
             deny_publish(&mut spec, AUTH_CALLOUT_SUBJECT);
         }
         let permissions = if spec.is_empty() {
@@ -219,7 +238,7 @@ impl Session {
             permissions,
             expires_at,
             jwt_user: None,
-            account_limits: None,
+            account_limits,
             client_limits: ClientLimits {
                 max_subscriptions: grant.max_subscriptions,
                 max_payload: grant.max_payload,

@@ -57,7 +57,8 @@ impl Session {
             // As nats-server: the callout decides for everyone but its own service users,
             // whatever the directory would say.
             if !super::callout::is_auth_user(cfg, &co) {
-                return Flow::Callout(Box::new(co));
+                let policy = crate::auth::callout::Policy::configured(cfg);
+                return Flow::Callout(Box::new((co, policy)));
             }
         }
         let directory = self.core.user_directory();
@@ -136,7 +137,11 @@ impl Session {
         checked: Result<AuthOutcome, AuthError>,
     ) -> Flow {
         match checked {
-            Ok(outcome) => self.finish_connect(co, outcome, false),
+            Ok(outcome) => match outcome.jwt_user.as_ref().and_then(|id| id.callout.clone()) {
+                // Operator mode: the account hands its users to its callout service.
+                Some(policy) => Flow::Callout(Box::new((co, policy))),
+                None => self.finish_connect(co, outcome, false),
+            },
             // Configured users come first; anyone else is the authorizer plugin's to decide.
             Err(_) if !self.plugins.authorizers.is_empty() => {
                 let tls_identity = self.client.meta.lock().tls_identity.clone();

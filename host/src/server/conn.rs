@@ -241,7 +241,10 @@ async fn wait_and_decide(session: &mut Session, mut flow: Flow) -> Result<bool, 
                 session.check_credentials(co)
             }
             Flow::Verify(co) => session.check_credentials_off_worker(*co).await,
-            Flow::Callout(co) => session.callout(*co).await,
+            Flow::Callout(pending) => {
+                let (co, policy) = *pending;
+                session.callout(co, policy).await
+            }
         };
         session.end_batch();
         stopped = true;

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use futures::StreamExt;
 use natrium_tests::callout::{self, Answer, Responder};
+use natrium_tests::jwt::{creds, sign};
 use natrium_tests::{
     assert_no_msg, connect_with, is_nats_server, next_msg, sync, within, RawConn, TestServer,
 };
@@ -143,7 +144,9 @@ impl Service {
                     subscribe: &[],
                 };
                 let forger = KeyPair::new_account();
-                self.keys.respond_as(&forger, &req, &grant).map(Some)
+                self.keys
+                    .respond_as(&forger, &forger, &req, &grant)
+                    .map(Some)
             }
         }
     }
@@ -434,5 +437,168 @@ async fn a_reload_may_not_remove_the_callout() -> Result<()> {
     .await?;
     let bob = connect_with(&server.url(), user("bob", "b")).await?;
     sync(&bob).await?;
+    Ok(())
+}
+
+/// Operator mode: keys and JWTs of an operator whose account AUTH hands its users to a
+/// callout service, which may place them in AUTH or B (not C).
+struct OperatorWorld {
+    op: KeyPair,
+    auth: KeyPair,
+    b: KeyPair,
+    c: KeyPair,
+    service: KeyPair,
+}
+
+impl OperatorWorld {
+    fn new() -> Self {
+        OperatorWorld {
+            op: KeyPair::new_operator(),
+            auth: KeyPair::new_account(),
+            b: KeyPair::new_account(),
+            c: KeyPair::new_account(),
+            service: KeyPair::new_user(),
+        }
+    }
+
+    fn account_jwt(&self, acc: &KeyPair, name: &str, authorization: Value) -> Result<String> {
+        sign(
+            &self.op,
+            json!({
+                "sub": acc.public_key(), "name": name,
+                "nats": {
+                    "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1,
+                               "exports": -1, "wildcards": true, "conn": -1, "leaf": -1},
+                    "default_permissions": {"pub": {}, "sub": {}},
+                    "authorization": authorization,
+                    "type": "account", "version": 2
+                }
+            }),
+        )
+    }
+
+    fn config(&self) -> Result<String> {
+        let sys = KeyPair::new_account();
+        let operator = sign(
+            &self.op,
+            json!({"sub": self.op.public_key(), "name": "OP",
+                   "nats": {"type": "operator", "version": 2}}),
+        )?;
+        let authorization = json!({
+            "auth_users": [self.service.public_key()],
+            "allowed_accounts": [self.b.public_key()],
+        });
+        let mut preload = String::new();
+        for (kp, name, authz) in [
+            (&sys, "SYS", json!({})),
+            (&self.auth, "AUTH", authorization),
+            (&self.b, "B", json!({})),
+            (&self.c, "C", json!({})),
+        ] {
+            let jwt = self.account_jwt(kp, name, authz)?;
+            preload.push_str(&format!("  {}: \"{jwt}\"\n", kp.public_key()));
+        }
+        Ok(format!(
+            "operator: \"{operator}\"\nsystem_account: {}\nresolver: MEMORY\n\
+             resolver_preload: {{\n{preload}}}\n",
+            sys.public_key()
+        ))
+    }
+
+    /// Connect options for a user of AUTH: the service's own, or a bearer "sentinel" whose
+    /// CONNECT only says who it wants to be by its client name.
+    fn auth_user(&self, kp: &KeyPair, name: &str) -> Result<ConnectOptions> {
+        let jwt = sign(
+            &self.auth,
+            json!({"sub": kp.public_key(), "name": name,
+                   "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                            "bearer_token": true, "type": "user", "version": 2}}),
+        )?;
+        Ok(ConnectOptions::with_credentials(&creds(&jwt, kp)?)?.name(name))
+    }
+}
+
+#[tokio::test]
+async fn operator_mode_an_account_hands_its_users_to_its_callout_service() -> Result<()> {
+    if is_nats_server() {
+        return Ok(());
+    }
+    let w = Arc::new(OperatorWorld::new());
+    let server = TestServer::with_config(&w.config()?)?;
+    // The service: one of AUTH's auth_users, so admitted by its own JWT.
+    let nc = connect_with(&server.url(), w.auth_user(&w.service, "service")?).await?;
+    let mut requests = nc.subscribe(callout::SUBJECT).await?;
+    sync(&nc).await?;
+    let responder = Responder {
+        issuer: KeyPair::from_seed(&w.auth.seed().map_err(|e| anyhow!("{e}"))?)
+            .map_err(|e| anyhow!("{e}"))?,
+        xkey: None,
+    };
+    let (world, svc) = (w.clone(), nc.clone());
+    tokio::spawn(async move {
+        while let Some(msg) = requests.next().await {
+            let Some(reply) = msg.reply.clone() else {
+                continue;
+            };
+            let answer = responder.read(&msg).and_then(|req| {
+                let grant = |account| Answer::Grant {
+                    account,
+                    name: "granted",
+                    publish: &["b.>", "_INBOX.>"],
+                    subscribe: &[],
+                };
+                let auth = &responder.issuer;
+                // In operator mode the user JWT's signer places it: B's key puts it in B.
+                match req.connect("name") {
+                    "bob" => responder.respond_as(auth, &world.b, &req, &grant("B")),
+                    "carol" => responder.respond_as(auth, &world.c, &req, &grant("C")),
+                    _ => responder.respond(&req, &Answer::Deny("who are you")),
+                }
+            });
+            match answer {
+                Ok(bytes) => {
+                    let _ = svc.publish(reply, bytes.into()).await;
+                }
+                Err(e) => eprintln!("callout service: {e:#}"),
+            }
+        }
+    });
+
+    let bob = connect_with(&server.url(), w.auth_user(&KeyPair::new_user(), "bob")?).await?;
+    let mut sub = bob.subscribe("b.x").await?;
+    sync(&bob).await?;
+    bob.publish("b.x", "in B".into()).await?;
+    next_msg(&mut sub, "bob's message, placed in B").await?;
+    let mut raw = RawConn::connect(server.port()).await?;
+    let sentinel = KeyPair::new_user();
+    let jwt = sign(
+        &w.auth,
+        json!({"sub": sentinel.public_key(), "name": "bob",
+               "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                        "bearer_token": true, "type": "user", "version": 2}}),
+    )?;
+    raw.send(format!(
+        "CONNECT {{\"jwt\":\"{jwt}\",\"name\":\"bob\",\"verbose\":false,\"pedantic\":false,\
+         \"protocol\":1}}\r\nPUB c.x 2\r\nno\r\nPING\r\n"
+    ))
+    .await?;
+    raw.expect("-ERR 'Permissions Violation for Publish to \"c.x\"'\r\nPONG\r\n")
+        .await?;
+
+    let eve = w.auth_user(&KeyPair::new_user(), "eve")?;
+    refused(&server.url(), eve, "the service says no").await?;
+    let carol = w.auth_user(&KeyPair::new_user(), "carol")?;
+    refused(
+        &server.url(),
+        carol,
+        "placed in C, which AUTH may not place in",
+    )
+    .await?;
+    server
+        .wait_for_log(
+            "not permitted as valid account option",
+            Duration::from_secs(5),
+        )
+        .await?;
     Ok(())
 }

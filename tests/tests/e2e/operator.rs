@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use bytes::Bytes;
 use data_encoding::BASE64URL_NOPAD;
-use natrium_tests::jwt::{now, sign};
+use natrium_tests::jwt::{creds, now, sign};
 use natrium_tests::{connect_with, next_msg, sync, within, RawConn, TestServer, IO_TIMEOUT};
 use nkeys::KeyPair;
 use serde_json::{json, Value};
@@ -52,18 +52,6 @@ fn user_claims(user: &KeyPair, name: &str) -> Value {
         "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
                  "type": "user", "version": 2}
     })
-}
-
-fn creds(jwt: &str, user: &KeyPair) -> Result<String> {
-    let seed = user.seed().map_err(|e| anyhow::anyhow!("seed: {e}"))?;
-    Ok(format!(
-        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
-         ************************* IMPORTANT *************************\n\
-         NKEY Seed printed below can be used to sign and prove identity.\n\
-         NKEYs are sensitive and should be treated as secrets.\n\n\
-         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
-         *************************************************************\n"
-    ))
 }
 
 /// An operator with a system account and two tenant accounts.

@@ -2,7 +2,9 @@
 //! logic a real service runs: decode, decide, sign) answers, and the answer is checked.
 
 use super::*;
-use crate::auth::jwt::{AuthorizationRequestClaims, AuthorizationResponseClaims, UserClaims};
+use crate::auth::jwt::{
+    AccountClaims, AuthorizationRequestClaims, AuthorizationResponseClaims, UserClaims,
+};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -116,10 +118,18 @@ fn facts() -> ClientFacts {
     }
 }
 
+/// The error a refused answer gets.
+fn refusal(keys: &ServerKeys, req: &Request, answer: &[u8]) -> CalloutError {
+    match req.expect.check(keys, answer, &facts()) {
+        Ok(grant) => panic!("expected a refusal, got {grant:?}"),
+        Err(e) => e,
+    }
+}
+
 fn exchange(encrypted: bool) -> (ServerKeys, Service, Request) {
     let keys = ServerKeys::generate();
     let service = Service::new(encrypted);
-    let req = request(&keys, &service.config(), asking()).expect("request");
+    let req = request(&keys, &Policy::configured(&service.config()), asking()).expect("request");
     (keys, service, req)
 }
 
@@ -195,10 +205,7 @@ fn an_encrypted_exchange_works_both_ways() {
 fn an_error_from_the_service_is_a_refusal_with_its_text() {
     let (keys, service, req) = exchange(false);
     let answer = service.answer(&req, &service.issuer, None, "bad password");
-    let err = req
-        .expect
-        .check(&keys, &answer, &facts())
-        .expect_err("refused");
+    let err = refusal(&keys, &req, &answer);
     assert!(
         matches!(&err, CalloutError::Denied(e) if e == "bad password"),
         "{err}"
@@ -211,10 +218,7 @@ fn a_response_signed_by_another_key_is_refused() {
     let user = Service::user(&service.read(&req), "B");
     let intruder = KeyPair::new_account();
     let answer = service.answer(&req, &intruder, Some(user), "");
-    let err = req
-        .expect
-        .check(&keys, &answer, &facts())
-        .expect_err("refused");
+    let err = refusal(&keys, &req, &answer);
     assert!(
         matches!(err, CalloutError::WrongResponseIssuer { .. }),
         "{err}"
@@ -233,10 +237,7 @@ fn a_user_jwt_signed_by_another_key_is_refused() {
     r.claims.aud = claims.nats.server.id.clone();
     r.nats.jwt = user_jwt;
     let answer = jwt::encode(&mut r, &service.issuer).expect("response");
-    let err = req
-        .expect
-        .check(&keys, answer.as_bytes(), &facts())
-        .expect_err("refused");
+    let err = refusal(&keys, &req, answer.as_bytes());
     assert!(matches!(err, CalloutError::WrongIssuer { .. }), "{err}");
 }
 
@@ -252,20 +253,14 @@ fn a_response_for_another_request_or_server_is_refused() {
     r.claims.aud = claims.nats.server.id.clone();
     r.nats.error = "x".into();
     let answer = jwt::encode(&mut r, &service.issuer).expect("response");
-    let err = req
-        .expect
-        .check(&keys, answer.as_bytes(), &facts())
-        .expect_err("wrong user");
+    let err = refusal(&keys, &req, answer.as_bytes());
     assert!(matches!(err, CalloutError::WrongUser { .. }), "{err}");
     // Answered for another server.
     r.claims.sub = req.expect.user_nkey().to_string();
     r.claims.aud = ServerKeys::generate().id();
     r.claims.iat = 0;
     let answer = jwt::encode(&mut r, &service.issuer).expect("response");
-    let err = req
-        .expect
-        .check(&keys, answer.as_bytes(), &facts())
-        .expect_err("wrong server");
+    let err = refusal(&keys, &req, answer.as_bytes());
     assert!(matches!(err, CalloutError::WrongServer { .. }), "{err}");
 }
 
@@ -275,10 +270,7 @@ fn expired_claims_are_refused() {
     let mut user = Service::user(&service.read(&req), "B");
     user.claims.exp = NOW - 10;
     let answer = service.answer(&req, &service.issuer, Some(user), "");
-    let err = req
-        .expect
-        .check(&keys, &answer, &facts())
-        .expect_err("expired");
+    let err = refusal(&keys, &req, &answer);
     assert!(
         matches!(err, CalloutError::UserJwt(JwtError::Expired)),
         "{err}"
@@ -290,19 +282,13 @@ fn a_user_without_an_account_or_with_issuer_account_is_refused() {
     let (keys, service, req) = exchange(false);
     let user = Service::user(&service.read(&req), "");
     let answer = service.answer(&req, &service.issuer, Some(user), "");
-    let err = req
-        .expect
-        .check(&keys, &answer, &facts())
-        .expect_err("no aud");
+    let err = refusal(&keys, &req, &answer);
     assert!(matches!(err, CalloutError::NoAccount), "{err}");
 
     let mut user = Service::user(&service.read(&req), "B");
     user.nats.issuer_account = KeyPair::new_account().public_key();
     let answer = service.answer(&req, &service.issuer, Some(user), "");
-    let err = req
-        .expect
-        .check(&keys, &answer, &facts())
-        .expect_err("issuer_account");
+    let err = refusal(&keys, &req, &answer);
     assert!(matches!(err, CalloutError::IssuerAccount(_)), "{err}");
 }
 
@@ -337,4 +323,98 @@ fn positive_limits_and_an_expiry_are_granted() {
     assert_eq!(grant.max_subscriptions, Some(3));
     assert_eq!(grant.max_payload, None);
     assert_eq!(grant.expires_at, Some(NOW + 60));
+}
+
+/// Operator mode: an account whose JWT enables the callout for its users.
+fn callout_account(
+    auth: &KeyPair,
+    allowed: &[&KeyPair],
+    signing_key: Option<&KeyPair>,
+) -> AccountClaims {
+    let mut a = AccountClaims::new(&auth.public_key());
+    a.nats.authorization.auth_users = vec![KeyPair::new_user().public_key()];
+    a.nats.authorization.allowed_accounts = allowed.iter().map(|k| k.public_key()).collect();
+    if let Some(sk) = signing_key {
+        a.nats.signing_keys = vec![crate::auth::jwt::SigningKey::Plain(sk.public_key())];
+    }
+    a
+}
+
+/// A response to the request `claims` signed by `signer`, carrying a user JWT signed by
+/// `user_signer`.
+fn operator_answer(
+    claims: &AuthorizationRequestClaims,
+    signer: &KeyPair,
+    user_signer: &KeyPair,
+) -> Vec<u8> {
+    let mut u = UserClaims::new(&claims.nats.user_nkey);
+    u.claims.iat = NOW;
+    u.nats.limits.permissions.subscribe.allow = vec!["in.>".into()];
+    let mut r = AuthorizationResponseClaims::default();
+    r.claims.sub = claims.nats.user_nkey.clone();
+    r.claims.aud = claims.nats.server.id.clone();
+    r.nats.jwt = jwt::encode(&mut u, user_signer).expect("user jwt");
+    jwt::encode(&mut r, signer).expect("response").into_bytes()
+}
+
+#[test]
+fn in_operator_mode_the_user_jwt_signer_places_the_user() {
+    let (auth, b, c, sk) = (
+        KeyPair::new_account(),
+        KeyPair::new_account(),
+        KeyPair::new_account(),
+        KeyPair::new_account(),
+    );
+    let account = callout_account(&auth, &[&b], Some(&sk));
+    let policy = Policy::account(&account).expect("enabled");
+    assert_eq!(policy.subject, auth.public_key());
+    let keys = ServerKeys::generate();
+    let service = Service {
+        issuer: KeyPair::new_account(),
+        xkey: None,
+    };
+
+    // Signed by the account's signing key, placing the user in B (an allowed account).
+    let req = request(&keys, &policy, asking()).expect("request");
+    let claims = service.read(&req);
+    assert_eq!(claims.claims.sub, auth.public_key());
+    let answer = operator_answer(&claims, &sk, &b);
+    let grant = req.expect.check(&keys, &answer, &facts()).expect("granted");
+    assert_eq!(grant.account, b.public_key());
+    let grant = grant
+        .in_account(&AccountClaims::new(&b.public_key()))
+        .expect("B accepts a user signed by its own key");
+    assert!(grant.permissions.is_some());
+
+    // Placed in C, which the callout account may not place users in.
+    let req = request(&keys, &policy, asking()).expect("request");
+    let answer = operator_answer(&service.read(&req), &auth, &c);
+    let err = refusal(&keys, &req, &answer);
+    assert!(matches!(err, CalloutError::NotAllowedAccount(_)), "{err}");
+
+    // A response signed by a key the account does not know.
+    let req = request(&keys, &policy, asking()).expect("request");
+    let answer = operator_answer(&service.read(&req), &c, &b);
+    let err = refusal(&keys, &req, &answer);
+    assert!(
+        matches!(err, CalloutError::WrongResponseIssuer { .. }),
+        "{err}"
+    );
+
+    // The target account must know the user JWT's issuer.
+    let req = request(&keys, &policy, asking()).expect("request");
+    let answer = operator_answer(&service.read(&req), &auth, &b);
+    let grant = req.expect.check(&keys, &answer, &facts()).expect("granted");
+    let err = grant
+        .in_account(&AccountClaims::new(&KeyPair::new_account().public_key()))
+        .expect_err("unknown issuer");
+    assert!(matches!(err, CalloutError::UnknownUserIssuer(_)), "{err}");
+}
+
+#[test]
+fn an_account_without_auth_users_has_no_callout() {
+    let mut a = AccountClaims::new(&KeyPair::new_account().public_key());
+    assert!(Policy::account(&a).is_none());
+    a.nats.authorization.allowed_accounts = vec!["*".into()];
+    assert!(Policy::account(&a).is_none());
 }

@@ -140,15 +140,19 @@ fn auth_callout(e: &Entry) -> Result<AuthCallout, ConfigError> {
 }
 
 /// With the whole configuration read: each auth user is a configured user of the callout
-/// account, the account exists, and this is not operator mode (whose callout is configured
-/// in the account JWT, not supported yet).
+/// account, the account exists, and this is not operator mode (where each account JWT's
+/// `authorization` section configures its callout).
 pub(super) fn check_callout(opts: &Options) -> Result<(), ConfigError> {
     let Some(c) = &opts.auth.callout else {
         return Ok(());
     };
     let conflict = |msg: String| Err(ConfigError::Conflict(format!("auth_callout: {msg}")));
     if !opts.operator.jwts.is_empty() {
-        return conflict("not supported in operator mode (configure it in the account JWT)".into());
+        return conflict(
+            "not used in operator mode: the account JWT's authorization section configures \
+             the callout"
+                .into(),
+        );
     }
     if c.account != GLOBAL_ACCOUNT && !opts.accounts.names.contains(&c.account) {
         return conflict(format!("account {:?} is not configured", c.account));
