@@ -129,6 +129,25 @@ pub struct AuthOptions {
     pub no_auth_user: Option<String>,
     /// `authorization { failure_backoff {} }`: slow down an address that keeps failing.
     pub failure_backoff: Option<FailureBackoff>,
+    /// `authorization { auth_callout {} }`: an external service decides who connects.
+    pub callout: Option<AuthCallout>,
+}
+
+/// `authorization { auth_callout { issuer, auth_users, account, xkey } }` (nats-server 2.10,
+/// configuration mode). Every CONNECT except those of `auth_users` is sent as an
+/// authorization request to `$SYS.REQ.USER.AUTH` in `account`; the service's signed answer
+/// names the account and permissions the client gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCallout {
+    /// Account public NKey (`A…`) that signs the responses and the user JWTs in them.
+    pub issuer: String,
+    /// Users (names or NKeys) that authenticate as configured and skip the callout: the
+    /// callout service's own connections.
+    pub auth_users: Vec<String>,
+    /// The account the requests are sent in (where `auth_users` live); `$G` by default.
+    pub account: String,
+    /// The service's curve public key (`X…`): requests are encrypted to it when set.
+    pub xkey: Option<String>,
 }
 
 /// `authorization { failure_backoff { max_failures, window, delay } }` (natrium's own; off

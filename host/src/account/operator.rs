@@ -7,6 +7,7 @@
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
 use super::users::{AuthError, AuthOutcome, ClientLimits, Credentials};
+use crate::auth::callout::Policy;
 use crate::auth::jwt::{
     self, AccountClaims, ClientInfo, JwtError, OperatorClaims, SigningKey, UserScope,
 };
@@ -288,6 +289,8 @@ impl OperatorMode {
                 .unwrap_or(0)
                 .saturating_mul(1_000_000_000)
         });
+        let callout =
+            Policy::account(&account).filter(|_| !Policy::is_auth_user(&account, &authorized.user));
         Ok(AuthOutcome {
             account_limits: Some(jwt_account_limits(&account)),
             client_limits: ClientLimits::default(),
@@ -306,6 +309,7 @@ impl OperatorMode {
                 nonce: c.nonce.map(str::to_string),
                 sig: c.sig.map(str::to_string),
                 permissions: spec,
+                callout,
             }),
         })
     }

@@ -345,6 +345,75 @@ fn failure_backoff() {
 }
 
 #[test]
+fn auth_callout() {
+    use crate::options::AuthCallout;
+    let issuer = ::nkeys::KeyPair::new_account().public_key();
+    let xkey = ::nkeys::XKey::new().public_key();
+    let o = opts(&format!(
+        "accounts {{ AUTH {{ users: [{{user: auth, password: pwd}}] }}, B {{}} }}\n\
+         authorization {{ auth_callout {{ issuer: {issuer}, auth_users: [auth], \
+         account: AUTH, xkey: {xkey} }} }}"
+    ));
+    assert_eq!(
+        o.auth.callout,
+        Some(AuthCallout {
+            issuer: issuer.clone(),
+            auth_users: vec!["auth".into()],
+            account: "AUTH".into(),
+            xkey: Some(xkey),
+        })
+    );
+    assert!(validate(&o).is_ok());
+    // The account defaults to $G, where the auth user must then be.
+    let o = opts(&format!(
+        "authorization {{ users: [{{user: auth, password: pwd}}]\n\
+         auth_callout {{ issuer: {issuer}, auth_users: auth }} }}"
+    ));
+    assert_eq!(
+        o.auth.callout.as_ref().map(|c| c.account.as_str()),
+        Some("$G")
+    );
+    assert!(validate(&o).is_ok());
+
+    for (conf, want) in [
+        ("auth_users: [a]", "requires an issuer"),
+        ("issuer: UABC", "account public NKey"),
+        (&format!("issuer: {issuer}"), "requires auth_users"),
+        (
+            &format!("issuer: {issuer}, auth_users: a, xkey: XBAD"),
+            "curve public key",
+        ),
+        (
+            &format!("issuer: {issuer}, auth_users: a, nope: 1"),
+            "unknown field",
+        ),
+    ] {
+        let e = err(&format!("authorization {{ auth_callout {{ {conf} }} }}"));
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+    for (conf, want) in [
+        (
+            "auth_users: [ghost]",
+            "auth user \"ghost\" is not a user of account \"$G\"",
+        ),
+        (
+            "auth_users: [auth], account: NOPE",
+            "account \"NOPE\" is not configured",
+        ),
+    ] {
+        let o = opts(&format!(
+            "authorization {{ users: [{{user: auth, password: pwd}}]\n\
+             auth_callout {{ issuer: {issuer}, {conf} }} }}"
+        ));
+        let e = validate(&o)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+}
+
+#[test]
 fn bcrypt_is_not_a_variable() {
     let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
     assert_eq!(

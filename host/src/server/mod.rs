@@ -164,7 +164,7 @@ impl Server {
         };
         let core = Arc::new(Core::new(
             opts,
-            info::new_server_id(),
+            crate::auth::callout::ServerKeys::generate(),
             accounts,
             users,
             plugin_set,

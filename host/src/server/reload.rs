@@ -73,6 +73,8 @@ fn not_reloadable(old: &Options, new: &Options) -> Vec<String> {
         cluster_listen: cluster.listen,
         routes: cluster.routes,
         plugin_cache_dir: plugins.cache_dir,
+        // As nats-server: the callout decides who is connected; changing it needs a restart.
+        auth_callout: auth.callout,
     );
     refused
 }

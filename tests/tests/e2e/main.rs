@@ -11,6 +11,7 @@
 
 mod accounts;
 mod auth;
+mod auth_callout;
 mod auth_failures;
 mod cli;
 mod differential;

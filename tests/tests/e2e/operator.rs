@@ -5,44 +5,16 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use bytes::Bytes;
 use data_encoding::BASE64URL_NOPAD;
+use natrium_tests::jwt::{creds, now, sign};
 use natrium_tests::{connect_with, next_msg, sync, within, RawConn, TestServer, IO_TIMEOUT};
 use nkeys::KeyPair;
 use serde_json::{json, Value};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Signs `claims` (which must carry `sub` and `nats`) as `issuer`: sets `iss`, `jti` and,
-/// unless given, `iat`.
-fn sign(issuer: &KeyPair, mut claims: Value) -> Result<String> {
-    claims["iss"] = json!(issuer.public_key());
-    if claims.get("iat").is_none() {
-        claims["iat"] = json!(now());
-    }
-    let jti = BASE64URL_NOPAD.encode(&rand_bytes());
-    claims["jti"] = json!(jti);
-    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let body = BASE64URL_NOPAD.encode(&serde_json::to_vec(&claims)?);
-    let signed = format!("{header}.{body}");
-    let sig = issuer
-        .sign(signed.as_bytes())
-        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
-    Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(&sig)))
-}
-
-fn rand_bytes() -> Vec<u8> {
-    // A fresh key's public part is random enough for a jti.
-    KeyPair::new_user().public_key().into_bytes()
-}
 
 fn operator_jwt(op: &KeyPair, system_account: Option<&str>) -> Result<String> {
     let mut nats = json!({"type": "operator", "version": 2});
@@ -80,18 +52,6 @@ fn user_claims(user: &KeyPair, name: &str) -> Value {
         "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
                  "type": "user", "version": 2}
     })
-}
-
-fn creds(jwt: &str, user: &KeyPair) -> Result<String> {
-    let seed = user.seed().map_err(|e| anyhow::anyhow!("seed: {e}"))?;
-    Ok(format!(
-        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
-         ************************* IMPORTANT *************************\n\
-         NKEY Seed printed below can be used to sign and prove identity.\n\
-         NKEYs are sensitive and should be treated as secrets.\n\n\
-         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
-         *************************************************************\n"
-    ))
 }
 
 /// An operator with a system account and two tenant accounts.
