@@ -2,7 +2,7 @@
 //! `@nats-io/jetstream`, `@nats-io/kv`), driven by tests/js/jetstream.mjs: streams, acks with
 //! de-duplication and expected sequences, message get/delete, purge, and key-value put/get/
 //! create/delete; tests/js/kv.mjs and tests/js/consumers.mjs: key-value watchers and the
-//! consumer API (pull, ordered, push); and tests/js/plugin_reject.mjs: a publish a plugin
+//! consumer API (pull, ordered, push); tests/js/obj.mjs: the object store; and tests/js/plugin_reject.mjs: a publish a plugin
 //! rejects keeps nats.js connected and tells it why.
 
 use std::path::Path;
@@ -109,4 +109,17 @@ fn nats_js_consumers() -> Result<()> {
     let sd = store.path().display().to_string();
     let server = TestServer::start(&["-js", "-sd", &sd])?;
     run_node("consumers.mjs", &server)
+}
+
+/// nats.js object store: a chunked object over max_payload, info, list, a link, a watcher and
+/// delete (tests/js/obj.mjs).
+#[test]
+fn nats_js_object_store() -> Result<()> {
+    if !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    run_node("obj.mjs", &server)
 }
