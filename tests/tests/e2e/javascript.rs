@@ -1,9 +1,10 @@
 //! JetStream through the official JavaScript client (nats.js v3: `@nats-io/transport-node`,
-//! `@nats-io/jetstream`, `@nats-io/kv`), driven by tests/js/jetstream.mjs: streams, acks with
-//! de-duplication and expected sequences, message get/delete, purge, and key-value put/get/
-//! create/delete; tests/js/kv.mjs and tests/js/consumers.mjs: key-value watchers and the
-//! consumer API (pull, ordered, push); tests/js/obj.mjs: the object store; and tests/js/plugin_reject.mjs: a publish a plugin
-//! rejects keeps nats.js connected and tells it why.
+//! `@nats-io/jetstream`, `@nats-io/kv`, `@nats-io/obj`), driven by tests/js/jetstream.mjs:
+//! streams, acks with de-duplication and expected sequences, message get/delete, purge, and
+//! key-value put/get/create/delete; tests/js/kv.mjs and tests/js/consumers.mjs: key-value
+//! watchers and the consumer API (pull, ordered, push); tests/js/obj.mjs: the object store;
+//! and tests/js/plugin_reject.mjs: a publish a plugin rejects keeps nats.js connected and
+//! tells it why.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
