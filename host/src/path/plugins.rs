@@ -5,13 +5,16 @@
 
 use super::session::Session;
 use crate::options::Options;
+use crate::plugin::KvSource;
 use crate::plugin::{
     Authorizer, EngineConfig, FailurePolicy, HeadersRef, Mapper, Message, MessageRef, Outcome,
     OutcomeKind, PluginEngine, PluginError, PluginLoadError, PluginStats, Role, Transformer,
 };
 use crate::proto::{ClientOp, MsgRef};
 use bytes::{Bytes, BytesMut};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// One generation of loaded plugins; swapped whole on reload.
 #[derive(Default)]
@@ -26,9 +29,11 @@ pub(crate) struct PluginSet {
 
 impl PluginSet {
     /// Compiles and links every configured plugin; any failure stops start-up (or a reload).
+    /// `kv` answers the lookups of bindings granted a bucket (JetStream, when it is on).
     pub fn load(
         opts: &Options,
         engine: &mut Option<PluginEngine>,
+        kv: Option<Arc<dyn KvSource>>,
     ) -> Result<PluginSet, PluginLoadError> {
         let mut set = PluginSet::default();
         if opts.plugins.specs.is_empty() {
@@ -53,6 +58,7 @@ impl PluginSet {
             return Ok(set);
         };
         engine.set_memory_budget(opts.plugins.memory_budget);
+        engine.set_kv_source(kv);
         for spec in &opts.plugins.specs {
             let failed = |source| PluginLoadError::Plugin {
                 name: spec.name.clone(),
@@ -719,8 +725,54 @@ const MAX_REASON_BYTES: usize = 256;
 /// load from the cache, check the world, link) and drops them. Returns how many were checked.
 pub fn check_configured(opts: &Options) -> Result<usize, PluginLoadError> {
     let mut engine = None;
-    PluginSet::load(opts, &mut engine)?;
+    let kv = opts.jetstream.enabled.then(|| {
+        Arc::new(StoredBuckets(crate::jetstream::kv::store_dir(
+            opts.jetstream.store_dir.as_deref(),
+        ))) as Arc<dyn KvSource>
+    });
+    PluginSet::load(opts, &mut engine, kv)?;
     Ok(opts.plugins.specs.len())
+}
+
+/// JetStream's key-value buckets as plugins read them (see `jetstream::kv`).
+pub(crate) struct JetStreamKv(pub Arc<crate::jetstream::JetStream>);
+
+impl KvSource for JetStreamKv {
+    fn check_bucket(&self, account: &str, bucket: &str) -> Result<(), String> {
+        self.0
+            .kv_bucket(account, bucket)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn get(&self, account: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0
+            .kv_get(account, bucket, key)
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `natrium -t` runs no JetStream: a bucket is looked for in the store directory. A memory
+/// bucket, or one not created yet, cannot be seen there; start-up and reload check it.
+struct StoredBuckets(PathBuf);
+
+impl KvSource for StoredBuckets {
+    fn check_bucket(&self, account: &str, bucket: &str) -> Result<(), String> {
+        if !crate::jetstream::kv::stored_bucket(&self.0, account, bucket) {
+            tracing::warn!(
+                "kv bucket \"{bucket}\" of account \"{account}\" is not in {} (a memory \
+                 bucket, or not created yet?): start-up and reload refuse the binding unless \
+                 it exists then",
+                self.0.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<Vec<u8>>, String> {
+        Err("no JetStream in `natrium -t`".into())
+    }
 }
 
 #[cfg(test)]

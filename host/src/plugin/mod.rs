@@ -22,12 +22,15 @@
 //!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
 //! - `sandbox`: per-store state, the memory limiter, the `host` imports, WASI locked down;
+//! - `kv`: the `kv` import (read-only lookups in a bucket of the call's account, per grant);
 //! - `bindings`: `bindgen!` output and conversions to `types`;
 //! - `types`: natrium's own types for requests, decisions, messages and outcomes;
 //! - `error`: [`PluginError`] and the counters behind [`PluginStats`].
 //!
 //! Locks: one `parking_lot::Mutex` per pool and one per mapper cache, each held only to push
-//! or pop (never across a guest call); no lock is taken while another is held.
+//! or pop (never across a guest call); no lock is taken while another is held. A `kv` lookup
+//! takes JetStream's locks (its account registry, the stream's store) inside a guest call,
+//! while no plugin lock is held.
 
 mod bindings;
 mod budget;
@@ -36,6 +39,7 @@ pub mod diagnose;
 mod engine;
 mod error;
 mod instance;
+pub mod kv;
 mod sandbox;
 pub mod types;
 
@@ -50,6 +54,7 @@ pub use error::{
     PluginStats, LATENCY_BUCKETS,
 };
 pub use instance::{Authorizer, Mapper, Transformer};
+pub use kv::KvSource;
 pub use types::{
     Allowed, ConnectRequest, Decision, HeadersRef, Limits, Message, MessageRef, Outcome,
     Permission, ResponsePermission, TlsIdentity,
