@@ -414,6 +414,11 @@ impl Hasher for ShaHasher {
     }
 }
 
+/// Lower-case hex SHA-256 of the component file at `path` (read as a load reads it).
+pub fn component_sha256(path: &Path) -> Result<String, String> {
+    read_component(path).map(|bytes| hex(&Sha256::digest(&bytes)))
+}
+
 /// Largest component file a plugin may be (the biggest example plugin is a few MiB).
 const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 

@@ -22,6 +22,7 @@
 //!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
 //! - `sandbox`: per-store state, the memory limiter, the `host` imports, WASI locked down;
+//! - `signature`: detached NKey signatures over a component's sha256 (`signed_by`);
 //! - `kv`: the `kv` import (read-only lookups in a bucket of the call's account, per grant);
 //! - `bindings`: `bindgen!` output and conversions to `types`;
 //! - `types`: natrium's own types for requests, decisions, messages and outcomes;
@@ -41,6 +42,7 @@ mod error;
 mod instance;
 pub mod kv;
 mod sandbox;
+pub mod signature;
 pub mod types;
 
 #[cfg(test)]
@@ -48,7 +50,7 @@ mod tests;
 
 /// The plugin bindings are part of the configuration model (`options`).
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
-pub use engine::{Diagnosis, EngineConfig, PluginEngine};
+pub use engine::{component_sha256, Diagnosis, EngineConfig, PluginEngine};
 pub use error::{
     ErrorCounts, LatencySnapshot, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError,
     PluginStats, LATENCY_BUCKETS,

@@ -95,16 +95,16 @@ fn creds(jwt: &str, user: &KeyPair) -> Result<String> {
 }
 
 /// An operator with a system account and two tenant accounts.
-struct World {
-    op: KeyPair,
+pub(super) struct World {
+    pub(super) op: KeyPair,
     sys: KeyPair,
-    a: KeyPair,
+    pub(super) a: KeyPair,
     b: KeyPair,
     dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         Ok(World {
             op: KeyPair::new_operator(),
             sys: KeyPair::new_account(),
@@ -121,7 +121,12 @@ impl World {
     }
 
     /// A user of `acc` with a `.creds` file; `edit` adjusts the claims before signing.
-    fn user(&self, acc: &KeyPair, name: &str, edit: impl FnOnce(&mut Value)) -> Result<String> {
+    pub(super) fn user(
+        &self,
+        acc: &KeyPair,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<String> {
         let kp = KeyPair::new_user();
         let mut c = user_claims(&kp, name);
         edit(&mut c);
@@ -140,7 +145,7 @@ impl World {
         Ok((kp, jwt))
     }
 
-    fn memory_config(&self) -> Result<String> {
+    pub(super) fn memory_config(&self) -> Result<String> {
         Ok(format!(
             "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n}}\n",
             self.operator_file()?,
@@ -174,7 +179,7 @@ impl World {
     }
 }
 
-async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
+pub(super) async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
     let opts = ConnectOptions::with_credentials_file(creds)
         .await
         .with_context(|| format!("reading {creds}"))?;

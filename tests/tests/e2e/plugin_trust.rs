@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, kv};
 use async_nats::ConnectOptions;
 use natrium_tests::{assert_no_msg, connect_with, next_msg, sync, within, TestServer};
 
+use super::operator::{connect_creds, World};
 use super::plugins::{cache_dir, run_conf, skip, wasm};
 use super::reload::{rewrite_and_hup, RELOAD_FAILED};
 
@@ -233,5 +234,168 @@ async fn a_missing_bucket_or_a_missing_grant_refuses_the_binding() -> Result<()>
     let granted = kv_conf(store.path(), &validator("A", Some("schemas"))?);
     let (ok, text) = run_conf(d.path(), &granted, &["-t"])?;
     ensure!(ok, "-t accepts a granted bucket that exists:\n{text}");
+    Ok(())
+}
+
+// ---- signed_by: signatures checked at start-up, -t and reload ------------------------------
+
+/// The plain json-validator copied to `dir/name` (a signature sits next to it).
+fn component(dir: &Path, name: &str, from: &str) -> Result<String> {
+    let src = natrium_tests::plugin_path(from)?;
+    let dest = dir.join(name);
+    std::fs::copy(&src, &dest).with_context(|| format!("copying {}", src.display()))?;
+    Ok(dest.display().to_string())
+}
+
+fn seed_file(dir: &Path, name: &str, kp: &nkeys::KeyPair) -> Result<String> {
+    let path = dir.join(name);
+    let seed = kp.seed().map_err(|e| anyhow::anyhow!("seed: {e}"))?;
+    std::fs::write(&path, format!("{seed}\n"))?;
+    Ok(path.display().to_string())
+}
+
+/// `natrium plugin sign FILE --seed SEED [extra]`; returns its output.
+fn sign(dir: &Path, file: &str, seed: &str, extra: &[&str]) -> Result<String> {
+    let mut args = vec!["plugin", "sign", file, "--seed", seed];
+    args.extend(extra);
+    let out = natrium_tests::run_bin(&args, dir, Duration::from_secs(60))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success(), "natrium plugin sign failed:\n{text}");
+    Ok(text)
+}
+
+/// Operator mode (`base`: the operator and account JWTs, made once so that a reload keeps
+/// them), the json-validator bound to account A's `orders.>`, requiring `signed_by`.
+fn signed_conf(base: &str, w: &World, path: &str, signed_by: &str, extra: &str) -> Result<String> {
+    Ok(format!(
+        "{}plugin_cache_dir: {}\nplugins {{ v: {{ path: {path:?}, role: transformer, \
+         accounts: [{}], subjects: [\"orders.>\"], on_failure: drop, signed_by: {signed_by}{extra}, \
+         config: {{ schema: {{ type: object, required: [id] }} }} }} }}\n",
+        base,
+        cache_dir(),
+        w.a.public_key()
+    ))
+}
+
+async fn validates(server: &TestServer, creds: &str, what: &str) -> Result<()> {
+    let c = connect_creds(server, creds).await?;
+    let mut sub = c.subscribe("orders.>").await?;
+    sync(&c).await?;
+    decides(
+        &c,
+        &mut sub,
+        "orders.new",
+        r#"{"sku":1}"#,
+        r#"{"id":1}"#,
+        what,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_a_component_signed_by_the_required_key_loads() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let w = World::new()?;
+    let d = tempfile::tempdir()?;
+    let dir = d.path();
+    let account_seed = seed_file(dir, "a.nk", &w.a)?;
+    let operator_seed = seed_file(dir, "op.nk", &w.op)?;
+    let stranger_seed = seed_file(dir, "x.nk", &nkeys::KeyPair::new_account())?;
+    let base = w.memory_config()?;
+
+    let good = component(dir, "good.wasm", "json-validator")?;
+    let text = sign(dir, &good, &account_seed, &[])?;
+    ensure!(text.contains(&w.a.public_key()), "{text}");
+    let unsigned = component(dir, "unsigned.wasm", "json-validator")?;
+    let stranger = component(dir, "stranger.wasm", "json-validator")?;
+    sign(dir, &stranger, &stranger_seed, &[])?;
+    // Another build under the good build's signature.
+    let tampered = component(dir, "tampered.wasm", "json-validator-kv")?;
+    std::fs::copy(format!("{good}.sig"), format!("{tampered}.sig"))?;
+
+    let check = |conf: String| run_conf(dir, &conf, &["-t"]);
+    let (ok, text) = check(signed_conf(&base, &w, &good, "account", "")?)?;
+    ensure!(ok, "a component signed by the account passes -t:\n{text}");
+    for (path, why) in [
+        (&unsigned, "cannot be read"),
+        (&stranger, "does not verify"),
+        (&tampered, "does not verify"),
+    ] {
+        let conf = signed_conf(&base, &w, path, "account", "")?;
+        let (ok, text) = check(conf.clone())?;
+        ensure!(
+            !ok && text.contains(why),
+            "-t must refuse {path} ({why}):\n{text}"
+        );
+        let (ok, text) = run_conf(dir, &conf, &["-a", "127.0.0.1", "-p", "-1"])?;
+        ensure!(
+            !ok && text.contains(why),
+            "start-up must refuse {path}:\n{text}"
+        );
+    }
+    // The operator's key, with the signature file named.
+    let op_sig = dir.join("good.op.sig").display().to_string();
+    sign(dir, &good, &operator_seed, &["--out", &op_sig])?;
+    let by_operator = signed_conf(
+        &base,
+        &w,
+        &good,
+        "operator",
+        &format!(", signature: {op_sig:?}"),
+    )?;
+    let (ok, text) = check(by_operator)?;
+    ensure!(ok, "a component signed by the operator passes -t:\n{text}");
+    let (ok, text) = check(signed_conf(&base, &w, &good, "operator", "")?)?;
+    ensure!(
+        !ok && text.contains("does not verify"),
+        "the account's signature is not the operator's:\n{text}"
+    );
+    // An explicit key.
+    let (ok, text) = check(signed_conf(
+        &base,
+        &w,
+        &good,
+        &format!("{:?}", w.a.public_key()),
+        "",
+    )?)?;
+    ensure!(ok, "signed_by: <account key> passes -t:\n{text}");
+
+    // Not in operator mode, `account` cannot be checked.
+    let plain = format!(
+        "plugin_cache_dir: {}\nplugins {{ v: {{ path: {good:?}, role: transformer, accounts: [A], \
+         signed_by: account, config: {{ schema: true }} }} }}\n",
+        cache_dir()
+    );
+    let (ok, text) = check(plain)?;
+    ensure!(!ok && text.contains("needs operator mode"), "{text}");
+
+    // Running with the signed build; a reload to a wrongly signed one is refused and the
+    // loaded validator keeps deciding.
+    let server = TestServer::with_config(&signed_conf(&base, &w, &good, "account", "")?)?;
+    let logs = server.logs();
+    ensure!(
+        logs.contains(&format!("(signed by {})", w.a.public_key())),
+        "the load line says who signed:\n{logs}"
+    );
+    let creds = w.user(&w.a, "alice", |_| {})?;
+    validates(&server, &creds, "signed validator").await?;
+    rewrite_and_hup(
+        &server,
+        &signed_conf(&base, &w, &stranger, "account", "")?,
+        RELOAD_FAILED,
+    )
+    .await?;
+    ensure!(
+        server.logs().contains("does not verify"),
+        "{}",
+        server.logs()
+    );
+    validates(&server, &creds, "after the refused reload").await?;
     Ok(())
 }
