@@ -5,6 +5,7 @@
 #   target/plugins/partition-mapper.wasm   world mapper       (Rust, wasm32-wasip2)
 #   target/plugins/pii-redactor.wasm       world transformer  (Rust, wasm32-wasip2)
 #   target/plugins/json-validator.wasm     world transformer  (Rust, wasm32-wasip2)
+#   target/plugins/json-validator-kv.wasm  the same with schemas from a KV bucket (feature kv)
 #   target/plugins/size-gate.wasm          world batch-transformer (Rust, wasm32-wasip2)
 #   target/plugins/audit-tagger.wasm       world transformer  (Python, componentize-py)
 #
@@ -53,6 +54,11 @@ target_dir="${CARGO_TARGET_DIR:-$here/target}"
 for p in "${rust_plugins[@]}"; do
     install_if_changed "$target_dir/wasm32-wasip2/release/${p//-/_}.wasm" "$out/$p.wasm"
 done
+# The json-validator that reads schemas from a KV bucket (imports natrium:plugin/kv): the same
+# crate with feature `kv`, built after the plain one was copied (same output file name).
+cargo build --manifest-path "$here/Cargo.toml" --release --target wasm32-wasip2 \
+    -p json-validator --features kv
+install_if_changed "$target_dir/wasm32-wasip2/release/json_validator.wasm" "$out/json-validator-kv.wasm"
 
 # --- Python plugin (componentize-py) -----------------------------------------------------------
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -80,7 +86,7 @@ find_componentize_py() {
     echo "$venv/bin/componentize-py"
 }
 
-built=("${rust_plugins[@]}")
+built=("${rust_plugins[@]}" json-validator-kv)
 if [ "$python" = 1 ]; then
     src="$here/audit-tagger-py"
     dest="$out/audit-tagger.wasm"

@@ -573,6 +573,25 @@ pub struct PluginSpec {
     /// The component's SHA-256 (lower-case hex), when the binding pins it: a file with
     /// another hash is refused at load.
     pub sha256: Option<String>,
+    /// The JetStream key-value bucket the component may read (`kv: { bucket }`), in the
+    /// account of each call; `None` grants no `natrium:plugin/kv` import.
+    pub kv_bucket: Option<String>,
+    /// Whose NKey must have signed the component (`signed_by`), when the binding requires a
+    /// signature; the signature file is `signature`, or `<path>.sig`.
+    pub signed_by: Option<Signer>,
+    /// The detached signature file (`signature`); `None` = `<path>.sig`.
+    pub signature: Option<PathBuf>,
+}
+
+/// Who must have signed a plugin component (`signed_by` of a binding; operator mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The NKey of the binding's account (the one account its `accounts` names).
+    Account,
+    /// The operator's NKey (or one of its signing keys).
+    Operator,
+    /// This public NKey (an account `A…` or operator `O…` key).
+    Key(String),
 }
 
 impl PluginSpec {
@@ -591,6 +610,9 @@ impl PluginSpec {
             subjects: Vec::new(),
             on_failure: FailurePolicy::Reject,
             sha256: None,
+            kv_bucket: None,
+            signed_by: None,
+            signature: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod consumer;
 pub mod errors;
+pub mod kv;
 pub mod meta;
 pub mod store;
 pub mod stream;

@@ -39,6 +39,7 @@ mod subscribe;
 
 pub use permit::apply_permissions;
 pub use plugins::check_configured as check_plugins;
+pub(crate) use plugins::JetStreamKv;
 pub use route::{Origin, Router};
 pub use session::{Flow, Session};
 

@@ -136,7 +136,8 @@ impl Server {
         }
         let plugins = {
             let mut engine = self.core().plugin_engine.lock().take();
-            let loaded = PluginSet::load(&new, &mut engine);
+            let kv = super::kv_source(self.core().jetstream.as_ref());
+            let loaded = PluginSet::load(&new, &mut engine, kv);
             *self.core().plugin_engine.lock() = engine;
             loaded.map_err(StartError::Plugins)?
         };

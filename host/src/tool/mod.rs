@@ -3,7 +3,8 @@
 //! - `check`: what a file is and whether natrium can load it, with the fix for each problem
 //!   (the words of `plugin::diagnose`, which the broker's load errors share);
 //! - `run`: one or more inputs through the plugin, the decision, logs, time and memory;
-//! - `bench`: calls/s and latency percentiles for one input.
+//! - `bench`: calls/s and latency percentiles for one input;
+//! - `sign`: the detached signature a binding's `signed_by` checks.
 //!
 //! `run` and `bench` load the component with the broker's engine (`PluginEngine`, the same
 //! sandbox, deadline and memory cap) and call it through its pool, exactly as the broker
@@ -18,6 +19,7 @@ mod capture;
 mod check;
 mod input;
 mod run;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,8 @@ Commands:
     run FILE --world W [input] [opts]    Calls the plugin with each input, in the broker's
                                          sandbox; prints the decision, logs, time and memory.
     bench FILE --world W [input] [opts]  Calls/s and latency p50/p90/p99/max for one input.
+    sign FILE --seed SEEDFILE [--out S]  Signs FILE's sha256 with an account or operator seed
+                                         into FILE.sig (for bindings with signed_by).
 
 Worlds: authorizer, mapper, transformer, batch-transformer.
 Exit status: 0 ok (check: loadable), 1 not loadable or a call failed, 2 usage or input error.
@@ -123,6 +127,7 @@ pub fn plugin_command(args: Vec<String>) -> ExitCode {
         "check" => (check(rest), CHECK_USAGE),
         "run" => (run(rest, false), RUN_USAGE),
         "bench" => (run(rest, true), BENCH_USAGE),
+        "sign" => (sign::sign(rest), sign::USAGE),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

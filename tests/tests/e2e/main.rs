@@ -36,6 +36,7 @@ mod plugin_audit;
 mod plugin_limits;
 mod plugin_loading;
 mod plugin_tools;
+mod plugin_trust;
 mod plugins;
 mod pubsub;
 mod python;

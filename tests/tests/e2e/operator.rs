@@ -55,16 +55,16 @@ fn user_claims(user: &KeyPair, name: &str) -> Value {
 }
 
 /// An operator with a system account and two tenant accounts.
-struct World {
-    op: KeyPair,
+pub(super) struct World {
+    pub(super) op: KeyPair,
     sys: KeyPair,
-    a: KeyPair,
+    pub(super) a: KeyPair,
     b: KeyPair,
     dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         Ok(World {
             op: KeyPair::new_operator(),
             sys: KeyPair::new_account(),
@@ -81,7 +81,12 @@ impl World {
     }
 
     /// A user of `acc` with a `.creds` file; `edit` adjusts the claims before signing.
-    fn user(&self, acc: &KeyPair, name: &str, edit: impl FnOnce(&mut Value)) -> Result<String> {
+    pub(super) fn user(
+        &self,
+        acc: &KeyPair,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<String> {
         let kp = KeyPair::new_user();
         let mut c = user_claims(&kp, name);
         edit(&mut c);
@@ -100,7 +105,7 @@ impl World {
         Ok((kp, jwt))
     }
 
-    fn memory_config(&self) -> Result<String> {
+    pub(super) fn memory_config(&self) -> Result<String> {
         Ok(format!(
             "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n}}\n",
             self.operator_file()?,
@@ -134,7 +139,7 @@ impl World {
     }
 }
 
-async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
+pub(super) async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
     let opts = ConnectOptions::with_credentials_file(creds)
         .await
         .with_context(|| format!("reading {creds}"))?;
