@@ -96,6 +96,9 @@ OPTIONS:
   --keys N             kv: distinct keys [100]
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
+  --linger-ms MS       js-push, js-ordered: after the last message, keep reading
+                       (unmeasured) for MS, checking heartbeats and answering
+                       flow control; any message fails the run [0]
   --timeout SECS       hard wall-clock cap for the whole run [60]
 ";
 
@@ -180,6 +183,8 @@ pub struct Args {
     pub conns: usize,
     pub server_pid: Option<u32>,
     pub settle: Duration,
+    /// js-push, js-ordered: how long to keep listening after the last message.
+    pub linger: Duration,
     pub timeout: Duration,
     pub payload: PayloadKind,
     pub expect_redacted: bool,
@@ -297,6 +302,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         },
         server_pid: None,
         settle: Duration::from_millis(1000),
+        linger: Duration::ZERO,
         timeout: Duration::from_secs(60),
         payload: PayloadKind::Binary,
         expect_redacted: false,
@@ -341,6 +347,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--conns" => a.conns = num(flag, v)?,
             "--server-pid" => a.server_pid = Some(num(flag, v)?),
             "--settle-ms" => a.settle = Duration::from_millis(num(flag, v)?),
+            "--linger-ms" => a.linger = Duration::from_millis(num(flag, v)?),
             "--timeout" => a.timeout = Duration::from_secs_f64(num(flag, v)?),
             "--payload" => {
                 a.payload = match v.as_str() {

@@ -20,7 +20,8 @@
 //!        -> N must be the consumer sequence of the last message received; R is answered
 //!    ```
 //!
-//!    Any other status fails the run. The clock stops at the last message.
+//!    Any other status fails the run. The clock stops at the last message; `--linger-ms`
+//!    keeps listening (unmeasured) for that long, so heartbeats can be seen and checked.
 //! 4. Verification: every message arrives once and in order: its ack subject names the stream
 //!    and the consumer, delivery count 1, stream sequence and consumer sequence both 1, 2, 3, …
 //!    (no gap: what an ordered consumer checks); on the stream's subject, with the published
@@ -147,6 +148,7 @@ pub(super) fn measure(
     let mut push = Push::new(a, &deliver, reply, spec.explicit);
     push.consume(&mut conn)?;
     let secs = push.last_at.duration_since(start).as_secs_f64().max(1e-9);
+    push.linger(&mut conn, a.linger)?;
     push.stop(&mut conn)?;
 
     let consumer = push
@@ -260,6 +262,17 @@ impl Push {
             }
         }
         Ok(())
+    }
+
+    /// Keeps handling what arrives for `how_long` (heartbeats are checked, flow control is
+    /// answered, a message fails).
+    fn linger(&mut self, conn: &mut Conn, how_long: Duration) -> Result<()> {
+        let until = Instant::now() + how_long;
+        while Instant::now() < until {
+            serve_buffered(conn, self)?;
+            conn.fill()?;
+        }
+        serve_buffered(conn, self)
     }
 
     /// Unsubscribes the deliver subject and reads up to the PONG of a PING sent after it:
