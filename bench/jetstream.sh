@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
-# JetStream publish: natrium (A) against nats-server (B) with `natrium-bench js-pub`.
+# JetStream: natrium (A) against nats-server (B) with `natrium-bench js-pub`, `js-pull`,
+# `js-push`, `js-ordered` and `kv`.
 #
 # Every run starts a fresh server with `-js -sd <fresh directory>` on 127.0.0.1; the bench
 # (re)creates a file-backed stream (limits retention, 1 replica) on its subject, publishes with a
 # reply inbox and verifies every PubAck (seqs exactly 1..N, once each) and the final stream info
-# (messages == N, bytes > 0). Runs alternate A,B,A,B,... (RUNS times each); medians per metric
-# go into a Markdown table (also written to bench/jetstream-results.md) with the ratio
-# natrium/nats-server.
+# (messages == N, bytes > 0); the consumer scenarios then consume every message, checking each
+# one (order, subject, payload) and the final consumer info. Runs alternate A,B,A,B,... (RUNS
+# times each); medians per metric go into a Markdown table (also written to
+# bench/jetstream-results.md) with the ratio natrium/nats-server.
 #
-#   sync128    --mode sync,  128 B   one message in flight: msgs/s, ack latency p50/p99
-#   sync4k     --mode sync,  4 KiB
-#   async128   --mode async, 128 B   INFLIGHT unacknowledged messages: msgs/s
-#   async4k    --mode async, 4 KiB
+#   sync128    js-pub --mode sync,  128 B   one message in flight: msgs/s, ack latency p50/p99
+#   sync4k     js-pub --mode sync,  4 KiB
+#   async128   js-pub --mode async, 128 B   INFLIGHT unacknowledged messages: msgs/s
+#   async4k    js-pub --mode async, 4 KiB
+#   pull128    js-pull, PULL_MSGS x 128 B, PULL_BATCH per request, explicit acks: msgs/s
+#   pullnoack128  the same, ack policy none
+#   push128    js-push, PUSH_MSGS x 128 B, durable push consumer with flow control and
+#              heartbeats, explicit acks: msgs/s
+#   pushnoack128  the same, ack policy none
+#   ordered128 js-ordered, PUSH_MSGS x 128 B, an ordered consumer (ephemeral, ack none, memory,
+#              flow control; consumer sequences gap-free): msgs/s
+#   kvput      kv --mode put, KV_MSGS sequential 128 B puts over KV_KEYS keys (history 1, PubAck
+#              checked): ops/s, latency p50/p99
+#   kvget      kv --mode get, KV_KEYS puts, then KV_MSGS sequential direct gets of pseudo-random
+#              keys (value and sequence checked): ops/s, latency p50/p99
 #
 # Usage:  bench/jetstream.sh
 # Environment:
 #   RUNS=3                  runs per server per scenario
-#   SCENARIOS="sync128 sync4k async128 async4k pull128 pullnoack128"   subset/order
+#   SCENARIOS="sync128 sync4k async128 async4k pull128 pullnoack128 push128 pushnoack128
+#              ordered128 kvput kvget"   subset/order
 #   SYNC_MSGS=5000          measured messages per sync run (plus 100 warm-up ones)
 #   ASYNC_MSGS=200000       measured messages per async 128 B run
 #   ASYNC4K_MSGS=50000      measured messages per async 4 KiB run (~200 MB on disk)
 #   INFLIGHT=256            async window
 #   PULL_MSGS=200000        messages per pull-consumer run (stored first, then consumed)
 #   PULL_BATCH=100          messages per pull request
+#   PUSH_MSGS=200000        messages per push/ordered-consumer run (stored first, then consumed)
+#   KV_MSGS=5000            measured KV operations per run (plus 100 warm-up ones)
+#   KV_KEYS=100             distinct KV keys
 #   NATRIUM_BIN=path        use this binary as A instead of building natrium
 #                           (NATRIUM_BIN=/usr/sbin/nats-server validates the harness: A = B)
 #   NATS_BIN=/usr/sbin/nats-server   server B
@@ -40,13 +57,16 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 RUNS="${RUNS:-3}"
-SCENARIOS="${SCENARIOS:-sync128 sync4k async128 async4k pull128 pullnoack128}"
+SCENARIOS="${SCENARIOS:-sync128 sync4k async128 async4k pull128 pullnoack128 push128 pushnoack128 ordered128 kvput kvget}"
 SYNC_MSGS="${SYNC_MSGS:-5000}"
 ASYNC_MSGS="${ASYNC_MSGS:-200000}"
 ASYNC4K_MSGS="${ASYNC4K_MSGS:-50000}"
 INFLIGHT="${INFLIGHT:-256}"
 PULL_MSGS="${PULL_MSGS:-200000}"
 PULL_BATCH="${PULL_BATCH:-100}"
+PUSH_MSGS="${PUSH_MSGS:-200000}"
+KV_MSGS="${KV_MSGS:-5000}"
+KV_KEYS="${KV_KEYS:-100}"
 NATS_BIN="${NATS_BIN:-/usr/sbin/nats-server}"
 NATRIUM_BIN="${NATRIUM_BIN:-}"
 BENCH_BIN="${BENCH_BIN:-}"
@@ -73,12 +93,17 @@ scenario_def() {
     async4k)  echo "js-pub --mode async --inflight $INFLIGHT --msgs $ASYNC4K_MSGS --size 4096|msgs_per_sec:up:async publish, $INFLIGHT in flight, 4 KiB (msgs/s)" ;;
     pull128)  echo "js-pull --ack explicit --batch $PULL_BATCH --msgs $PULL_MSGS --size 128|msgs_per_sec:up:pull consume, batch $PULL_BATCH, explicit acks, 128 B (msgs/s)" ;;
     pullnoack128) echo "js-pull --ack none --batch $PULL_BATCH --msgs $PULL_MSGS --size 128|msgs_per_sec:up:pull consume, batch $PULL_BATCH, no acks, 128 B (msgs/s)" ;;
+    push128)  echo "js-push --ack explicit --msgs $PUSH_MSGS --size 128|msgs_per_sec:up:push consume, flow control, explicit acks, 128 B (msgs/s)" ;;
+    pushnoack128) echo "js-push --ack none --msgs $PUSH_MSGS --size 128|msgs_per_sec:up:push consume, flow control, no acks, 128 B (msgs/s)" ;;
+    ordered128) echo "js-ordered --msgs $PUSH_MSGS --size 128|msgs_per_sec:up:ordered consumer, 128 B (msgs/s)" ;;
+    kvput)    echo "kv --mode put --msgs $KV_MSGS --keys $KV_KEYS --size 128|msgs_per_sec:up:KV put, $KV_KEYS keys, 128 B (ops/s);p50_us:down:KV put latency p50 (µs);p99_us:down:KV put latency p99 (µs)" ;;
+    kvget)    echo "kv --mode get --msgs $KV_MSGS --keys $KV_KEYS --size 128|msgs_per_sec:up:KV get (direct), $KV_KEYS keys, 128 B (ops/s);p50_us:down:KV get latency p50 (µs);p99_us:down:KV get latency p99 (µs)" ;;
     *) return 1 ;;
   esac
 }
 for s in $SCENARIOS; do scenario_def "$s" >/dev/null || die "unknown scenario '$s'"; done
 [[ "$MAX_WAIT" =~ ^[0-9]+$ ]] || die "MAX_WAIT must be a non-negative integer"
-for v in RUNS SYNC_MSGS ASYNC_MSGS ASYNC4K_MSGS INFLIGHT PULL_MSGS PULL_BATCH; do
+for v in RUNS SYNC_MSGS ASYNC_MSGS ASYNC4K_MSGS INFLIGHT PULL_MSGS PULL_BATCH PUSH_MSGS KV_MSGS KV_KEYS; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 
@@ -187,6 +212,52 @@ for sc in $SCENARIOS; do
   done
 done
 
+# describe: what each family of the scenarios run does, for the results file.
+describe() {
+  local s all=" $SCENARIOS "
+  if [[ "$all" == *" sync"* || "$all" == *" async"* ]]; then
+    echo "Publish (\`natrium-bench js-pub\`): deletes and creates stream \`BENCH\` (file storage, limits"
+    echo "retention, discard old, 1 replica) on subject \`bench.js-pub\`, publishes 100 unmeasured"
+    echo "warm-up messages one at a time, then the measured ones, each with its own reply subject"
+    echo "under one \`_INBOX.<nonce>.*\` subscription. Sync: one message in flight; latency = PUB written"
+    echo "→ PubAck parsed. Async: at most $INFLIGHT unacknowledged messages; msgs/s from the first"
+    echo "measured PUB to the last ack. Every ack must arrive once, without an error, with the seqs"
+    echo "exactly 1..N; \`\$JS.API.STREAM.INFO\` must then show N messages and a non-zero byte count."
+    echo
+  fi
+  local consumers=0
+  for s in pull push ordered; do
+    [[ "$all" == *" $s"* ]] || continue
+    consumers=1
+    case $s in
+      pull) echo "Pull (\`natrium-bench js-pull\`): the stream is filled with the messages (256 PubAcks in flight), then a"
+            echo "durable pull consumer fetches them, $PULL_BATCH per request, two requests outstanding." ;;
+      push) echo "Push (\`natrium-bench js-push\`): the stream is filled, the deliver subject subscribed, then a durable"
+            echo "push consumer (\`flow_control\`, 1 s \`idle_heartbeat\`) is created; flow control requests are"
+            echo "answered at once. msgs/s from the create request to the last message." ;;
+      ordered) echo "Ordered (\`natrium-bench js-ordered\`): as push, with the consumer async-nats makes for an ordered"
+               echo "consumer (ephemeral via \`CONSUMER.CREATE.<stream>\`, ack none, max_deliver 1, mem_storage, R1,"
+               echo "flow control, 5 s heartbeats); a heartbeat's \`Nats-Last-Consumer\` must match." ;;
+    esac
+    echo
+  done
+  if (( consumers )); then
+    echo "Consumers: every message must arrive once, in order (stream and consumer sequence 1..N in"
+    echo "its ack subject, first delivery), on the stream's subject with the published bytes;"
+    echo "\`CONSUMER.INFO\` must then show nothing pending (and, with acks, the ack floor at N)."
+    echo
+  fi
+  if [[ "$all" == *" kv"* ]]; then
+    echo "KV (\`natrium-bench kv\`): bucket \`BENCH\` = stream \`KV_BENCH\` on \`\$KV.BENCH.>\` (history 1,"
+    echo "\`allow_direct\`, \`allow_rollup_hdrs\`, \`deny_delete\`, discard new, file storage). One operation"
+    echo "in flight, 100 unmeasured first; latency = request written → reply parsed. Put: \`PUB \$KV.BENCH.k<n>\`"
+    echo "with a reply, keys round robin, every PubAck checked, then the stream must hold $KV_KEYS messages."
+    echo "Get: one put per key, then \`\$JS.API.DIRECT.GET.KV_BENCH.\$KV.BENCH.k<n>\` (empty body) for"
+    echo "fixed-seed random keys; each reply must carry the key's last value and its \`Nats-Sequence\`."
+    echo
+  fi
+}
+
 # ------------------------------------------------------------------- table
 fmt() { # fmt VALUE KEY
   [[ -z "$1" ]] && { echo "FAIL"; return; }
@@ -199,7 +270,7 @@ ab_table >"$LOGDIR/table.md"
 
 elapsed=$((SECONDS - T0))
 {
-  echo "# JetStream publish: natrium vs nats-server"
+  echo "# JetStream: natrium vs nats-server"
   echo
   echo "Generated by \`bench/jetstream.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -sr)."
   echo "Median of $RUNS run(s) per server, alternating A,B; every run on a fresh server process on 127.0.0.1"
@@ -214,14 +285,7 @@ elapsed=$((SECONDS - T0))
     echo "**$FAILURES run(s) failed** (missing, error or duplicate acks, wrong stream state, crashes or timeouts); see the script's output."
     echo
   fi
-  echo "Each run: \`natrium-bench js-pub\` deletes and creates stream \`BENCH\` (file storage, limits"
-  echo "retention, discard old, 1 replica) on subject \`bench.js-pub\`, publishes 100 unmeasured"
-  echo "warm-up messages one at a time, then the measured ones, each with its own reply subject"
-  echo "under one \`_INBOX.<nonce>.*\` subscription. Sync: one message in flight; latency = PUB written"
-  echo "→ PubAck parsed. Async: at most $INFLIGHT unacknowledged messages; msgs/s from the first"
-  echo "measured PUB to the last ack. Every ack must arrive once, without an error, with the seqs"
-  echo "exactly 1..N; \`\$JS.API.STREAM.INFO\` must then show N messages and a non-zero byte count."
-  echo
+  describe
   echo "Machine before each run (other work's CPU use over 1 s / 1-minute load average):"
   echo
   for sc in $SCENARIOS; do

@@ -35,13 +35,26 @@ SCENARIOS:
            request, two requests outstanding, acking each (--ack explicit) or
            not (--ack none); msgs/s; order, count and final consumer info
            are verified
+  js-push  JetStream push consumer: fill a fresh --stream with --msgs messages,
+           then consume them with a durable push consumer (flow control,
+           1 s idle heartbeats), acking each (--ack explicit) or not (--ack
+           none); msgs/s; order, count and final consumer info are verified
+  js-ordered
+           the same with an ordered consumer as the clients make it (ephemeral,
+           ack none, max_deliver 1, memory, flow control, 5 s heartbeats);
+           consumer sequences must be gap-free
+  kv       JetStream KV bucket --stream (stream KV_<bucket>, history 1):
+           --mode put: --msgs sequential puts over --keys keys, PubAck checked;
+           --mode get: --keys puts, then --msgs sequential direct gets of
+           pseudo-random keys, each value checked; ops/s, latency p50/p90/p99
   wait     wait until a server answers CONNECT/PING (for scripts)
 
 OPTIONS:
   --url HOST:PORT      server address, must be loopback [127.0.0.1:4222]
   --msgs N             messages (reqrep: measured requests)
                        [pub/pubsub/queue 1000000, reqrep 20000,
-                       js-pub sync 5000, js-pub async 50000, js-pull 100000]
+                       js-pub sync 5000, js-pub async 50000, js-pull,
+                       js-push, js-ordered 100000, kv 5000]
   --size BYTES         payload size; >= 8 enables sequence checks [128]
   --payload KIND       binary: sequence in bytes 0..8, then a..z [binary]
                        pii: JSON with the sequence in a seq field; every odd
@@ -57,6 +70,7 @@ OPTIONS:
   --window BYTES       pacing window, 0 = unpaced (see publisher.rs) [8388608]
   --warmup N           reqrep: unmeasured warm-up round trips [1000];
                        js-pub: unmeasured messages first, one in flight [100];
+                       kv: unmeasured operations first [100];
                        connect: unmeasured connections first [100]
   --conns N            idle: connections to open [10000]; connect: measured
                        connections [2000]
@@ -72,14 +86,19 @@ OPTIONS:
   --user-jwt JWT --user-seed SEED
                        connect: the same, without a file
   (pub, pubsub, queue, js-pub: --user/--pass are sent by every connection)
-  --mode M             js-pub: sync or async [async]
+  --mode M             js-pub: sync or async [async]; kv: put or get [put]
   --inflight N         js-pub async: unacknowledged messages at most [256]
-  --stream NAME        js-pub: stream name (deleted and re-created) [BENCH]
-  --storage S          js-pub, js-pull: file or memory [file]
+  --stream NAME        js-*: stream name (deleted and re-created); kv: bucket
+                       name (stream KV_<NAME>) [BENCH]
+  --storage S          js-*, kv: file or memory [file]
   --batch N            js-pull: messages per pull request [100]
-  --ack A              js-pull: explicit or none [explicit]
+  --ack A              js-pull, js-push: explicit or none [explicit]
+  --keys N             kv: distinct keys [100]
   --server-pid PID     idle: server process whose VmRSS is measured
   --settle-ms MS       idle: pause before reading RSS [1000]
+  --linger-ms MS       js-push, js-ordered: after the last message, keep reading
+                       (unmeasured) for MS, checking heartbeats and answering
+                       flow control; any message fails the run [0]
   --timeout SECS       hard wall-clock cap for the whole run [60]
 ";
 
@@ -94,6 +113,9 @@ pub enum Scenario {
     Wait,
     JsPub,
     JsPull,
+    JsPush,
+    JsOrdered,
+    Kv,
 }
 
 /// `js-pub`: one message in flight, or a window of them.
@@ -112,6 +134,22 @@ impl JsMode {
     }
 }
 
+/// `kv`: what is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvMode {
+    Put,
+    Get,
+}
+
+impl KvMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Get => "get",
+        }
+    }
+}
+
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
@@ -124,6 +162,9 @@ impl Scenario {
             Self::Wait => "wait",
             Self::JsPub => "js-pub",
             Self::JsPull => "js-pull",
+            Self::JsPush => "js-push",
+            Self::JsOrdered => "js-ordered",
+            Self::Kv => "kv",
         }
     }
 }
@@ -142,6 +183,8 @@ pub struct Args {
     pub conns: usize,
     pub server_pid: Option<u32>,
     pub settle: Duration,
+    /// js-push, js-ordered: how long to keep listening after the last message.
+    pub linger: Duration,
     pub timeout: Duration,
     pub payload: PayloadKind,
     pub expect_redacted: bool,
@@ -159,8 +202,11 @@ pub struct Args {
     pub stream: String,
     pub storage: String,
     pub batch: u64,
-    /// js-pull: explicit acks (else ack policy none).
-    pub pull_ack: bool,
+    /// js-pull, js-push: explicit acks (else ack policy none).
+    pub ack_explicit: bool,
+    pub kv_mode: KvMode,
+    /// kv: distinct keys.
+    pub keys: u64,
 }
 
 impl Args {
@@ -226,6 +272,9 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         "wait" => Scenario::Wait,
         "js-pub" | "jspub" => Scenario::JsPub,
         "js-pull" | "jspull" => Scenario::JsPull,
+        "js-push" | "jspush" => Scenario::JsPush,
+        "js-ordered" | "jsordered" => Scenario::JsOrdered,
+        "kv" => Scenario::Kv,
         other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
     };
     let mut a = Args {
@@ -241,7 +290,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         subs: if scenario == Scenario::Queue { 4 } else { 1 },
         subject: format!("bench.{}", scenario.name()),
         window: 8 << 20,
-        warmup: if matches!(scenario, Scenario::Connect | Scenario::JsPub) {
+        warmup: if matches!(scenario, Scenario::Connect | Scenario::JsPub | Scenario::Kv) {
             100
         } else {
             1000
@@ -253,6 +302,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         },
         server_pid: None,
         settle: Duration::from_millis(1000),
+        linger: Duration::ZERO,
         timeout: Duration::from_secs(60),
         payload: PayloadKind::Binary,
         expect_redacted: false,
@@ -270,7 +320,9 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
         stream: "BENCH".into(),
         storage: "file".into(),
         batch: 100,
-        pull_ack: true,
+        ack_explicit: true,
+        kv_mode: KvMode::Put,
+        keys: 100,
     };
     let mut msgs_given = false;
     while let Some(flag) = it.next() {
@@ -295,6 +347,7 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--conns" => a.conns = num(flag, v)?,
             "--server-pid" => a.server_pid = Some(num(flag, v)?),
             "--settle-ms" => a.settle = Duration::from_millis(num(flag, v)?),
+            "--linger-ms" => a.linger = Duration::from_millis(num(flag, v)?),
             "--timeout" => a.timeout = Duration::from_secs_f64(num(flag, v)?),
             "--payload" => {
                 a.payload = match v.as_str() {
@@ -319,6 +372,13 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             "--creds" => a.creds = Some(v.clone()),
             "--user-jwt" => a.user_jwt = Some(v.clone()),
             "--user-seed" => a.user_seed = Some(v.clone()),
+            "--mode" if scenario == Scenario::Kv => {
+                a.kv_mode = match v.as_str() {
+                    "put" => KvMode::Put,
+                    "get" => KvMode::Get,
+                    other => bail!("--mode must be put or get, not {other:?}"),
+                }
+            }
             "--mode" => {
                 a.mode = match v.as_str() {
                     "sync" => JsMode::Sync,
@@ -335,8 +395,9 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
                 a.storage = v.clone();
             }
             "--batch" => a.batch = num(flag, v)?,
+            "--keys" => a.keys = num(flag, v)?,
             "--ack" => {
-                a.pull_ack = match v.as_str() {
+                a.ack_explicit = match v.as_str() {
                     "explicit" => true,
                     "none" => false,
                     other => bail!("--ack must be explicit or none, not {other:?}"),
@@ -345,8 +406,12 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
             other => bail!("unknown flag {other:?}\n\n{USAGE}"),
         }
     }
-    if scenario == Scenario::JsPull && !msgs_given {
-        a.msgs = 100_000;
+    if !msgs_given {
+        match scenario {
+            Scenario::JsPull | Scenario::JsPush | Scenario::JsOrdered => a.msgs = 100_000,
+            Scenario::Kv => a.msgs = 5_000,
+            _ => {}
+        }
     }
     if scenario == Scenario::JsPub && !msgs_given {
         a.msgs = match a.mode {
@@ -359,6 +424,9 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>> {
     }
     if a.batch == 0 {
         bail!("--batch must be > 0");
+    }
+    if a.keys == 0 {
+        bail!("--keys must be > 0");
     }
     if a.inflight == 0 {
         bail!("--inflight must be > 0");

@@ -109,6 +109,34 @@ pub enum Frame<'a> {
     Pong,
 }
 
+/// The parts of a `Frame::Msg`, for code that expects nothing else.
+pub struct Msg<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// The message; a PONG is an error ("unexpected PONG while <what>").
+    pub fn into_msg(self, what: &str) -> Result<Msg<'a>> {
+        match self {
+            Frame::Msg {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => Ok(Msg {
+                subject,
+                reply,
+                headers,
+                payload,
+            }),
+            Frame::Pong => bail!("unexpected PONG while {what}"),
+        }
+    }
+}
+
 /// Frame located inside the read buffer (index ranges, so the buffer borrow can
 /// be released while bookkeeping is updated).
 enum Parsed {

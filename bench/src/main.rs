@@ -54,6 +54,9 @@ fn main() -> ExitCode {
         Scenario::Wait => scenarios::wait::run(&args, addr),
         Scenario::JsPub => scenarios::jspub::run(&args, addr),
         Scenario::JsPull => scenarios::jspull::run(&args, addr),
+        Scenario::JsPush => scenarios::jspush::run(&args, addr),
+        Scenario::JsOrdered => scenarios::jsordered::run(&args, addr),
+        Scenario::Kv => scenarios::kv::run(&args, addr),
     });
     match result {
         Ok(report) => {

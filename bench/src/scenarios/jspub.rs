@@ -34,11 +34,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::STALL_LIMIT;
+use super::Progress;
 use crate::cli::{Args, JsMode};
 use crate::conn::{parse_usize, Conn, Frame};
 use crate::publisher::{payload_template, BATCH_BYTES};
-use crate::report::{mb_per_sec, r1, thousands, Report};
+use crate::report::{mb_per_sec, r1, thousands, Latencies, Report};
 
 /// How long a `$JS.API` request may go unanswered.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,10 +54,7 @@ pub(super) fn is_no_responders(headers: Option<&[u8]>) -> bool {
 pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
     let (mut conn, inbox) = js_connection(a, addr, "bench-js-pub", deadline)?;
-    let mut api = Api {
-        inbox: &inbox,
-        next: 0,
-    };
+    let mut api = Api::new(&inbox);
     fresh_stream(&mut api, &mut conn, a)?;
     let name = &a.stream;
 
@@ -70,13 +67,15 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         p.publish_one(&mut conn, &mut acks)?;
     }
 
-    let mut lat_ns = Vec::new();
+    let mut lat = Latencies::default();
     let start = Instant::now();
     match a.mode {
         JsMode::Sync => {
-            lat_ns.reserve(a.msgs as usize);
+            lat.0.reserve(a.msgs as usize);
             for _ in 0..a.msgs {
-                lat_ns.push(p.publish_one(&mut conn, &mut acks)?);
+                let t0 = Instant::now();
+                p.publish_one(&mut conn, &mut acks)?;
+                lat.since(t0);
             }
         }
         JsMode::Async => p.publish_async(&mut conn, &mut acks, total, a.inflight)?,
@@ -93,13 +92,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
         }
     }
 
-    let info = api.request(&mut conn, &format!("$JS.API.STREAM.INFO.{name}"), b"")?;
-    if let Some(err) = info.get("error") {
-        bail!("stream info for {name} failed: {err}");
-    }
-    let state = info
-        .get("state")
-        .ok_or_else(|| anyhow!("stream info without \"state\": {info}"))?;
+    let state = stream_state(&mut api, &mut conn, name)?;
     let stored = state.get("messages").and_then(Value::as_u64);
     let bytes = state.get("bytes").and_then(Value::as_u64);
     if stored != Some(total) {
@@ -143,24 +136,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     if a.mode == JsMode::Async {
         r.field("inflight", a.inflight);
     }
-    if !lat_ns.is_empty() {
-        lat_ns.sort_unstable();
-        let n = lat_ns.len();
-        let pct = |q: f64| -> f64 {
-            let idx = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-            lat_ns[idx] as f64 / 1000.0
-        };
-        let mean = lat_ns.iter().sum::<u64>() as f64 / n as f64 / 1000.0;
-        let (p50, p90, p99, max) = (pct(0.50), pct(0.90), pct(0.99), pct(1.0));
-        r.say(&format!(
-            "; ack latency p50 {p50:.1} us, p90 {p90:.1} us, p99 {p99:.1} us, max {max:.1} us"
-        ));
-        r.field("p50_us", r1(p50))
-            .field("p90_us", r1(p90))
-            .field("p99_us", r1(p99))
-            .field("max_us", r1(max))
-            .field("mean_us", r1(mean));
-    }
+    lat.report(&mut r, "ack latency");
     r.say(&format!("; stream holds {total} msgs, {bytes} B"));
     Ok(r)
 }
@@ -193,7 +169,37 @@ pub(super) fn js_connection(
 
 /// Deletes `--stream` (a missing one is fine) and creates it again, bound to `--subject`.
 pub(super) fn fresh_stream(api: &mut Api<'_>, conn: &mut Conn, a: &Args) -> Result<()> {
-    let name = &a.stream;
+    let config = json!({
+        "name": a.stream,
+        "subjects": [a.subject],
+        "storage": a.storage,
+        "retention": "limits",
+        "discard": "old",
+        "num_replicas": 1,
+    });
+    recreate_stream(api, conn, &a.stream, &config)
+}
+
+/// [`fresh_stream`], filled with `--msgs` messages of `--size` bytes ([`FILL_INFLIGHT`] in
+/// flight, every PubAck checked): message `i` has stream sequence `i + 1` and `i` big-endian in
+/// its first 8 bytes.
+pub(super) fn fill_stream(api: &mut Api<'_>, conn: &mut Conn, a: &Args) -> Result<()> {
+    fresh_stream(api, conn, a)?;
+    let mut acks = Acks::new(api.inbox, &a.stream, a.msgs);
+    Publisher::new(a, api.inbox).publish_async(conn, &mut acks, a.msgs, FILL_INFLIGHT)?;
+    acks.verify_complete()
+}
+
+/// Messages [`fill_stream`] may have unacknowledged.
+const FILL_INFLIGHT: u64 = 256;
+
+/// Deletes stream `name` (a missing one is fine) and creates it with `config`.
+pub(super) fn recreate_stream(
+    api: &mut Api<'_>,
+    conn: &mut Conn,
+    name: &str,
+    config: &Value,
+) -> Result<()> {
     let del = api.request(conn, &format!("$JS.API.STREAM.DELETE.{name}"), b"")?;
     if let Some(err) = del.get("error") {
         let not_found = err.get("code").and_then(Value::as_u64) == Some(404)
@@ -202,14 +208,6 @@ pub(super) fn fresh_stream(api: &mut Api<'_>, conn: &mut Conn, a: &Args) -> Resu
             bail!("deleting the old stream {name} failed: {err}");
         }
     }
-    let config = json!({
-        "name": name,
-        "subjects": [a.subject],
-        "storage": a.storage,
-        "retention": "limits",
-        "discard": "old",
-        "num_replicas": 1,
-    });
     let created = api.request(
         conn,
         &format!("$JS.API.STREAM.CREATE.{name}"),
@@ -221,6 +219,94 @@ pub(super) fn fresh_stream(api: &mut Api<'_>, conn: &mut Conn, a: &Args) -> Resu
     Ok(())
 }
 
+/// `$JS.API.STREAM.INFO.<name>`'s `state`, failing on an error reply.
+pub(super) fn stream_state(api: &mut Api<'_>, conn: &mut Conn, name: &str) -> Result<Value> {
+    let mut info = api.request(conn, &format!("$JS.API.STREAM.INFO.{name}"), b"")?;
+    if let Some(err) = info.get("error") {
+        bail!("stream info for {name} failed: {err}");
+    }
+    info.get_mut("state")
+        .map(Value::take)
+        .ok_or_else(|| anyhow!("stream info without \"state\": {info}"))
+}
+
+/// Checks `$JS.API.CONSUMER.INFO.<stream>.<consumer>` after all `total` messages were consumed
+/// (and, with `acked`, acknowledged): nothing pending or awaiting an ack, the last delivery at
+/// stream sequence `total` and, with `acked`, the ack floor there too. Servers apply acks
+/// asynchronously (nats-server queues them to the consumer), so the info is asked again, every
+/// [`INFO_POLL`], for up to [`API_TIMEOUT`] before the last one counts.
+pub(super) fn check_consumer_done(
+    api: &mut Api<'_>,
+    conn: &mut Conn,
+    stream: &str,
+    consumer: &str,
+    total: u64,
+    acked: bool,
+) -> Result<()> {
+    let until = Instant::now() + API_TIMEOUT;
+    loop {
+        let info = api.request(
+            conn,
+            &format!("$JS.API.CONSUMER.INFO.{stream}.{consumer}"),
+            b"",
+        )?;
+        if let Some(err) = info.get("error") {
+            bail!("consumer info for {consumer} failed: {err}");
+        }
+        let num = |path: &[&str]| {
+            path.iter()
+                .try_fold(&info, |v, k| v.get(k))
+                .and_then(Value::as_u64)
+        };
+        let delivered =
+            num(&["num_pending"]) == Some(0) && num(&["delivered", "stream_seq"]) == Some(total);
+        if !delivered {
+            bail!("consumer info after consuming all {total} messages: {info}");
+        }
+        let settled = num(&["num_ack_pending"]).unwrap_or(0) == 0
+            && (!acked || num(&["ack_floor", "stream_seq"]) == Some(total));
+        if settled {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            bail!("acks not applied {API_TIMEOUT:?} after all {total} messages were acked: {info}");
+        }
+        std::thread::sleep(INFO_POLL);
+    }
+}
+
+/// How often [`check_consumer_done`] asks again while acks are being applied.
+const INFO_POLL: Duration = Duration::from_millis(20);
+
+/// Reads until the reply on `reply` arrives (answering server PINGs) and hands its headers and
+/// payload to `f`; fails on a PONG or a message on another subject, or when nothing came within
+/// `limit`.
+pub(super) fn next_reply_within<T>(
+    conn: &mut Conn,
+    reply: &str,
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce(Option<&[u8]>, &[u8]) -> Result<T>,
+) -> Result<T> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(frame) = conn.try_frame()? {
+            let m = frame.into_msg(&format!("waiting for the {what}"))?;
+            if m.subject != reply.as_bytes() {
+                bail!(
+                    "unexpected message on {} while waiting for the {what}",
+                    String::from_utf8_lossy(m.subject)
+                );
+            }
+            return f(m.headers, m.payload);
+        }
+        if Instant::now() >= until {
+            bail!("no {what} within {limit:?}");
+        }
+        conn.fill()?;
+    }
+}
+
 /// `$JS.API` requests with replies on `<inbox>.api<k>`. Nothing else may be in
 /// flight on the connection meanwhile: any other message is an error.
 pub(super) struct Api<'a> {
@@ -228,48 +314,45 @@ pub(super) struct Api<'a> {
     pub(super) next: u64,
 }
 
-impl Api<'_> {
-    pub(super) fn request(&mut self, conn: &mut Conn, subject: &str, body: &[u8]) -> Result<Value> {
+impl<'a> Api<'a> {
+    pub(super) fn new(inbox: &'a str) -> Self {
+        Api { inbox, next: 0 }
+    }
+
+    /// Sends a request; returns its reply subject.
+    pub(super) fn send(&mut self, conn: &mut Conn, subject: &str, body: &[u8]) -> Result<String> {
         self.next += 1;
         let reply = format!("{}.api{}", self.inbox, self.next);
         let mut out = format!("PUB {subject} {reply} {}\r\n", body.len()).into_bytes();
         out.extend_from_slice(body);
         out.extend_from_slice(b"\r\n");
         conn.write(&out)?;
-        let limit = Instant::now() + API_TIMEOUT;
-        loop {
-            if let Some(frame) = conn.try_frame()? {
-                let Frame::Msg {
-                    subject: got,
-                    headers,
-                    payload,
-                    ..
-                } = frame
-                else {
-                    bail!("unexpected PONG while waiting for the {subject} reply");
-                };
-                if got != reply.as_bytes() {
-                    bail!(
-                        "unexpected message on {} while waiting for the {subject} reply",
-                        String::from_utf8_lossy(got)
-                    );
-                }
-                if is_no_responders(headers) {
-                    bail!("no responders for {subject} (is JetStream enabled, -js?)");
-                }
-                return serde_json::from_slice(payload).with_context(|| {
-                    format!(
-                        "{subject} reply is not JSON: {:?}",
-                        String::from_utf8_lossy(payload)
-                    )
-                });
-            }
-            if Instant::now() >= limit {
-                bail!("no reply to {subject} within {API_TIMEOUT:?} (is JetStream enabled, -js?)");
-            }
-            conn.fill()?;
-        }
+        Ok(reply)
     }
+
+    pub(super) fn request(&mut self, conn: &mut Conn, subject: &str, body: &[u8]) -> Result<Value> {
+        let reply = self.send(conn, subject, body)?;
+        next_reply_within(
+            conn,
+            &reply,
+            API_TIMEOUT,
+            &format!("reply to {subject} (is JetStream enabled, -js?)"),
+            |headers, payload| api_reply(subject, headers, payload),
+        )
+    }
+}
+
+/// The JSON of a `$JS.API` reply to a request on `subject`.
+pub(super) fn api_reply(subject: &str, headers: Option<&[u8]>, payload: &[u8]) -> Result<Value> {
+    if is_no_responders(headers) {
+        bail!("no responders for {subject} (is JetStream enabled, -js?)");
+    }
+    serde_json::from_slice(payload).with_context(|| {
+        format!(
+            "{subject} reply is not JSON: {:?}",
+            String::from_utf8_lossy(payload)
+        )
+    })
 }
 
 /// Builds PUB frames (`PUB <subject> <inbox>.<i> <size>`, the message index
@@ -295,30 +378,22 @@ impl Publisher {
 
     /// Append the next message's frame to `out`.
     fn push_frame(&mut self) {
-        let i = self.sent;
-        let _ = write!(
-            self.out,
-            "PUB {} {}.{i} {}\r\n",
-            self.subject,
-            self.inbox,
-            self.payload.len()
+        push_indexed(
+            &mut self.out,
+            &self.subject,
+            &self.inbox,
+            self.sent,
+            &mut self.payload,
         );
-        if self.payload.len() >= 8 {
-            self.payload[..8].copy_from_slice(&i.to_be_bytes());
-        }
-        self.out.extend_from_slice(&self.payload);
-        self.out.extend_from_slice(b"\r\n");
         self.sent += 1;
     }
 
-    /// Publish one message and wait for its ack; returns the latency in ns.
-    fn publish_one(&mut self, conn: &mut Conn, acks: &mut Acks) -> Result<u64> {
+    /// Publish one message and wait for its ack.
+    fn publish_one(&mut self, conn: &mut Conn, acks: &mut Acks) -> Result<()> {
         self.out.clear();
         self.push_frame();
-        let t0 = Instant::now();
         conn.write(&self.out)?;
-        acks.pump(conn, self.sent)?;
-        Ok(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        acks.pump(conn, self.sent)
     }
 
     /// Publish until `total` messages are out, at most `inflight` unacknowledged,
@@ -350,6 +425,23 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// Appends `PUB <subject> <inbox>.<i> <size>` with `payload`, after writing `i` big-endian into
+/// its first 8 bytes (if it has them).
+pub(super) fn push_indexed(
+    out: &mut Vec<u8>,
+    subject: &str,
+    inbox: &str,
+    i: u64,
+    payload: &mut [u8],
+) {
+    let _ = write!(out, "PUB {subject} {inbox}.{i} {}\r\n", payload.len());
+    if payload.len() >= 8 {
+        payload[..8].copy_from_slice(&i.to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Bookkeeping and verification of PubAcks.
@@ -386,24 +478,19 @@ impl Acks {
     }
 
     /// Read until `target` acks have arrived; fails if none arrives for STALL_LIMIT.
-    fn pump(&mut self, conn: &mut Conn, target: u64) -> Result<()> {
-        let mut last = self.acked;
-        let mut last_change = Instant::now();
+    pub(super) fn pump(&mut self, conn: &mut Conn, target: u64) -> Result<()> {
+        let mut progress = Progress::new(self.acked);
         loop {
             self.drain(conn)?;
             if self.acked >= target {
                 return Ok(());
             }
-            if self.acked != last {
-                last = self.acked;
-                last_change = Instant::now();
-            } else if last_change.elapsed() > STALL_LIMIT {
-                bail!(
-                    "acks missing: {} of {} acked, none for {STALL_LIMIT:?} (is the stream bound to the subject?)",
-                    self.acked,
-                    self.total
-                );
-            }
+            progress.check(self.acked, || {
+                format!(
+                    "acks missing (is the stream bound to the subject?): {} of {} acked",
+                    self.acked, self.total
+                )
+            })?;
             conn.fill()?;
         }
     }

@@ -11,44 +11,36 @@
 //!    message arrived; with explicit acks each message is acked (`PUB <ack subject> 0`), acks
 //!    written in ~64 KiB batches. Reports messages consumed per second.
 //! 4. Verification: every message arrives once, in stream order (its ack subject's stream
-//!    sequence is 1, 2, 3, …), on the stream's subject, with the published size; a 408/404
+//!    sequence is 1, 2, 3, …), on the stream's subject, with the published payload; a 408/404
 //!    status ends a request (its unfilled count is requested again), any other status fails
-//!    the run. Finally `CONSUMER.INFO` must report nothing pending and, with explicit acks,
-//!    an ack floor at the last sequence.
+//!    the run. Finally `CONSUMER.INFO` must report nothing pending, the last delivery at the
+//!    last sequence and, with explicit acks, the ack floor there too.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::jspub::{fresh_stream, is_no_responders, js_connection, Acks, Api, Publisher};
-use super::STALL_LIMIT;
+use super::jspub::{check_consumer_done, fill_stream, is_no_responders, js_connection, Api};
+use super::jspush::payload_matches;
+use super::jswire::AckMeta;
+use super::{serve_buffered, Handler, Progress};
 use crate::cli::Args;
-use crate::conn::{parse_usize, Conn, Frame};
-use crate::publisher::BATCH_BYTES;
+use crate::conn::{Conn, Msg};
+use crate::publisher::{payload_template, BATCH_BYTES};
 use crate::report::{mb_per_sec, r1, thousands, Report};
 
 const CONSUMER: &str = "BENCH";
-/// Messages the fill may have unacknowledged.
-const FILL_INFLIGHT: u64 = 256;
 
 pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     let deadline = Instant::now() + a.timeout;
     let (mut conn, inbox) = js_connection(a, addr, "bench-js-pull", deadline)?;
-    let mut api = Api {
-        inbox: &inbox,
-        next: 0,
-    };
-    fresh_stream(&mut api, &mut conn, a)?;
+    let mut api = Api::new(&inbox);
+    fill_stream(&mut api, &mut conn, a)?;
     let name = a.stream.as_str();
 
-    // Fill the stream.
-    let mut acks = Acks::new(&inbox, name, a.msgs);
-    Publisher::new(a, &inbox).publish_async(&mut conn, &mut acks, a.msgs, FILL_INFLIGHT)?;
-    acks.verify_complete()?;
-
-    let explicit = a.pull_ack;
+    let explicit = a.ack_explicit;
     let config = json!({
         "stream_name": name,
         "config": {
@@ -72,19 +64,7 @@ pub fn run(a: &Args, addr: SocketAddr) -> Result<Report> {
     pull.consume(&mut conn)?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
 
-    let info = api.request(
-        &mut conn,
-        &format!("$JS.API.CONSUMER.INFO.{name}.{CONSUMER}"),
-        b"",
-    )?;
-    if let Some(err) = info.get("error") {
-        bail!("consumer info failed: {err}");
-    }
-    let num_pending = info.get("num_pending").and_then(Value::as_u64);
-    let ack_pending = info.get("num_ack_pending").and_then(Value::as_u64);
-    if num_pending != Some(0) || ack_pending.unwrap_or(0) != 0 {
-        bail!("consumer info after consuming everything: {info}");
-    }
+    check_consumer_done(&mut api, &mut conn, name, CONSUMER, a.msgs, explicit)?;
 
     let rate = a.msgs as f64 / secs;
     let mbs = mb_per_sec(a.msgs, a.size, secs);
@@ -117,13 +97,51 @@ struct Pull {
     out: Vec<u8>,
     batch: u64,
     total: u64,
-    size: usize,
+    /// The published payload (bytes 8.. of every message; 0..8 carry its index).
+    template: Vec<u8>,
     subject: String,
     explicit: bool,
     /// Messages asked for (by requests not yet ended) and received.
     requested: u64,
     received: u64,
     acks: Vec<u8>,
+}
+
+impl Handler for Pull {
+    fn handle(&mut self, msg: Msg<'_>) -> Result<()> {
+        let (subject, reply, headers) = (msg.subject, msg.reply, msg.headers);
+        if let Some(h) = headers.filter(|h| h.starts_with(b"NATS/1.0 ")) {
+            return self.on_status(h);
+        }
+        let reply = reply.ok_or_else(|| anyhow!("a consumed message without an ack subject"))?;
+        let seq = AckMeta::parse(reply)
+            .ok_or_else(|| anyhow!("not an ack subject: {}", String::from_utf8_lossy(reply)))?
+            .stream_seq;
+        let want = self.received + 1;
+        if seq != want {
+            bail!("got stream sequence {seq}, expected {want} (lost, duplicated or reordered)");
+        }
+        if subject != self.subject.as_bytes()
+            || !payload_matches(&self.template, msg.payload, seq - 1)
+        {
+            bail!(
+                "message {seq} arrived on {} with a wrong payload ({} bytes)",
+                String::from_utf8_lossy(subject),
+                msg.payload.len()
+            );
+        }
+        self.received += 1;
+        if self.explicit {
+            self.acks.extend_from_slice(b"PUB ");
+            self.acks.extend_from_slice(reply);
+            self.acks.extend_from_slice(b" 0\r\n\r\n");
+        }
+        Ok(())
+    }
+
+    fn queued(&mut self) -> &mut Vec<u8> {
+        &mut self.acks
+    }
 }
 
 impl Pull {
@@ -139,7 +157,7 @@ impl Pull {
             out: Vec::new(),
             batch: a.batch,
             total: a.msgs,
-            size: a.size,
+            template: payload_template(a.size),
             subject: a.subject.clone(),
             explicit,
             requested: 0,
@@ -149,8 +167,7 @@ impl Pull {
     }
 
     fn consume(&mut self, conn: &mut Conn) -> Result<()> {
-        let mut last_change = Instant::now();
-        let mut last = 0;
+        let mut progress = Progress::new(0);
         while self.received < self.total {
             // Two batches outstanding, never more than what is left.
             while self.requested < self.total.min(self.received + 2 * self.batch) {
@@ -169,64 +186,15 @@ impl Pull {
                 conn.write(&self.out)?;
                 self.requested += self.batch;
             }
-            while let Some(frame) = conn.try_frame()? {
-                self.on_frame(frame)?;
-            }
-            if !self.acks.is_empty() {
-                conn.write(&self.acks)?;
-                self.acks.clear();
-            }
-            if self.received != last {
-                last = self.received;
-                last_change = Instant::now();
-            } else if last_change.elapsed() > STALL_LIMIT {
-                bail!(
-                    "{} of {} messages consumed, none for {STALL_LIMIT:?}",
-                    self.received,
-                    self.total
-                );
-            }
+            serve_buffered(conn, self)?;
+            progress.check(self.received, || {
+                format!("{} of {} messages consumed", self.received, self.total)
+            })?;
             if self.received < self.total {
                 conn.fill()?;
             }
         }
         conn.flush()
-    }
-
-    fn on_frame(&mut self, frame: Frame<'_>) -> Result<()> {
-        let Frame::Msg {
-            subject,
-            reply,
-            headers,
-            payload,
-        } = frame
-        else {
-            bail!("unexpected PONG while consuming");
-        };
-        if let Some(h) = headers.filter(|h| h.starts_with(b"NATS/1.0 ")) {
-            return self.on_status(h);
-        }
-        let reply = reply.ok_or_else(|| anyhow!("a consumed message without an ack subject"))?;
-        let seq = stream_seq(reply)
-            .ok_or_else(|| anyhow!("not an ack subject: {}", String::from_utf8_lossy(reply)))?;
-        let want = self.received + 1;
-        if seq != want {
-            bail!("got stream sequence {seq}, expected {want} (lost, duplicated or reordered)");
-        }
-        if subject != self.subject.as_bytes() || payload.len() != self.size {
-            bail!(
-                "message {seq} arrived on {} with {} bytes",
-                String::from_utf8_lossy(subject),
-                payload.len()
-            );
-        }
-        self.received += 1;
-        if self.explicit {
-            self.acks.extend_from_slice(b"PUB ");
-            self.acks.extend_from_slice(reply);
-            self.acks.extend_from_slice(b" 0\r\n\r\n");
-        }
-        Ok(())
     }
 
     /// A status ends a request: 408 (expired) and 404 (nothing left) give back the unfilled
@@ -249,27 +217,5 @@ impl Pull {
             None => self.received,
         };
         Ok(())
-    }
-}
-
-/// The stream sequence in a v1 ack subject,
-/// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`.
-fn stream_seq(ack: &[u8]) -> Option<u64> {
-    let tokens: Vec<&[u8]> = ack.split(|&b| b == b'.').collect();
-    if tokens.len() != 9 || tokens[0] != b"$JS" || tokens[1] != b"ACK" {
-        return None;
-    }
-    parse_usize(tokens[5]).map(|n| n as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stream_seq;
-
-    #[test]
-    fn reads_the_stream_sequence_of_an_ack_subject() {
-        assert_eq!(stream_seq(b"$JS.ACK.S.C.1.42.7.1700000000.3"), Some(42));
-        assert_eq!(stream_seq(b"$JS.ACK.S.C.1.42"), None);
-        assert_eq!(stream_seq(b"_INBOX.x.1.42.7.1.3.4.5"), None);
     }
 }

@@ -3,8 +3,12 @@
 
 pub mod connect;
 pub mod idle;
+pub mod jsordered;
 pub mod jspub;
 pub mod jspull;
+pub mod jspush;
+mod jswire;
+pub mod kv;
 pub mod publish;
 pub mod pubsub;
 pub mod queue;
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::conn::{check_deadline, Aborted, ABORT};
+use crate::conn::{check_deadline, Aborted, Conn, Msg, ABORT};
 
 /// Join a scoped worker, turning a panic into an error.
 pub fn join<T>(h: ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
@@ -52,6 +56,54 @@ pub fn abort_on_err<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// How long delivery may stall after the publisher finished before we
 /// declare messages missing (instead of waiting for the hard cap).
 pub const STALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// The receiving side of a consuming loop: handles messages and queues what to send back.
+pub trait Handler {
+    fn handle(&mut self, msg: Msg<'_>) -> Result<()>;
+    /// Bytes queued for the server (acks, answers); [`serve_buffered`] writes and clears them.
+    fn queued(&mut self) -> &mut Vec<u8>;
+}
+
+/// Hands every frame already buffered to `h` (no blocking read), then writes what it queued.
+pub fn serve_buffered(conn: &mut Conn, h: &mut impl Handler) -> Result<()> {
+    while let Some(frame) = conn.try_frame()? {
+        h.handle(frame.into_msg("consuming")?)?;
+    }
+    let out = h.queued();
+    if !out.is_empty() {
+        conn.write(out)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Notices a count that stopped growing: [`Progress::check`] fails once it has not changed for
+/// [`STALL_LIMIT`].
+pub struct Progress {
+    last: u64,
+    since: Instant,
+}
+
+impl Progress {
+    pub fn new(count: u64) -> Self {
+        Progress {
+            last: count,
+            since: Instant::now(),
+        }
+    }
+
+    /// `Ok` while `count` changed within [`STALL_LIMIT`]; else the error `what` describes
+    /// (followed by ", none for <STALL_LIMIT>").
+    pub fn check(&mut self, count: u64, what: impl FnOnce() -> String) -> Result<()> {
+        if count != self.last {
+            self.last = count;
+            self.since = Instant::now();
+        } else if self.since.elapsed() > STALL_LIMIT {
+            bail!("{}, none for {STALL_LIMIT:?}", what());
+        }
+        Ok(())
+    }
+}
 
 /// Watch subscriber progress until `target` is reached by `sum(counters)`.
 /// Fails on overshoot (duplicates), on a stall after `pub_done` is set, or at
