@@ -91,6 +91,13 @@ struct ConsumerClient {
     account: Weak<Account>,
 }
 
+/// Whether an ack body can bring one of the consumer's deadlines forward: `-NAK` (a
+/// redelivery) and `+NXT` (a pull request). `+ACK`, `+TERM` and `+WPI` cannot.
+fn wakes_the_task(body: &[u8]) -> bool {
+    let body = body.trim_ascii_start();
+    body.starts_with(b"-NAK") || body.starts_with(b"+NXT")
+}
+
 impl Internal for ConsumerClient {
     fn deliver(
         &self,
@@ -106,7 +113,8 @@ impl Internal for ConsumerClient {
         };
         let reply = msg.reply.and_then(|r| std::str::from_utf8(r).ok());
         let now = now_ns();
-        let out = if subject.starts_with("$JS.ACK.") {
+        let acking = subject.starts_with("$JS.ACK.");
+        let out = if acking {
             self.consumer
                 .ack(subject, reply, msg.payload, now, &interest(&account))
         } else if subject.starts_with("$JS.FC.") {
@@ -119,8 +127,12 @@ impl Internal for ConsumerClient {
         };
         push_effects(fx, out);
         self.consumer.retire_done();
-        // Its deadlines may have changed: the task recomputes its sleep.
-        self.consumer.signal.notify_one();
+        // Its deadlines may have moved earlier (a new request's expiry, a NAK's redelivery):
+        // the task recomputes its sleep. A plain ack only removes a deadline, and waking the
+        // task for every ack cost it a pass over all pending messages per ack.
+        if !acking || wakes_the_task(msg.payload) {
+            self.consumer.signal.notify_one();
+        }
         true
     }
 }
