@@ -32,6 +32,7 @@ mod mappings;
 mod monitor;
 mod operator;
 mod plugin_audit;
+mod plugin_js;
 mod plugin_limits;
 mod plugin_loading;
 mod plugin_tools;
