@@ -35,6 +35,7 @@ mod plugin_audit;
 mod plugin_js;
 mod plugin_limits;
 mod plugin_loading;
+mod plugin_new;
 mod plugin_tools;
 mod plugins;
 mod pubsub;
