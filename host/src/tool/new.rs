@@ -397,7 +397,7 @@ fn render(name: &str, lang: Lang, world: World, sdk: &Sdk) -> Vec<(String, Strin
     run_example.extend(first.iter().map(|a| shell_word(a)));
     // What the interpreted languages need beyond the broker's defaults (measured; README
     // "Plugins in Rust, Python and JavaScript"): a new Python instance starts its interpreter
-    // inside its first call (~36 ms, over a mapper's or transformer's default 5 ms deadline);
+    // within its first call's deadline (5-10 ms, over a mapper's or transformer's default 5 ms);
     // SpiderMonkey's heap grows to ~70 MiB before it collects (over the default 64 MB cap).
     let (limit_flags, limit_conf) = match lang {
         Lang::Rust => ("", ""),

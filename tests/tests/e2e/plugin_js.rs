@@ -67,6 +67,7 @@ plugins {{
     role: transformer
     subjects: ["orders.>", "metrics.>"]
     deadline: "{RELAXED_DEADLINE}"
+    memory: 128MB
     config: {{ rules: [
       {{ subject: "orders.>", pick: [id, total, card], omit: [card], rename: {{ total: amount }},
          set: {{ source: natrium }}, stamp: received_at_ms, account: account, invalid: drop }}
