@@ -5,7 +5,7 @@
 //! JavaScript projects' own tests (which run the same samples) pass too.
 //!
 //! Cost: every Rust world is built (seconds each). Python and JavaScript build one world
-//! each — a componentize-py or componentize-js build plus the first compile of an 12–18 MB
+//! each — a componentize-py or componentize-js build plus the first compile of a 12–18 MB
 //! component take tens of seconds — and reuse the installs `plugins/build.sh` made
 //! (componentize-py from its venv; npm's cache for the pinned componentize-js).
 //!
