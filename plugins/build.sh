@@ -5,6 +5,7 @@
 #   target/plugins/partition-mapper.wasm   world mapper       (Rust, wasm32-wasip2)
 #   target/plugins/pii-redactor.wasm       world transformer  (Rust, wasm32-wasip2)
 #   target/plugins/json-validator.wasm     world transformer  (Rust, wasm32-wasip2)
+#   target/plugins/json-validator-kv.wasm  the same with schemas from a KV bucket (feature kv)
 #   target/plugins/size-gate.wasm          world batch-transformer (Rust, wasm32-wasip2)
 #   target/plugins/audit-tagger.wasm       world transformer  (Python, componentize-py)
 #   target/plugins/json-shaper.wasm        world transformer  (JavaScript, componentize-js)
@@ -28,7 +29,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-python) python=0 ;;
         --no-js) js=0 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -67,6 +68,11 @@ target_dir="${CARGO_TARGET_DIR:-$here/target}"
 for p in "${rust_plugins[@]}"; do
     install_if_changed "$target_dir/wasm32-wasip2/release/${p//-/_}.wasm" "$out/$p.wasm"
 done
+# The json-validator that reads schemas from a KV bucket (imports natrium:plugin/kv): the same
+# crate with feature `kv`, built after the plain one was copied (same output file name).
+cargo build --manifest-path "$here/Cargo.toml" --release --target wasm32-wasip2 \
+    -p json-validator --features kv
+install_if_changed "$target_dir/wasm32-wasip2/release/json_validator.wasm" "$out/json-validator-kv.wasm"
 
 # --- Python plugin (componentize-py) -----------------------------------------------------------
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -94,7 +100,7 @@ find_componentize_py() {
     echo "$venv/bin/componentize-py"
 }
 
-built=("${rust_plugins[@]}")
+built=("${rust_plugins[@]}" json-validator-kv)
 if [ "$python" = 1 ]; then
     src="$here/audit-tagger-py"
     dest="$out/audit-tagger.wasm"

@@ -24,6 +24,7 @@ const PURE_AUTH: &[&str] = &[
     "password",
     "permissions",
     "identity",
+    "callout",
 ];
 
 /// Every `crate::<module>` a file names, `auth::<pure block>` counted as its own module.

@@ -129,6 +129,25 @@ pub struct AuthOptions {
     pub no_auth_user: Option<String>,
     /// `authorization { failure_backoff {} }`: slow down an address that keeps failing.
     pub failure_backoff: Option<FailureBackoff>,
+    /// `authorization { auth_callout {} }`: an external service decides who connects.
+    pub callout: Option<AuthCallout>,
+}
+
+/// `authorization { auth_callout { issuer, auth_users, account, xkey } }` (nats-server 2.10,
+/// configuration mode). Every CONNECT except those of `auth_users` is sent as an
+/// authorization request to `$SYS.REQ.USER.AUTH` in `account`; the service's signed answer
+/// names the account and permissions the client gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCallout {
+    /// Account public NKey (`A…`) that signs the responses and the user JWTs in them.
+    pub issuer: String,
+    /// Users (names or NKeys) that authenticate as configured and skip the callout: the
+    /// callout service's own connections.
+    pub auth_users: Vec<String>,
+    /// The account the requests are sent in (where `auth_users` live); `$G` by default.
+    pub account: String,
+    /// The service's curve public key (`X…`): requests are encrypted to it when set.
+    pub xkey: Option<String>,
 }
 
 /// `authorization { failure_backoff { max_failures, window, delay } }` (natrium's own; off
@@ -554,6 +573,25 @@ pub struct PluginSpec {
     /// The component's SHA-256 (lower-case hex), when the binding pins it: a file with
     /// another hash is refused at load.
     pub sha256: Option<String>,
+    /// The JetStream key-value bucket the component may read (`kv: { bucket }`), in the
+    /// account of each call; `None` grants no `natrium:plugin/kv` import.
+    pub kv_bucket: Option<String>,
+    /// Whose NKey must have signed the component (`signed_by`), when the binding requires a
+    /// signature; the signature file is `signature`, or `<path>.sig`.
+    pub signed_by: Option<Signer>,
+    /// The detached signature file (`signature`); `None` = `<path>.sig`.
+    pub signature: Option<PathBuf>,
+}
+
+/// Who must have signed a plugin component (`signed_by` of a binding; operator mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The NKey of the binding's account (the one account its `accounts` names).
+    Account,
+    /// The operator's NKey (or one of its signing keys).
+    Operator,
+    /// This public NKey (an account `A…` or operator `O…` key).
+    Key(String),
 }
 
 impl PluginSpec {
@@ -572,6 +610,9 @@ impl PluginSpec {
             subjects: Vec::new(),
             on_failure: FailurePolicy::Reject,
             sha256: None,
+            kv_bucket: None,
+            signed_by: None,
+            signature: None,
         }
     }
 

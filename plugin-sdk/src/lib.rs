@@ -69,7 +69,8 @@
 //!   with a few helpers ([`Message::set_header`], [`Allowed::new`], [`Decision::deny`], …);
 //! - the host imports, as plain functions: [`log()`] (and the macros [`trace!`], [`debug!`],
 //!   [`info!`], [`warn!`], [`error!`]), [`config_json`], [`config`], [`Config`] (parse once,
-//!   cache for the instance's life) and [`now`];
+//!   cache for the instance's life) and [`now`]; and, where the binding grants a bucket,
+//!   [`kv::get`] (read-only lookups in a JetStream key-value bucket of the call's account);
 //! - [`testing`]: when compiled for anything but wasm32 (that is, in `cargo test`), the host
 //!   imports are replaced by in-process doubles so that plugin code can be unit-tested natively;
 //! - the generated bindings themselves in [`bindings`] and [`wit_bindgen`], for anything the
@@ -159,6 +160,19 @@ pub mod bindings {
         });
     }
 
+    /// World `kv-reader`: the `kv` import ([`kv::get`](crate::kv::get)). A plugin that never
+    /// calls it does not import it.
+    pub mod kv_reader {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "natrium:plugin/kv-reader@0.1.0",
+            runtime_path: "::natrium_plugin_sdk::wit_bindgen::rt",
+            with: {
+                "natrium:plugin/host@0.1.0": crate::bindings::transformer::natrium::plugin::host,
+            },
+        });
+    }
+
     /// World `authorizer`: imports `host`, exports `authorization`.
     pub mod authorizer {
         wit_bindgen::generate!({
@@ -186,8 +200,8 @@ pub use bindings::transformer::natrium::plugin::types::{Header, Message};
 /// Everything a plugin usually needs: `use natrium_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        authorizer, batch_transformer, config, config_json, debug, error, info, init, log, mapper,
-        now, trace, transformer, warn, Allowed, Batch, Config, ConfigError, ConnectRequest,
+        authorizer, batch_transformer, config, config_json, debug, error, info, init, kv, log,
+        mapper, now, trace, transformer, warn, Allowed, Batch, Config, ConfigError, ConnectRequest,
         Decision, Decisions, Header, Level, Limits, Message, Outcome, Permission,
         ResponsePermission, TlsIdentity,
     };
@@ -381,6 +395,42 @@ pub fn config<T: DeserializeOwned>() -> Result<T, ConfigError> {
 /// Wall-clock time in nanoseconds since the Unix epoch, from the broker.
 pub fn now() -> u64 {
     imp::now()
+}
+
+/// Read-only lookups in the JetStream key-value bucket the plugin's binding grants
+/// (`kv: { bucket: NAME }` in the broker's configuration).
+///
+/// The bucket is read in the account of the call under way (for an authorizer, the one account
+/// its binding names), and every call sees the bucket as it is now: a value written with
+/// `nats kv put` is seen by the next message, without a restart. Calling [`get`](kv::get) makes
+/// the component import `natrium:plugin/kv`, and the broker then loads it only into a binding
+/// that grants a bucket (a clear load error otherwise).
+///
+/// ```
+/// use natrium_plugin_sdk::prelude::*;
+///
+/// /// Drops messages whose subject is listed in the bucket under `blocked.<subject>`.
+/// #[transformer]
+/// fn blocklist(_account: &str, msg: Message) -> Outcome {
+///     match kv::get(&format!("blocked.{}", msg.subject)) {
+///         Ok(None) => Outcome::Pass,
+///         Ok(Some(_)) => Outcome::Drop("subject is blocked".into()),
+///         Err(e) => Outcome::Drop(format!("blocklist unavailable: {e}")),
+///     }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Outside wasm32 (in `cargo test`), [`testing::kv_put`] and [`testing::kv_delete`] fill a
+/// per-thread bucket that `get` reads.
+pub mod kv {
+    /// The current value of `key` in the binding's bucket: `Ok(None)` when it was never written
+    /// or was deleted or purged; `Err` with the broker's reason when the key is invalid (KV keys
+    /// are letters, digits, `-`, `_`, `=`, `/` and `.`, not at either end) or the bucket cannot
+    /// be read.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        crate::imp::kv_get(key)
+    }
 }
 
 /// Why the plugin's configuration could not be used.
@@ -728,6 +778,10 @@ mod imp {
         host::now()
     }
 
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        crate::bindings::kv_reader::natrium::plugin::kv::get(key)
+    }
+
     use crate::bindings::batch_transformer::natrium::plugin::pending;
 
     pub fn pending_subject(i: u32) -> String {
@@ -761,6 +815,12 @@ mod imp {
         pub static NOW: Cell<Option<u64>> = const { Cell::new(None) };
         pub static LOGS: RefCell<Vec<crate::testing::LogLine>> = const { RefCell::new(Vec::new()) };
         pub static PENDING: RefCell<Vec<crate::Message>> = const { RefCell::new(Vec::new()) };
+        pub static KV: RefCell<std::collections::BTreeMap<String, Vec<u8>>> =
+            const { RefCell::new(std::collections::BTreeMap::new()) };
+    }
+
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        KV.with(|kv| Ok(kv.borrow().get(key).cloned()))
     }
 
     fn pending<T: Default>(i: u32, f: impl FnOnce(&crate::Message) -> T) -> T {
@@ -872,6 +932,23 @@ pub mod testing {
         (0..n).map(|i| decisions.get(i)).collect()
     }
 
+    /// Stores `value` under `key` in this thread's stand-in bucket (what
+    /// [`kv::get`](crate::kv::get) reads outside wasm32).
+    pub fn kv_put(key: &str, value: impl Into<Vec<u8>>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::imp::KV.with(|kv| kv.borrow_mut().insert(key.to_owned(), value.into()));
+        #[cfg(target_arch = "wasm32")]
+        let _ = (key, value);
+    }
+
+    /// Removes `key` from this thread's stand-in bucket.
+    pub fn kv_delete(key: &str) {
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::imp::KV.with(|kv| kv.borrow_mut().remove(key));
+        #[cfg(target_arch = "wasm32")]
+        let _ = key;
+    }
+
     /// Returns and forgets the lines logged on this thread.
     pub fn take_logs() -> Vec<LogLine> {
         #[cfg(not(target_arch = "wasm32"))]
@@ -971,5 +1048,14 @@ mod tests {
             vec![("k".into(), "1".into()), ("who".into(), "me".into())]
         );
         assert_eq!(logs[1].level, Level::Warn);
+    }
+
+    #[test]
+    fn kv_double() {
+        assert_eq!(kv::get("k"), Ok(None));
+        testing::kv_put("k", "v");
+        assert_eq!(kv::get("k"), Ok(Some(b"v".to_vec())));
+        testing::kv_delete("k");
+        assert_eq!(kv::get("k"), Ok(None));
     }
 }

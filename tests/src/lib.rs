@@ -14,6 +14,11 @@
 //!   hand, for byte-exact assertions.
 //! * [`http_get`]: a tiny HTTP/1.0 GET for the monitoring endpoints.
 //! * [`within`]: every await in a test goes through a timeout.
+//! * [`jwt`]: NATS JWTs signed and read with the `nkeys` crate, not natrium's code.
+//! * [`callout`]: the protocol side of an auth callout service (read a request, answer it).
+
+pub mod callout;
+pub mod jwt;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! directory (`<dir>/<ACCOUNT_KEY>.jwt`, as nats-server's full resolver stores them).
 
 use super::users::{AuthError, AuthOutcome, ClientLimits, Credentials};
+use crate::auth::callout::Policy;
 use crate::auth::jwt::{
     self, AccountClaims, ClientInfo, JwtError, OperatorClaims, SigningKey, UserScope,
 };
@@ -288,6 +289,8 @@ impl OperatorMode {
                 .unwrap_or(0)
                 .saturating_mul(1_000_000_000)
         });
+        let callout =
+            Policy::account(&account).filter(|_| !Policy::is_auth_user(&account, &authorized.user));
         Ok(AuthOutcome {
             account_limits: Some(jwt_account_limits(&account)),
             client_limits: ClientLimits::default(),
@@ -306,6 +309,7 @@ impl OperatorMode {
                 nonce: c.nonce.map(str::to_string),
                 sig: c.sig.map(str::to_string),
                 permissions: spec,
+                callout,
             }),
         })
     }
@@ -460,6 +464,87 @@ pub fn jwt_jetstream_limits(
     let flat = serde_json::to_value(l).ok()?;
     let limits = from(&flat);
     (limits.max_memory != 0 || limits.max_storage != 0).then_some((limits, false))
+}
+
+/// The public NKeys whose signature a plugin binding's `signed_by` accepts: the named key; the
+/// trusted operators' identity and signing keys; or the binding's account (its public key, as
+/// accounts are named in operator mode) and its signing keys, read from its JWT in
+/// `resolver_preload` or the resolver directory and checked against the operators.
+pub fn plugin_signers(
+    opts: &Options,
+    signer: &crate::options::Signer,
+    accounts: &[String],
+) -> Result<Vec<String>, String> {
+    use crate::options::Signer;
+    if let Signer::Key(k) = signer {
+        return Ok(vec![k.clone()]);
+    }
+    let which = if *signer == Signer::Operator {
+        "operator"
+    } else {
+        "account"
+    };
+    if opts.operator.jwts.is_empty() {
+        return Err(format!(
+            "signed_by: {which} needs operator mode (an operator JWT and account JWTs); \
+             name the signer's public key instead to check a signature without it"
+        ));
+    }
+    let now = jwt::now_unix();
+    let mut operators = Vec::with_capacity(opts.operator.jwts.len());
+    for token in &opts.operator.jwts {
+        let op = jwt::decode_operator(token).map_err(|e| format!("operator JWT: {e}"))?;
+        jwt::validate_operator(&op, now).map_err(|e| format!("operator {}: {e}", op.claims.sub))?;
+        operators.push(op);
+    }
+    if *signer == Signer::Operator {
+        return Ok(operators
+            .iter()
+            .flat_map(|o| std::iter::once(&o.claims.sub).chain(&o.nats.signing_keys))
+            .cloned()
+            .collect());
+    }
+    let [account] = accounts else {
+        return Err("signed_by: account needs exactly one account in the binding".into());
+    };
+    if !nkeys::is_valid_public_key(account, KeyKind::Account) {
+        return Err(format!(
+            "signed_by: account needs the binding's account as its public NKey (A…), not \
+             \"{account}\""
+        ));
+    }
+    let token = opts
+        .operator
+        .preload
+        .iter()
+        .find(|(k, _)| k == account)
+        .map(|(_, t)| t.clone())
+        .or_else(|| match &opts.operator.resolver {
+            Some(ResolverSpec::Dir { dir, .. }) => {
+                std::fs::read_to_string(dir.join(format!("{account}.jwt")))
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| {
+            format!(
+                "signed_by: account: no JWT for account {account} (in resolver_preload or the \
+                 resolver directory)"
+            )
+        })?;
+    let claims = jwt::decode_account(&token).map_err(|e| format!("account {account}: {e}"))?;
+    if claims.claims.sub != account.as_str() {
+        return Err(format!(
+            "account {account}: its JWT is for {}",
+            claims.claims.sub
+        ));
+    }
+    jwt::validate_account(&operators, &claims, now)
+        .map_err(|e| format!("account {account}: {e}"))?;
+    Ok(std::iter::once(account.clone())
+        .chain(claims.nats.signing_keys.iter().map(|k| k.key().to_string()))
+        .collect())
 }
 
 #[cfg(test)]

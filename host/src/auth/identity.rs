@@ -28,4 +28,7 @@ pub struct JwtIdentity {
     pub sig: Option<String>,
     /// The effective permissions granted at connect time or by the last update.
     pub permissions: Option<PermissionSpec>,
+    /// The account's auth callout, when it has one and this user is not one of its
+    /// `auth_users`: the connection is then the callout's to decide.
+    pub callout: Option<crate::auth::callout::Policy>,
 }

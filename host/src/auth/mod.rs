@@ -8,10 +8,13 @@
 //! - [`permissions`]: publish/subscribe allow/deny, queue permissions,
 //!   `allow_responses`, per-connection decision cache;
 //! - [`password`]: plain and bcrypt passwords/tokens;
+//! - [`callout`]: auth callout (nats-server 2.10): the signed, optionally sealed request
+//!   and the checks of the service's answer;
 //! - [`backoff`]: the per-address table behind `failure_backoff` (not pure: a clock and a
 //!   lock; layer 2).
 
 pub mod backoff;
+pub mod callout;
 pub mod creds;
 pub mod identity;
 pub mod jwt;

@@ -138,7 +138,7 @@ pub struct ConnectCreds {
     pub jwt: Option<String>,
     /// The nonce the client signed.
     pub nonce: Option<String>,
-    /// An authorizer plugin admitted it (a reload of plugins does not re-ask).
+    /// An authorizer plugin or the auth callout admitted it (a reload does not re-ask).
     pub by_plugin: bool,
 }
 

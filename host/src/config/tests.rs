@@ -345,6 +345,75 @@ fn failure_backoff() {
 }
 
 #[test]
+fn auth_callout() {
+    use crate::options::AuthCallout;
+    let issuer = ::nkeys::KeyPair::new_account().public_key();
+    let xkey = ::nkeys::XKey::new().public_key();
+    let o = opts(&format!(
+        "accounts {{ AUTH {{ users: [{{user: auth, password: pwd}}] }}, B {{}} }}\n\
+         authorization {{ auth_callout {{ issuer: {issuer}, auth_users: [auth], \
+         account: AUTH, xkey: {xkey} }} }}"
+    ));
+    assert_eq!(
+        o.auth.callout,
+        Some(AuthCallout {
+            issuer: issuer.clone(),
+            auth_users: vec!["auth".into()],
+            account: "AUTH".into(),
+            xkey: Some(xkey),
+        })
+    );
+    assert!(validate(&o).is_ok());
+    // The account defaults to $G, where the auth user must then be.
+    let o = opts(&format!(
+        "authorization {{ users: [{{user: auth, password: pwd}}]\n\
+         auth_callout {{ issuer: {issuer}, auth_users: auth }} }}"
+    ));
+    assert_eq!(
+        o.auth.callout.as_ref().map(|c| c.account.as_str()),
+        Some("$G")
+    );
+    assert!(validate(&o).is_ok());
+
+    for (conf, want) in [
+        ("auth_users: [a]", "requires an issuer"),
+        ("issuer: UABC", "account public NKey"),
+        (&format!("issuer: {issuer}"), "requires auth_users"),
+        (
+            &format!("issuer: {issuer}, auth_users: a, xkey: XBAD"),
+            "curve public key",
+        ),
+        (
+            &format!("issuer: {issuer}, auth_users: a, nope: 1"),
+            "unknown field",
+        ),
+    ] {
+        let e = err(&format!("authorization {{ auth_callout {{ {conf} }} }}"));
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+    for (conf, want) in [
+        (
+            "auth_users: [ghost]",
+            "auth user \"ghost\" is not a user of account \"$G\"",
+        ),
+        (
+            "auth_users: [auth], account: NOPE",
+            "account \"NOPE\" is not configured",
+        ),
+    ] {
+        let o = opts(&format!(
+            "authorization {{ users: [{{user: auth, password: pwd}}]\n\
+             auth_callout {{ issuer: {issuer}, {conf} }} }}"
+        ));
+        let e = validate(&o)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+}
+
+#[test]
 fn bcrypt_is_not_a_variable() {
     let o = opts("authorization { user: a, password: $2a$11$abcdefghijklmnopqrstuv }");
     assert_eq!(
@@ -1057,6 +1126,31 @@ fn plugin_paths_are_relative_to_the_config_file() {
 }
 
 #[test]
+fn plugin_grants_and_signers() {
+    let key = nkeys::KeyPair::new_account().public_key();
+    let o = opts(&format!(
+        r#"
+plugins {{
+  v: {{ path: v.wasm, role: transformer, accounts: [A, B], kv: {{ bucket: schemas }}, signed_by: operator }}
+  m: {{ path: /p/m.wasm, role: mapper, account: A, kv_bucket: "tenant-settings", signed_by: account, signature: /s/m.sig }}
+  k: {{ path: k.wasm, role: mapper, signed_by: "{key}" }}
+}}
+"#
+    ));
+    let [v, m, k] = &o.plugins.specs[..] else {
+        panic!("three bindings: {:?}", o.plugins.specs);
+    };
+    assert_eq!(v.kv_bucket.as_deref(), Some("schemas"));
+    assert_eq!(v.signed_by, Some(crate::options::Signer::Operator));
+    assert_eq!(v.signature, None, "<path>.sig by default");
+    assert_eq!(m.kv_bucket.as_deref(), Some("tenant-settings"));
+    assert_eq!(m.signed_by, Some(crate::options::Signer::Account));
+    assert_eq!(m.signature.as_deref(), Some(Path::new("/s/m.sig")));
+    assert_eq!(k.signed_by, Some(crate::options::Signer::Key(key)));
+    assert_eq!(k.kv_bucket, None);
+}
+
+#[test]
 fn plugin_errors_have_positions() {
     let cases = [
         (
@@ -1116,6 +1210,41 @@ fn plugin_errors_have_positions() {
         ),
         ("plugins: [1, 2]", "t.conf:1:", "expected a map"),
         ("plugins { p: 3 }", "t.conf:1:", "expected a map"),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper\n kv: { bucket: \"a.b\" } }\n}",
+            "t.conf:3:",
+            "invalid bucket name",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper\n kv: { name: x } }\n}",
+            "t.conf:3:",
+            "unknown field \"name\"",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper, kv: schemas }\n}",
+            "t.conf:2:",
+            "kv needs the binding's accounts",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: authorizer, kv: s, accounts: [A, B] }\n}",
+            "t.conf:2:",
+            "exactly one account",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper\n signed_by: someone }\n}",
+            "t.conf:3:",
+            "signed_by must be account, operator",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper, signed_by: account }\n}",
+            "t.conf:2:",
+            "signed_by: account needs exactly one account",
+        ),
+        (
+            "plugins {\n  p: { path: x.wasm, role: mapper, signature: x.sig }\n}",
+            "t.conf:2:",
+            "signature is checked only with signed_by",
+        ),
     ];
     for (text, pos, msg) in cases {
         let e = err(text);

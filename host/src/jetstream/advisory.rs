@@ -87,13 +87,28 @@ pub fn consumer_action(
     if answer.get("error").is_some() {
         return None;
     }
-    let (event, action, stream, consumer) = match tokens.as_slice() {
+    let (created, stream, consumer) = match tokens.as_slice() {
         ["CONSUMER", "CREATE", stream, ..] | ["CONSUMER", "DURABLE", "CREATE", stream, ..] => {
-            let name = answer.get("name")?.as_str()?.to_string();
-            ("CREATED", "create", *stream, name)
+            (true, *stream, answer.get("name")?.as_str()?.to_string())
         }
-        ["CONSUMER", "DELETE", stream, name] => ("DELETED", "delete", *stream, name.to_string()),
+        ["CONSUMER", "DELETE", stream, name] => (false, *stream, name.to_string()),
         _ => return None,
+    };
+    Some(consumer_event(created, stream, &consumer, domain))
+}
+
+/// The `consumer_action` advisory for `consumer` of `stream` created (else deleted), also
+/// when no API request did it (a consumer deleted for inactivity): `(subject, body)`.
+pub fn consumer_event(
+    created: bool,
+    stream: &str,
+    consumer: &str,
+    domain: Option<&str>,
+) -> (String, Vec<u8>) {
+    let (event, action) = if created {
+        ("CREATED", "create")
+    } else {
+        ("DELETED", "delete")
     };
     let mut v = json!({
         "type": "io.nats.jetstream.advisory.v1.consumer_action",
@@ -106,8 +121,40 @@ pub fn consumer_action(
     if let Some(d) = domain {
         v["domain"] = json!(d);
     }
-    Some((
+    (
         format!("$JS.EVENT.ADVISORY.CONSUMER.{event}.{stream}.{consumer}"),
+        serde_json::to_vec(&v).unwrap_or_default(),
+    )
+}
+
+/// The advisory for a successful `CONSUMER.PAUSE` (paused or resumed): `(subject, body)`.
+pub fn consumer_pause(
+    api_subject: &str,
+    response: &[u8],
+    domain: Option<&str>,
+) -> Option<(String, Vec<u8>)> {
+    let rest = api_subject.strip_prefix(super::api::PREFIX)?;
+    let ["CONSUMER", "PAUSE", stream, consumer] = rest.split('.').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let answer: Value = serde_json::from_slice(response).ok()?;
+    let paused = answer.get("paused")?.as_bool()?;
+    let mut v = json!({
+        "type": "io.nats.jetstream.advisory.v1.consumer_pause",
+        "id": crate::util::event_id(),
+        "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+        "stream": stream,
+        "consumer": consumer,
+        "paused": paused,
+    });
+    if paused {
+        v["pause_until"] = answer["pause_until"].clone();
+    }
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    Some((
+        format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSED.{stream}.{consumer}"),
         serde_json::to_vec(&v).unwrap_or_default(),
     ))
 }
@@ -166,5 +213,25 @@ mod tests {
         let refused = br#"{"error":{"code":404,"err_code":10014}}"#;
         assert!(consumer_action("$JS.API.CONSUMER.DELETE.ORDERS.d", refused, None).is_none());
         assert!(consumer_action("$JS.API.CONSUMER.INFO.ORDERS.d", created, None).is_none());
+    }
+
+    #[test]
+    fn pauses_and_resumes_are_advised() {
+        let paused = br#"{"paused":true,"pause_until":"2030-01-01T00:00:00Z","pause_remaining":5}"#;
+        let (subject, body) = consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", paused, None).unwrap();
+        assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.PAUSED.S.C");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.consumer_pause");
+        assert_eq!(
+            (&v["paused"], &v["pause_until"]),
+            (&json!(true), &json!("2030-01-01T00:00:00Z"))
+        );
+        let resumed = br#"{"paused":false,"pause_until":"0001-01-01T00:00:00Z"}"#;
+        let (_, body) = consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", resumed, None).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["paused"], false);
+        assert!(v.get("pause_until").is_none());
+        let refused = br#"{"error":{"code":404}}"#;
+        assert!(consumer_pause("$JS.API.CONSUMER.PAUSE.S.C", refused, None).is_none());
     }
 }

@@ -192,6 +192,11 @@ pub fn handle(js: &JetStream, acc: &JsAccount, subject: &str, payload: &[u8]) ->
             consumer::delete(acc, stream, name),
             acc,
         ),
+        ["CONSUMER", "PAUSE", stream, name] => typed(
+            "consumer_pause_response",
+            consumer::pause(acc, stream, name, payload),
+            acc,
+        ),
         ["CONSUMER", "NAMES", stream] => typed(
             "consumer_names_response",
             consumer::names(acc, stream, payload),

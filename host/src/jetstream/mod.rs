@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod consumer;
 pub mod errors;
+pub mod kv;
 pub mod meta;
 pub mod store;
 pub mod stream;
@@ -300,8 +301,11 @@ impl JetStream {
         self.usage.storage.load(Ordering::Relaxed)
     }
 
-    /// `/jsz`.
-    pub fn jsz(&self, server_id: &str, with_streams: bool) -> Value {
+    /// `/jsz`: with `with_streams`, per-account stream details; with `with_consumers` also
+    /// each stream's consumers (`consumer_detail`, their ConsumerInfo), as nats-server.
+    pub fn jsz(&self, server_id: &str, with_streams: bool, with_consumers: bool) -> Value {
+        let with_streams = with_streams || with_consumers;
+        let now = now_ns();
         let accounts = self.accounts();
         let mut streams = 0;
         let (mut messages, mut bytes) = (0u64, 0u64);
@@ -320,6 +324,14 @@ impl JetStream {
                 if with_streams {
                     let mut info = s.info_json(false);
                     info["name"] = json!(s.name);
+                    if with_consumers {
+                        let consumers: Vec<Value> = a
+                            .consumers_of(&s.name)
+                            .iter()
+                            .map(|c| c.info_json(now))
+                            .collect();
+                        info["consumer_detail"] = json!(consumers);
+                    }
                     infos.push(info);
                 }
             }

@@ -62,7 +62,7 @@ fn index() -> Value {
 }
 
 /// `/jsz`: JetStream configuration and usage; `?streams=true` (or `accounts=true`) adds
-/// per-account stream details.
+/// per-account stream details, `?consumers=true` their consumers too.
 fn jsz(server: &Server, req: &Request) -> Value {
     let Some(js) = &server.jetstream else {
         return json!({
@@ -72,10 +72,7 @@ fn jsz(server: &Server, req: &Request) -> Value {
         });
     };
     let on = |k: &str| req.query.get(k).is_some_and(|v| v == "true" || v == "1");
-    js.jsz(
-        &server.id,
-        on("streams") || on("accounts") || on("consumers"),
-    )
+    js.jsz(&server.id, on("streams") || on("accounts"), on("consumers"))
 }
 
 /// Resident memory of this process in bytes, from /proc.
@@ -145,7 +142,7 @@ fn varz(server: &Server) -> Value {
         "mqtt": {},
         "websocket": {},
         "jetstream": server.jetstream.as_ref().map_or(json!({}), |js| {
-            let z = js.jsz(&server.id, false);
+            let z = js.jsz(&server.id, false, false);
             json!({
                 "config": z["config"],
                 "stats": {

@@ -1,5 +1,5 @@
-//! CONNECT: protocol options, authentication (configured users and operator JWTs first, then
-//! authorizer plugins), admission into the account (its connection limit and its payload and
+//! CONNECT: protocol options, authentication (the auth callout for all but its own users,
+//! configured users and operator JWTs, then authorizer plugins), admission into the account (its connection limit and its payload and
 //! subscription limits), and the connect/disconnect events.
 
 use super::session::{Flow, Session};
@@ -49,10 +49,18 @@ impl Session {
         self.check_credentials(co)
     }
 
-    /// Authenticates a parsed CONNECT: configured users and operator JWTs first, then the
-    /// authorizer plugins. With bcrypt passwords configured the check is left to
+    /// Authenticates a parsed CONNECT: the auth callout when configured (`Flow::Callout`),
+    /// else configured users and operator JWTs first, then the authorizer plugins. With bcrypt passwords configured the check is left to
     /// [`Session::check_credentials_off_worker`] (`Flow::Verify`).
     pub fn check_credentials(&mut self, co: proto::ConnectOptions) -> Flow {
+        if let Some(cfg) = &self.core.options().auth.callout {
+            // As nats-server: the callout decides for everyone but its own service users,
+            // whatever the directory would say.
+            if !super::callout::is_auth_user(cfg, &co) {
+                let policy = crate::auth::callout::Policy::configured(cfg);
+                return Flow::Callout(Box::new((co, policy)));
+            }
+        }
         let directory = self.core.user_directory();
         if !self.asks_directory(&directory) {
             return self.after_check(co, Err(AuthError::NoMatch));
@@ -129,7 +137,11 @@ impl Session {
         checked: Result<AuthOutcome, AuthError>,
     ) -> Flow {
         match checked {
-            Ok(outcome) => self.finish_connect(co, outcome, false),
+            Ok(outcome) => match outcome.jwt_user.as_ref().and_then(|id| id.callout.clone()) {
+                // Operator mode: the account hands its users to its callout service.
+                Some(policy) => Flow::Callout(Box::new((co, policy))),
+                None => self.finish_connect(co, outcome, false),
+            },
             // Configured users come first; anyone else is the authorizer plugin's to decide.
             Err(_) if !self.plugins.authorizers.is_empty() => {
                 let tls_identity = self.client.meta.lock().tls_identity.clone();
@@ -173,7 +185,7 @@ impl Session {
 
     /// An authentication failure: counted (`auth_failures`), remembered for
     /// `failure_backoff`, logged (a few lines a second, then a count), refused.
-    fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
+    pub(super) fn refuse(&mut self, co: &proto::ConnectOptions, why: &str) -> Flow {
         self.core
             .stats
             .auth_failures
@@ -280,7 +292,7 @@ impl Session {
         }
     }
 
-    fn finish_connect(
+    pub(super) fn finish_connect(
         &mut self,
         co: proto::ConnectOptions,
         outcome: AuthOutcome,

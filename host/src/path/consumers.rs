@@ -168,6 +168,14 @@ impl Attached {
                     core.subscribe_internal(&account, &client, &next),
                     core.subscribe_internal(&account, &client, &acks),
                 ];
+                if let Some(domain) = &self.js.config.domain {
+                    // Clients that address JetStream by domain (`$JS.<domain>.API`) pull there.
+                    let next = format!(
+                        "$JS.{domain}.API.CONSUMER.MSG.NEXT.{}.{}",
+                        c.stream.name, c.name
+                    );
+                    subs.push(core.subscribe_internal(&account, &client, &next));
+                }
                 if c.config().flow_control {
                     let fc = format!("$JS.FC.{}.{}.*", c.stream.name, c.name);
                     subs.push(core.subscribe_internal(&account, &client, &fc));
@@ -219,10 +227,28 @@ async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
                 consumer.stream.name,
                 consumer.name
             );
-            let _ = at
+            let deleted = at
                 .acc
                 .delete_consumer(&consumer.stream.name, &consumer.name);
-            let told = at.sync_consumers();
+            let mut told = at.sync_consumers();
+            if deleted.is_ok() {
+                let (subject, body) = crate::jetstream::advisory::consumer_event(
+                    false,
+                    &consumer.stream.name,
+                    &consumer.name,
+                    at.js.config.domain.as_deref(),
+                );
+                if !account.sublist.matches(subject.as_bytes()).is_empty() {
+                    let subject = Bytes::from(subject);
+                    told.push(Delivery {
+                        to: subject.clone(),
+                        subject,
+                        reply: None,
+                        headers: None,
+                        payload: Bytes::from(body),
+                    });
+                }
+            }
             publish(&core, &account, told);
             return;
         }

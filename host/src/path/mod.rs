@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  bytes ─▶ proto::parse ─▶ Session (session.rs)
-//!             CONNECT ─▶ connect.rs   (auth: directory → operator JWT → authorizer plugins)
+//!             CONNECT ─▶ connect.rs   (auth: directory → operator JWT → authorizer plugins;
+//!                        callout.rs   or the auth callout service)
 //!             SUB/UNSUB ─▶ subscribe.rs (permit.rs: subscribe permissions)
 //!             PUB/HPUB ─▶ publish.rs
 //!                          ├▶ permit.rs   publish permissions (cached per subject)
@@ -23,6 +24,7 @@
 //! [`Core`] is the state the path shares: options, accounts, users, plugins, JetStream, the
 //! live clients and the counters. The server (`server/`) owns a core plus the sockets.
 
+mod callout;
 mod connect;
 pub mod consumers;
 mod deliver;
@@ -37,6 +39,7 @@ mod subscribe;
 
 pub use permit::apply_permissions;
 pub use plugins::check_configured as check_plugins;
+pub(crate) use plugins::JetStreamKv;
 pub use route::{Origin, Router};
 pub use session::{Flow, Session};
 
@@ -99,7 +102,10 @@ pub struct PluginAudit<'a> {
 /// What the message path shares across connections.
 pub struct Core {
     opts: RwLock<Arc<Options>>,
+    /// The server id: the public key of `keys`.
     pub id: String,
+    /// The server's NKey and curve key (auth callout requests are signed and sealed with them).
+    pub keys: crate::auth::callout::ServerKeys,
     pub name: String,
     pub start: SystemTime,
     pub accounts: Accounts,
@@ -135,13 +141,14 @@ const AUTH_FAILURE_LOG_LINES_PER_SECOND: u32 = 10;
 impl Core {
     pub(crate) fn new(
         opts: Options,
-        id: String,
+        keys: crate::auth::callout::ServerKeys,
         accounts: Accounts,
         users: UserDirectory,
         plugins: plugins::PluginSet,
         engine: Option<crate::plugin::PluginEngine>,
         jetstream: Option<Arc<crate::jetstream::JetStream>>,
     ) -> Core {
+        let id = keys.id();
         let name = if opts.server_name.is_empty() {
             id.clone()
         } else {
@@ -150,6 +157,7 @@ impl Core {
         Core {
             opts: RwLock::new(Arc::new(opts)),
             id,
+            keys,
             name,
             start: SystemTime::now(),
             accounts,

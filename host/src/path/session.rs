@@ -31,6 +31,8 @@ pub enum Flow {
     /// CONNECT whose password check is slow (bcrypt): done off the worker threads by
     /// [`Session::check_credentials_off_worker`].
     Verify(Box<proto::ConnectOptions>),
+    /// CONNECT for an auth callout service to decide: [`Session::callout`].
+    Callout(Box<(proto::ConnectOptions, crate::auth::callout::Policy)>),
 }
 
 /// The protocol state of one client connection.

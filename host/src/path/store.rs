@@ -27,7 +27,7 @@ use std::sync::{Arc, Weak};
 pub struct Attached {
     pub(super) core: Weak<Core>,
     pub(super) account: Weak<Account>,
-    js: Arc<JetStream>,
+    pub(super) js: Arc<JetStream>,
     pub(super) acc: Arc<JsAccount>,
     api: Mutex<Option<Subscriber>>,
     capture: Mutex<Captures>,
@@ -247,6 +247,7 @@ impl Attached {
         let actions = [
             advisory::stream_action(subject, response, domain),
             advisory::consumer_action(subject, response, domain),
+            advisory::consumer_pause(subject, response, domain),
         ];
         for (action, body) in actions.into_iter().flatten() {
             if listens(&action) {

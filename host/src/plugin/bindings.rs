@@ -52,8 +52,18 @@ pub(crate) mod configured {
     });
 }
 
+/// The optional `kv` import (world `kv-reader`): linked always, usable only with a grant.
+pub(crate) mod kv_reader {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "kv-reader",
+        with: { "natrium:plugin/host": super::authorizer::natrium::plugin::host },
+    });
+}
+
 pub(crate) use authorizer::natrium::plugin::host as wit_host;
 pub(crate) use batch_transformer::natrium::plugin::pending as wit_pending;
+pub(crate) use kv_reader::natrium::plugin::kv as wit_kv;
 
 use authorizer::exports::natrium::plugin::authorization as wa;
 use transformer::exports::natrium::plugin::transformation as wt;
@@ -66,6 +76,8 @@ pub(crate) const TRANSFORMATION_EXPORT: &str = "natrium:plugin/transformation@0.
 pub(crate) const BATCH_TRANSFORMATION_EXPORT: &str = "natrium:plugin/batch-transformation@0.1.0";
 /// The optional export of every world.
 pub(crate) const LIFECYCLE_EXPORT: &str = "natrium:plugin/lifecycle@0.1.0";
+/// The import that needs a binding's `kv` grant.
+pub(crate) const KV_IMPORT: &str = "natrium:plugin/kv@0.1.0";
 
 impl From<&types::ConnectRequest> for wa::ConnectRequest {
     fn from(r: &types::ConnectRequest) -> Self {

@@ -22,7 +22,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use super::bindings::{
-    AUTHORIZATION_EXPORT, BATCH_TRANSFORMATION_EXPORT, LIFECYCLE_EXPORT, MAPPING_EXPORT,
+    AUTHORIZATION_EXPORT, BATCH_TRANSFORMATION_EXPORT, KV_IMPORT, LIFECYCLE_EXPORT, MAPPING_EXPORT,
     TRANSFORMATION_EXPORT,
 };
 use super::sandbox::HostState;
@@ -215,6 +215,8 @@ pub struct Inspection {
     pub worlds: Vec<World>,
     /// It exports `lifecycle` (configuration checked at load).
     pub lifecycle: bool,
+    /// It imports `kv`: only a binding that grants a bucket (`kv: { bucket }`) loads it.
+    pub kv: bool,
     /// Every top-level import, in the component's order.
     pub imports: Vec<Import>,
     /// The linker's refusal, if it refuses.
@@ -234,13 +236,15 @@ pub(crate) fn inspect(
         .map(|(name, _)| name.to_string())
         .collect();
     let has = |want: &str| exported.iter().any(|e| e == want);
+    let imports: Vec<Import> = ty
+        .imports(engine)
+        .map(|(name, _)| Import::new(name))
+        .collect();
     Inspection {
         worlds: World::ALL.into_iter().filter(|w| has(w.export())).collect(),
         lifecycle: has(LIFECYCLE_EXPORT),
-        imports: ty
-            .imports(engine)
-            .map(|(name, _)| Import::new(name))
-            .collect(),
+        kv: imports.iter().any(|i| i.name == KV_IMPORT),
+        imports,
         link_error: linker
             .instantiate_pre(component)
             .err()
@@ -268,8 +272,9 @@ impl Inspection {
             }
     }
 
-    /// Why a binding of `role` cannot load it, every problem with its fix; `None` if it can.
-    pub fn refusal(&self, role: Role) -> Option<String> {
+    /// Why a binding of `role` (granting a `kv` bucket or not) cannot load it, every problem
+    /// with its fix; `None` if it can.
+    pub fn refusal(&self, role: Role, kv_granted: bool) -> Option<String> {
         let mut problems = Vec::new();
         if !self.satisfies(role) {
             let want = match role {
@@ -288,6 +293,13 @@ impl Inspection {
             };
             problems.push(format!(
                 "is not {article} {role}: missing export {want} ({is})"
+            ));
+        }
+        if self.kv && !kv_granted {
+            problems.push(format!(
+                "imports {KV_IMPORT} (key-value lookups), which this binding does not grant: \
+                 give the binding `kv: {{ bucket: NAME }}` (with its accounts), or build the \
+                 plugin without KV lookups"
             ));
         }
         let ungranted: Vec<&Import> = self.ungranted().collect();
@@ -370,9 +382,35 @@ mod tests {
         Inspection {
             worlds,
             lifecycle: false,
+            kv: imports.contains(&KV_IMPORT),
             imports: imports.iter().map(|n| Import::new(n)).collect(),
             link_error: link_error.map(String::from),
         }
+    }
+
+    #[test]
+    fn kv_needs_the_bindings_grant() {
+        let reader = inspection(
+            vec![World::Transformer],
+            &["natrium:plugin/host@0.1.0", KV_IMPORT],
+            None,
+        );
+        assert!(reader.kv);
+        assert_eq!(reader.refusal(Role::Transformer, true), None);
+        let why = reader.refusal(Role::Transformer, false).unwrap_or_default();
+        assert!(
+            why.starts_with(
+                "imports natrium:plugin/kv@0.1.0 (key-value lookups), which this binding does \
+                 not grant: give the binding `kv: { bucket: NAME }`"
+            ),
+            "{why}"
+        );
+        let plain = inspection(vec![World::Transformer], &[], None);
+        assert_eq!(
+            plain.refusal(Role::Transformer, true),
+            None,
+            "a grant is not a duty"
+        );
     }
 
     #[test]
@@ -382,11 +420,11 @@ mod tests {
             &["natrium:plugin/host@0.1.0"],
             None,
         );
-        assert_eq!(ok.refusal(Role::Authorizer), None);
+        assert_eq!(ok.refusal(Role::Authorizer, false), None);
         assert!(ok.loadable(None) && ok.loadable(Some(Role::Authorizer)));
         assert!(!ok.loadable(Some(Role::Mapper)));
         assert_eq!(
-            ok.refusal(Role::Mapper).as_deref(),
+            ok.refusal(Role::Mapper, false).as_deref(),
             Some(
                 "is not a mapper: missing export natrium:plugin/mapping@0.1.0 \
                  (it is authorizer)"
@@ -398,7 +436,7 @@ mod tests {
             &["wasi:http/types@0.2.4"],
             Some("component imports instance `wasi:http/types@0.2.4`, but ..."),
         );
-        let why = http.refusal(Role::Authorizer).unwrap_or_default();
+        let why = http.refusal(Role::Authorizer, false).unwrap_or_default();
         assert!(
             why.starts_with("imports wasi:http/types@0.2.4, which natrium does not grant:"),
             "{why}"
@@ -411,14 +449,14 @@ mod tests {
 
         let batch = inspection(vec![World::BatchTransformer], &[], None);
         assert_eq!(
-            batch.refusal(Role::Transformer),
+            batch.refusal(Role::Transformer, false),
             None,
             "either transformer world"
         );
 
         let mismatch = inspection(vec![World::Mapper], &[], Some("type mismatch"));
         assert_eq!(
-            mismatch.refusal(Role::Mapper).as_deref(),
+            mismatch.refusal(Role::Mapper, false).as_deref(),
             Some("cannot link: type mismatch")
         );
     }

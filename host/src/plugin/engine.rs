@@ -94,6 +94,8 @@ pub(crate) struct EngineInner {
     fingerprint: [u8; 32],
     /// The memory all instances of this engine's plugins may reserve together.
     pub budget: Arc<super::budget::MemoryBudget>,
+    /// Answers `kv` lookups (JetStream), when the broker has one.
+    kv: parking_lot::RwLock<Option<Arc<dyn super::KvSource>>>,
     /// Dropping the sender stops the ticker; the handle is joined on drop.
     ticker: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
@@ -161,6 +163,7 @@ impl PluginEngine {
                 budget: Arc::new(super::budget::MemoryBudget::new(
                     crate::options::DEFAULT_PLUGIN_MEMORY_BUDGET,
                 )),
+                kv: parking_lot::RwLock::new(None),
                 ticker: Mutex::new(Some((stop, handle))),
             }),
         })
@@ -169,6 +172,37 @@ impl PluginEngine {
     /// Sets the memory all plugin instances may reserve together (`plugin_memory_budget`).
     pub fn set_memory_budget(&self, bytes: usize) {
         self.inner.budget.set_total(bytes);
+    }
+
+    /// Where bindings granted `kv` read (set by the broker when JetStream is on; `None`: a
+    /// binding with `kv` fails to load).
+    pub fn set_kv_source(&self, source: Option<Arc<dyn super::KvSource>>) {
+        *self.inner.kv.write() = source;
+    }
+
+    /// The `kv` grant of `spec`: every account it names must hold the bucket.
+    pub(crate) fn kv_grant(&self, spec: &PluginSpec) -> Result<Option<super::kv::KvGrant>, String> {
+        let Some(bucket) = &spec.kv_bucket else {
+            return Ok(None);
+        };
+        let Some(source) = self.inner.kv.read().clone() else {
+            return Err(format!(
+                "kv bucket \"{bucket}\": key-value buckets need JetStream (enable jetstream)"
+            ));
+        };
+        for account in &spec.accounts {
+            source
+                .check_bucket(account, bucket)
+                .map_err(|e| format!("kv bucket \"{bucket}\": {e}"))?;
+        }
+        Ok(Some(super::kv::KvGrant {
+            source,
+            bucket: bucket.clone(),
+            fixed_account: match spec.role {
+                Role::Authorizer => spec.accounts.first().cloned(),
+                _ => None,
+            },
+        }))
     }
 
     /// Loads an authorizer. `spec.role` is not consulted: the handle decides the world.
@@ -225,7 +259,7 @@ impl PluginEngine {
             .cached_compile(&bytes, &sha256)
             .map_err(|e| load_err(format!("not a valid component: {e:#}")))?;
         let inspection = diagnose::inspect(&self.inner.engine, &self.inner.linker, &component);
-        if let Some(why) = inspection.refusal(role) {
+        if let Some(why) = inspection.refusal(role, spec.kv_bucket.is_some()) {
             return Err(load_err(why));
         }
         Ok(Compiled {
@@ -378,6 +412,11 @@ impl Hasher for ShaHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
+}
+
+/// Lower-case hex SHA-256 of the component file at `path` (read as a load reads it).
+pub fn component_sha256(path: &Path) -> Result<String, String> {
+    read_component(path).map(|bytes| hex(&Sha256::digest(&bytes)))
 }
 
 /// Largest component file a plugin may be (the biggest example plugin is a few MiB).

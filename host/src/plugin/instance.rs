@@ -142,6 +142,7 @@ impl<W: World> Pool<W> {
         } else {
             None
         };
+        let kv = engine.kv_grant(spec).map_err(load_err)?;
         // +1: the next tick may come at once, so n ticks guarantee at least n-1 periods.
         let ticks = spec.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) + 1;
         let pool = Pool {
@@ -150,6 +151,7 @@ impl<W: World> Pool<W> {
                 name: spec.name.as_str().into(),
                 config_json: spec.config_json.clone(),
                 sha256: compiled.sha256.clone(),
+                kv,
             }),
             role,
             pre,
@@ -262,9 +264,11 @@ impl<W: World> Pool<W> {
 
     /// Runs `f` on a pooled instance under the deadline. Every failure is classified,
     /// counted, logged with the plugin's name, and costs the instance.
+    /// `account` is the account the call is for (where a `kv` lookup reads).
     fn call<R>(
         &self,
         op: &'static str,
+        account: Option<&str>,
         f: impl FnOnce(&W, &mut Store<HostState>) -> Result<R, CallError>,
     ) -> Result<R, PluginError> {
         self.counters.calls.fetch_add(1, Relaxed);
@@ -273,6 +277,7 @@ impl<W: World> Pool<W> {
             Err(e) => return Err(self.acquire_failed(op, e)),
         };
         slot.store.set_epoch_deadline(self.deadline_ticks);
+        slot.store.data_mut().set_account(account);
         let started = std::time::Instant::now();
         let result = f(&slot.world, &mut slot.store);
         self.counters.latency.record(started.elapsed());
@@ -414,7 +419,7 @@ impl Authorizer {
     /// The same, on the calling thread.
     pub fn authorize_blocking(&self, request: &ConnectRequest) -> Result<Decision, PluginError> {
         let req = request.into();
-        self.pool.call("authorize", |w, store| {
+        self.pool.call("authorize", None, |w, store| {
             let d = w
                 .natrium_plugin_authorization()
                 .call_authorize(store, &req)?;
@@ -463,7 +468,7 @@ impl Mapper {
     ) -> Result<Self, PluginError> {
         let pool: Pool<wm::Mapper> = Pool::new(engine, spec, Role::Mapper, compiled)?;
         let deterministic = pool
-            .call("deterministic", |w, store| {
+            .call("deterministic", None, |w, store| {
                 Ok(w.natrium_plugin_mapping().call_deterministic(store)?)
             })
             .map_err(|e| {
@@ -511,7 +516,7 @@ impl Mapper {
                 return Ok(hit.clone());
             }
         }
-        let mapped = self.pool.call("map", |w, store| {
+        let mapped = self.pool.call("map", Some(account), |w, store| {
             let m = w
                 .natrium_plugin_mapping()
                 .call_map(store, account, subject)?;
@@ -650,7 +655,7 @@ impl Transformer {
         match &self.kind {
             Kind::PerMessage(pool) => {
                 let m = wty::Message::from(msg);
-                pool.call("transform", |w, store| {
+                pool.call("transform", Some(account), |w, store| {
                     let o = w
                         .natrium_plugin_transformation()
                         .call_transform(store, account, &m)?;
@@ -682,7 +687,7 @@ impl Transformer {
             }
         };
         let ms: Vec<wty::Message> = msgs.iter().map(Into::into).collect();
-        pool.call("transform-batch", |w, store| {
+        pool.call("transform-batch", Some(account), |w, store| {
             let out = w
                 .natrium_plugin_transformation()
                 .call_transform_batch(store, account, &ms)?;
@@ -717,7 +722,7 @@ impl Transformer {
         let Ok(count32) = u32::try_from(count) else {
             return Err(PluginError::Malformed("batch too large".into()));
         };
-        pool.call("transform-pending", move |w, store| {
+        pool.call("transform-pending", Some(account), move |w, store| {
             store.data_mut().pending.stage(msgs);
             let result = w
                 .natrium_plugin_batch_transformation()

@@ -22,12 +22,16 @@
 //!   artifact to its component before it is deserialized;
 //! - `instance`: the pools and the three handles;
 //! - `sandbox`: per-store state, the memory limiter, the `host` imports, WASI locked down;
+//! - `signature`: detached NKey signatures over a component's sha256 (`signed_by`);
+//! - `kv`: the `kv` import (read-only lookups in a bucket of the call's account, per grant);
 //! - `bindings`: `bindgen!` output and conversions to `types`;
 //! - `types`: natrium's own types for requests, decisions, messages and outcomes;
 //! - `error`: [`PluginError`] and the counters behind [`PluginStats`].
 //!
 //! Locks: one `parking_lot::Mutex` per pool and one per mapper cache, each held only to push
-//! or pop (never across a guest call); no lock is taken while another is held.
+//! or pop (never across a guest call); no lock is taken while another is held. A `kv` lookup
+//! takes JetStream's locks (its account registry, the stream's store) inside a guest call,
+//! while no plugin lock is held.
 
 mod bindings;
 mod budget;
@@ -36,7 +40,9 @@ pub mod diagnose;
 mod engine;
 mod error;
 mod instance;
+pub mod kv;
 mod sandbox;
+pub mod signature;
 pub mod types;
 
 #[cfg(test)]
@@ -44,12 +50,13 @@ mod tests;
 
 /// The plugin bindings are part of the configuration model (`options`).
 pub use crate::options::{FailurePolicy, PluginSpec, Role};
-pub use engine::{Diagnosis, EngineConfig, PluginEngine};
+pub use engine::{component_sha256, Diagnosis, EngineConfig, PluginEngine};
 pub use error::{
     ErrorCounts, LatencySnapshot, OutcomeCounts, OutcomeKind, PluginError, PluginLoadError,
     PluginStats, LATENCY_BUCKETS,
 };
 pub use instance::{Authorizer, Mapper, Transformer};
+pub use kv::KvSource;
 pub use types::{
     Allowed, ConnectRequest, Decision, HeadersRef, Limits, Message, MessageRef, Outcome,
     Permission, ResponsePermission, TlsIdentity,

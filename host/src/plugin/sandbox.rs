@@ -35,7 +35,8 @@ use wasmtime_wasi_io::bindings::wasi::io::streams::{
 use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
-use super::bindings::{wit_host, wit_pending};
+use super::bindings::{wit_host, wit_kv, wit_pending};
+use super::kv::KvGrant;
 use super::types::{HeadersRef, MessageRef};
 use std::ops::Range;
 
@@ -51,6 +52,8 @@ pub(crate) struct PluginMeta {
     pub config_json: String,
     /// Lower-case hex SHA-256 of the component (which build this is).
     pub sha256: String,
+    /// The binding's `kv` grant, if any.
+    pub kv: Option<KvGrant>,
 }
 
 /// The data of one `Store`: one per pooled instance.
@@ -61,6 +64,8 @@ pub(crate) struct HostState {
     pub limiter: Limiter,
     /// The messages of the `transform-pending` call under way (empty otherwise).
     pub pending: PendingBatch,
+    /// The account of the call under way (empty between calls): where `kv` reads.
+    pub account: String,
 }
 
 /// A batch of messages staged for one `transform-pending` call: their bytes copied into one
@@ -138,6 +143,15 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: Limiter::new(memory_limit),
             pending: PendingBatch::default(),
+            account: String::new(),
+        }
+    }
+
+    /// Records the account of the call about to run (`None`: a call for no account).
+    pub fn set_account(&mut self, account: Option<&str>) {
+        self.account.clear();
+        if let Some(a) = account {
+            self.account.push_str(a);
         }
     }
 }
@@ -323,7 +337,15 @@ impl wit_pending::Host for HostState {
     }
 }
 
-/// A linker with everything a plugin may import: `natrium:plugin/host` and locked-down WASI.
+impl wit_kv::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        super::kv::get(self.meta.kv.as_ref(), &self.account, &key)
+    }
+}
+
+/// A linker with everything a plugin may import: `natrium:plugin/host`, `pending`, `kv` (which
+/// answers only with a grant; a component importing it without one is refused at load) and
+/// locked-down WASI.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -337,6 +359,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         |s| s,
     )?;
     wit_pending::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    wit_kv::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
         &mut linker,
         |s| s,
     )?;

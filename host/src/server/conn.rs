@@ -214,9 +214,9 @@ fn process_turn(session: &mut Session, buf: &[u8]) -> (usize, bool, Flow) {
     (consumed, false, flow)
 }
 
-/// Carries out what a batch stopped for: an authorizer plugin's decision, a password check
-/// off the workers, a back-off delay (`failure_backoff`, slept by this connection's task
-/// alone; a shutdown or a kick ends it).
+/// Carries out what a batch stopped for: an authorizer plugin's or the auth callout's
+/// decision, a password check off the workers, a back-off delay (`failure_backoff`, slept by
+/// this connection's task alone; a shutdown or a kick ends it).
 /// Returns whether the batch stopped early, or why the connection ends.
 async fn wait_and_decide(session: &mut Session, mut flow: Flow) -> Result<bool, CloseReason> {
     let mut stopped = false;
@@ -241,6 +241,10 @@ async fn wait_and_decide(session: &mut Session, mut flow: Flow) -> Result<bool, 
                 session.check_credentials(co)
             }
             Flow::Verify(co) => session.check_credentials_off_worker(*co).await,
+            Flow::Callout(pending) => {
+                let (co, policy) = *pending;
+                session.callout(co, policy).await
+            }
         };
         session.end_batch();
         stopped = true;

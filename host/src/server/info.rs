@@ -4,11 +4,6 @@ use super::{Client, Server, PROTOCOL_VERSION};
 use crate::options::Options;
 use serde_json::{json, Map, Value};
 
-/// A server id shaped like nats-server's (an NKey-style `N…` string of 56 base32 characters).
-pub(crate) fn new_server_id() -> String {
-    format!("N{}", crate::util::random_base32(55, true))
-}
-
 /// The INFO fields every client gets (kept in the core, see `Core::info_base`).
 pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
     let port = server.client_addr().map_or(0, |a| a.port());
@@ -38,6 +33,10 @@ pub(crate) fn base(server: &Server, opts: &Options) -> Map<String, Value> {
         }
     }
     m.insert("max_payload".into(), json!(opts.limits.max_payload));
+    if opts.auth.callout.as_ref().is_some_and(|c| c.xkey.is_some()) {
+        // nats-server 2.10 announces the key its callout requests are sealed with.
+        m.insert("xkey".into(), json!(server.keys.xkey()));
+    }
     m
 }
 
@@ -100,16 +99,14 @@ pub(crate) fn ports_json(server: &Server, opts: &Options) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn server_id_looks_like_an_nkey() {
-        let id = new_server_id();
+    fn server_id_is_a_server_nkey() {
+        let id = crate::auth::callout::ServerKeys::generate().id();
         assert_eq!(id.len(), 56);
-        assert!(id.starts_with('N'));
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
-        assert_ne!(id, new_server_id());
+        assert!(crate::auth::nkeys::is_valid_public_key(
+            &id,
+            crate::auth::nkeys::KeyKind::Server
+        ));
+        assert_ne!(id, crate::auth::callout::ServerKeys::generate().id());
     }
 }

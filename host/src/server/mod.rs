@@ -155,16 +155,17 @@ impl Server {
         for w in crate::account::links::wire(&accounts, &opts) {
             tracing::warn!("{w}");
         }
-        let mut engine = None;
-        let plugin_set = PluginSet::load(&opts, &mut engine)?;
+        // JetStream first: bindings granted a `kv` bucket check it exists at load.
         let jetstream = if opts.jetstream.enabled {
             Some(start_jetstream(&opts)?)
         } else {
             None
         };
+        let mut engine = None;
+        let plugin_set = PluginSet::load(&opts, &mut engine, kv_source(jetstream.as_ref()))?;
         let core = Arc::new(Core::new(
             opts,
-            info::new_server_id(),
+            crate::auth::callout::ServerKeys::generate(),
             accounts,
             users,
             plugin_set,
@@ -489,13 +490,18 @@ fn display_addr(host: &str, addr: SocketAddr) -> String {
 }
 
 /// Opens the JetStream store from the options (`store_dir`, default `<tmp>/nats`).
+/// Where plugins granted `kv` read: this server's JetStream, if on.
+pub(crate) fn kv_source(
+    jetstream: Option<&Arc<crate::jetstream::JetStream>>,
+) -> Option<Arc<dyn crate::plugin::KvSource>> {
+    jetstream.map(|js| {
+        Arc::new(crate::path::JetStreamKv(js.clone())) as Arc<dyn crate::plugin::KvSource>
+    })
+}
+
 fn start_jetstream(opts: &Options) -> Result<Arc<crate::jetstream::JetStream>, StartError> {
     use crate::jetstream::{store::SyncPolicy, JetStream, JsConfig};
-    let store_dir = opts
-        .jetstream
-        .store_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("nats"));
+    let store_dir = crate::jetstream::kv::store_dir(opts.jetstream.store_dir.as_deref());
     let sync = match opts.jetstream.sync_interval {
         Some(d) if d.is_zero() => SyncPolicy::Always,
         Some(d) => SyncPolicy::Interval(d),

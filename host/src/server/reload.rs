@@ -73,6 +73,8 @@ fn not_reloadable(old: &Options, new: &Options) -> Vec<String> {
         cluster_listen: cluster.listen,
         routes: cluster.routes,
         plugin_cache_dir: plugins.cache_dir,
+        // As nats-server: the callout decides who is connected; changing it needs a restart.
+        auth_callout: auth.callout,
     );
     refused
 }
@@ -134,7 +136,8 @@ impl Server {
         }
         let plugins = {
             let mut engine = self.core().plugin_engine.lock().take();
-            let loaded = PluginSet::load(&new, &mut engine);
+            let kv = super::kv_source(self.core().jetstream.as_ref());
+            let loaded = PluginSet::load(&new, &mut engine, kv);
             *self.core().plugin_engine.lock() = engine;
             loaded.map_err(StartError::Plugins)?
         };

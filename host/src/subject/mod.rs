@@ -62,9 +62,60 @@ pub fn matches(filter: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// True when every subject `pattern` matches is also matched by `filter` (both may hold
+/// wildcards): `foo.*` is within `foo.>` and `*.*`, but not within `foo.bar` or `*`.
+pub fn is_subset(pattern: &[u8], filter: &[u8]) -> bool {
+    let mut f = filter.split(|&b| b == b'.');
+    let mut p = pattern.split(|&b| b == b'.');
+    loop {
+        match (f.next(), p.next()) {
+            (None, None) => return true,
+            (Some(b">"), Some(_)) => return true,
+            (Some(b"*"), Some(pt)) if pt != b">" => continue,
+            (Some(ft), Some(pt)) if ft == pt && ft != b">" && ft != b"*" => continue,
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subsets_of_filters() {
+        for (pattern, filter) in [
+            ("foo.bar", "foo.bar"),
+            ("foo.bar", "foo.*"),
+            ("foo.*", "foo.*"),
+            ("foo.*", "foo.>"),
+            ("foo.>", "foo.>"),
+            ("foo.*.baz", "*.*.*"),
+            ("$KV.b.>", "$KV.b.>"),
+            ("anything.at.all", ">"),
+            (">", ">"),
+        ] {
+            assert!(
+                is_subset(pattern.as_bytes(), filter.as_bytes()),
+                "{pattern} in {filter}"
+            );
+        }
+        for (pattern, filter) in [
+            ("foo.>", "foo.*"),
+            ("foo.*", "foo.bar"),
+            ("foo", "foo.>"),
+            ("foo.bar.baz", "foo.*"),
+            ("foo.bar", "foo.bar.baz"),
+            (">", "*"),
+            ("*", "foo"),
+            ("$KV.b.>", "$KV.c.>"),
+        ] {
+            assert!(
+                !is_subset(pattern.as_bytes(), filter.as_bytes()),
+                "{pattern} not in {filter}"
+            );
+        }
+    }
 
     #[test]
     fn validates_subjects_like_nats_server() {

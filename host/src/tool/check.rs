@@ -72,6 +72,12 @@ pub(crate) fn text(file: &str, d: &Diagnosis, world: Option<World>) -> String {
     if let (Some(e), true) = (&i.link_error, ungranted.is_empty()) {
         let _ = writeln!(out, "  cannot link: {e}");
     }
+    if i.kv {
+        let _ = writeln!(
+            out,
+            "  reads key-value buckets: its binding must grant one (kv: {{ bucket: NAME }})"
+        );
+    }
     if let Some(w) = world {
         if !i.worlds.contains(&w) {
             let _ = writeln!(out, "  not a {}: missing export {}", w.as_str(), w.export());
@@ -103,6 +109,7 @@ pub(crate) fn json(file: &str, d: &Diagnosis, world: Option<World>) -> Value {
     if let Some(i) = &d.inspection {
         v["worlds"] = json!(i.worlds.iter().map(|w| w.as_str()).collect::<Vec<_>>());
         v["lifecycle"] = json!(i.lifecycle);
+        v["kv"] = json!(i.kv);
         v["imports"] = json!(i
             .imports
             .iter()
@@ -136,6 +143,7 @@ mod tests {
         Inspection {
             worlds: vec![World::Authorizer],
             lifecycle: true,
+            kv: false,
             imports: imports.iter().map(|n| Import::new(n)).collect(),
             link_error: link_error.map(String::from),
         }

@@ -5,6 +5,7 @@
 //! - `run`: one or more inputs through the plugin, the decision, logs, time and memory;
 //! - `bench`: calls/s and latency percentiles for one input;
 //! - `new`: a plugin project (Rust, Python or JavaScript) from the templates in `templates/`.
+//! - `sign`: the detached signature a binding's `signed_by` checks.
 //!
 //! `run` and `bench` load the component with the broker's engine (`PluginEngine`, the same
 //! sandbox, deadline and memory cap) and call it through its pool, exactly as the broker
@@ -20,6 +21,7 @@ mod check;
 mod input;
 mod new;
 mod run;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +62,8 @@ Commands:
     run FILE --world W [input] [opts]    Calls the plugin with each input, in the broker's
                                          sandbox; prints the decision, logs, time and memory.
     bench FILE --world W [input] [opts]  Calls/s and latency p50/p90/p99/max for one input.
+    sign FILE --seed SEEDFILE [--out S]  Signs FILE's sha256 with an account or operator seed
+                                         into FILE.sig (for bindings with signed_by).
 
 Worlds: authorizer, mapper, transformer, batch-transformer.
 Exit status: 0 ok (check: loadable), 1 not loadable or a call failed, 2 usage or input error.
@@ -132,6 +136,7 @@ pub fn plugin_command(args: Vec<String>) -> ExitCode {
         "run" => (run(rest, false), RUN_USAGE),
         "bench" => (run(rest, true), BENCH_USAGE),
         "new" => (new::new(rest), new::USAGE),
+        "sign" => (sign::sign(rest), sign::USAGE),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

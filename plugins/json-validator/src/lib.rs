@@ -33,7 +33,16 @@
 //! }
 //! ```
 //! The first rule whose subject filter matches applies; otherwise `schema` (if given); a message
-//! neither covers passes. A configuration that does not compile refuses the plugin at load
+//! neither covers passes.
+//!
+//! **Schemas in the broker** (`"schemas_from_kv": true`; the build with cargo feature `kv`,
+//! `json-validator-kv.wasm`, which imports `natrium:plugin/kv`; its binding granted a bucket:
+//! `kv: { bucket: schemas }`): the schema for a message is first looked up in that JetStream
+//! key-value bucket under the message's subject (`nats kv put schemas orders.created
+//! '{"type":"object"}'`); a subject with no key falls back to `rules` and `schema`. Every message
+//! reads its key, so a changed schema applies from the next message on, without a restart; the
+//! compiled schema is reused while the stored bytes are unchanged. A stored schema that does not
+//! compile, or a lookup that fails, drops the message with the reason. A configuration that does not compile refuses the plugin at load
 //! (`#[init]`: start-up, `natrium -t` and reload fail with the reason); should it still reach a
 //! call, every message drops with the reason (the validator fails closed).
 
@@ -491,6 +500,8 @@ struct RawConfig {
     schema: Option<Value>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    schemas_from_kv: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -505,6 +516,8 @@ struct RawRule {
 pub struct Validator {
     rules: Vec<(Vec<String>, Schema)>,
     default: Option<Schema>,
+    /// Look each message's schema up in the binding's KV bucket, under its subject, first.
+    from_kv: bool,
 }
 
 impl Validator {
@@ -512,8 +525,13 @@ impl Validator {
     pub fn from_json(json: &str) -> Result<Validator, String> {
         let raw: RawConfig =
             serde_json::from_str(json).map_err(|e| format!("invalid configuration: {e}"))?;
-        if raw.schema.is_none() && raw.rules.is_empty() {
-            return Err("give a schema or rules".into());
+        if raw.schema.is_none() && raw.rules.is_empty() && !raw.schemas_from_kv {
+            return Err("give a schema, rules, or schemas_from_kv".into());
+        }
+        if raw.schemas_from_kv && !cfg!(feature = "kv") {
+            return Err("schemas_from_kv needs the build with KV lookups \
+                        (json-validator-kv.wasm, cargo feature `kv`)"
+                .into());
         }
         let mut rules = Vec::new();
         for (i, r) in raw.rules.iter().enumerate() {
@@ -538,7 +556,11 @@ impl Validator {
             .as_ref()
             .map(|s| Schema::compile(s, "schema"))
             .transpose()?;
-        Ok(Validator { rules, default })
+        Ok(Validator {
+            rules,
+            default,
+            from_kv: raw.schemas_from_kv,
+        })
     }
 
     /// The schema for `subject`, if any.
@@ -553,13 +575,78 @@ impl Validator {
 
     /// `Ok` when the message may pass, or the reason to drop it.
     pub fn check(&self, subject: &str, payload: &[u8]) -> Result<(), String> {
-        let Some(schema) = self.schema_for(subject) else {
-            return Ok(());
-        };
-        let value: Value =
-            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        schema.validate(&value)
+        #[cfg(feature = "kv")]
+        if self.from_kv {
+            return KV_SCHEMAS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                match cache.lookup(subject)? {
+                    Some(schema) => validate_payload(schema, payload),
+                    None => self.check_configured(subject, payload),
+                }
+            });
+        }
+        self.check_configured(subject, payload)
     }
+
+    /// The check against the schemas of the configuration.
+    fn check_configured(&self, subject: &str, payload: &[u8]) -> Result<(), String> {
+        match self.schema_for(subject) {
+            Some(schema) => validate_payload(schema, payload),
+            None => Ok(()),
+        }
+    }
+}
+
+fn validate_payload(schema: &Schema, payload: &[u8]) -> Result<(), String> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    schema.validate(&value)
+}
+
+#[cfg(feature = "kv")]
+/// Schemas read from the KV bucket, compiled, per key. Each message still reads its key (so a
+/// changed schema applies to the next message); the schema is compiled again only when the
+/// stored bytes changed.
+#[derive(Default)]
+pub struct KvSchemas {
+    compiled: std::collections::HashMap<String, (Vec<u8>, Schema)>,
+}
+
+/// Keys whose compiled schema is kept; beyond that the cache starts afresh.
+#[cfg(feature = "kv")]
+const MAX_CACHED_SCHEMAS: usize = 1024;
+
+#[cfg(feature = "kv")]
+impl KvSchemas {
+    /// The schema stored under `key` (`None`: no such key), compiled; an error when the bucket
+    /// cannot be read or the stored schema does not compile (the message is dropped: the
+    /// validator fails closed).
+    pub fn lookup(&mut self, key: &str) -> Result<Option<&Schema>, String> {
+        let Some(raw) = kv::get(key).map_err(|e| format!("schema lookup for {key:?}: {e}"))? else {
+            self.compiled.remove(key);
+            return Ok(None);
+        };
+        let fresh = self
+            .compiled
+            .get(key)
+            .is_some_and(|(bytes, _)| *bytes == raw);
+        if !fresh {
+            let value: Value = serde_json::from_slice(&raw)
+                .map_err(|e| format!("schema under kv key {key:?} is not JSON: {e}"))?;
+            let schema = Schema::compile(&value, &format!("kv[{key}]"))?;
+            if self.compiled.len() >= MAX_CACHED_SCHEMAS {
+                self.compiled.clear();
+            }
+            self.compiled.insert(key.to_owned(), (raw, schema));
+        }
+        Ok(self.compiled.get(key).map(|(_, s)| s))
+    }
+}
+
+#[cfg(feature = "kv")]
+thread_local! {
+    /// This instance's compiled KV schemas (an instance runs one call at a time).
+    static KV_SCHEMAS: std::cell::RefCell<KvSchemas> = std::cell::RefCell::new(KvSchemas::default());
 }
 
 fn matches_filter(filter: &[String], tokens: &[&str]) -> bool {
@@ -642,6 +729,52 @@ mod tests {
                 "a/b": {"const": 1}
             }
         }))
+    }
+
+    #[cfg(feature = "kv")]
+    #[test]
+    fn schemas_from_kv_apply_per_subject_and_follow_changes() {
+        use natrium_plugin_sdk::testing::{kv_delete, kv_put};
+        let v = Validator::from_json(
+            r#"{"schemas_from_kv": true, "rules": [{"subject": "cfg.>", "schema": {"type": "string"}}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dropped = |payload: &[u8]| match v.check("orders.new", payload) {
+            Ok(()) => panic!("{} should be dropped", String::from_utf8_lossy(payload)),
+            Err(e) => e,
+        };
+        assert_eq!(
+            v.check("orders.new", b"not json"),
+            Ok(()),
+            "no key, no rule: pass"
+        );
+        assert!(
+            v.check("cfg.a", b"1").is_err(),
+            "no key: the configured rule"
+        );
+        kv_put("orders.new", r#"{"type":"object","required":["id"]}"#);
+        assert_eq!(v.check("orders.new", br#"{"id":1}"#), Ok(()));
+        let e = dropped(b"{}");
+        assert!(e.contains("id"), "{e}");
+        kv_put("orders.new", r#"{"type":"object","required":["sku"]}"#);
+        assert!(
+            v.check("orders.new", br#"{"id":1}"#).is_err(),
+            "the new schema, at once"
+        );
+        assert_eq!(v.check("orders.new", br#"{"sku":1}"#), Ok(()));
+        kv_put("orders.new", r#"{"pattern":"x"}"#);
+        let e = dropped(b"{}");
+        assert!(
+            e.contains("kv[orders.new]"),
+            "a bad stored schema fails closed: {e}"
+        );
+        kv_delete("orders.new");
+        assert_eq!(
+            v.check("orders.new", b"{}"),
+            Ok(()),
+            "deleted: back to pass"
+        );
+        assert!(Validator::from_json("{}").is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! JetStream through the official JavaScript client (nats.js v3: `@nats-io/transport-node`,
-//! `@nats-io/jetstream`, `@nats-io/kv`), driven by tests/js/jetstream.mjs: streams, acks with
-//! de-duplication and expected sequences, message get/delete, purge, and key-value put/get/
-//! create/delete; and tests/js/plugin_reject.mjs: a publish a plugin rejects keeps nats.js
-//! connected and tells it why.
+//! `@nats-io/jetstream`, `@nats-io/kv`, `@nats-io/obj`), driven by tests/js/jetstream.mjs:
+//! streams, acks with de-duplication and expected sequences, message get/delete, purge, and
+//! key-value put/get/create/delete; tests/js/kv.mjs and tests/js/consumers.mjs: key-value
+//! watchers and the consumer API (pull, ordered, push); tests/js/obj.mjs: the object store;
+//! and tests/js/plugin_reject.mjs: a publish a plugin rejects keeps nats.js connected and
+//! tells it why.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -95,4 +97,30 @@ fn nats_js_kv_watch_history_keys() -> Result<()> {
     let sd = store.path().display().to_string();
     let server = TestServer::start(&["-js", "-sd", &sd])?;
     run_node("kv.mjs", &server)
+}
+
+/// nats.js consumers: a durable pull consumer's fetch/next/consume with ack, nak and term,
+/// an ordered consumer and a durable push consumer (tests/js/consumers.mjs).
+#[test]
+fn nats_js_consumers() -> Result<()> {
+    if !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    run_node("consumers.mjs", &server)
+}
+
+/// nats.js object store: a chunked object over max_payload, info, list, a link, a watcher and
+/// delete (tests/js/obj.mjs).
+#[test]
+fn nats_js_object_store() -> Result<()> {
+    if !js_available()? {
+        return Ok(());
+    }
+    let store = tempfile::tempdir()?;
+    let sd = store.path().display().to_string();
+    let server = TestServer::start(&["-js", "-sd", &sd])?;
+    run_node("obj.mjs", &server)
 }

@@ -163,6 +163,10 @@ async fn unacknowledged_messages_are_redelivered_nak_term_and_max_deliver() -> R
         .client
         .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.R")
         .await?;
+    let mut terminated = js
+        .client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.R")
+        .await?;
     natrium_tests::sync(&js.client).await?;
     let c: PullConsumer = stream
         .create_consumer(pull::Config {
@@ -183,6 +187,15 @@ async fn unacknowledged_messages_are_redelivered_nak_term_and_max_deliver() -> R
         .ack_with(AckKind::Term)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = next_msg(&mut terminated, "the terminated advisory").await?;
+    let body: Value = serde_json::from_slice(&t.payload)?;
+    ensure!(
+        body["type"] == "io.nats.jetstream.advisory.v1.terminated"
+            && body["stream_seq"] == 3
+            && body["consumer_seq"] == 3
+            && body["deliveries"] == 1,
+        "{body}"
+    );
     // The NAKed one comes back at once, the other after ack_wait; the terminated never.
     let mut seen = Vec::new();
     within(API_TIMEOUT, "redeliveries", async {
@@ -423,6 +436,10 @@ async fn ephemeral_consumers_go_away_when_inactive_and_with_their_stream() -> Re
     let js = Js::start().await?;
     let c = &js.client;
     stream_with(&js, 1).await?;
+    let mut deleted = c
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.*")
+        .await?;
+    natrium_tests::sync(c).await?;
     let r = api(
         c,
         "CONSUMER.CREATE.S",
@@ -430,6 +447,16 @@ async fn ephemeral_consumers_go_away_when_inactive_and_with_their_stream() -> Re
     )
     .await?;
     let name = r["name"].as_str().context("a name")?.to_string();
+    let advised = next_msg(
+        &mut deleted,
+        "the deleted advisory of the inactive consumer",
+    )
+    .await?;
+    ensure!(
+        advised.subject.as_str() == format!("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.{name}"),
+        "{}",
+        advised.subject
+    );
     within(Duration::from_secs(5), "the ephemeral's removal", async {
         loop {
             let r = api(c, &format!("CONSUMER.INFO.S.{name}"), json!({})).await?;
@@ -644,6 +671,88 @@ async fn replay_original_keeps_the_publish_gaps() -> Result<()> {
     ensure!(
         instant.len() == 3 && instant[2] < Duration::from_millis(300),
         "all at once: {instant:?}"
+    );
+    Ok(())
+}
+
+/// nats-server 2.11's consumer pause: nothing is delivered until the pause ends or the
+/// consumer is resumed; requests wait meanwhile; info and an advisory say so.
+#[tokio::test]
+async fn a_paused_consumer_delivers_nothing_until_resumed_or_due() -> Result<()> {
+    if is_nats_server() {
+        return Ok(()); // 2.9.10 has no CONSUMER.PAUSE
+    }
+    let js = Js::start().await?;
+    let stream = stream_with(&js, 2).await?;
+    let _c: PullConsumer = stream.create_consumer(durable("P")).await?;
+    let mut advisories = js
+        .client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSED.S.P")
+        .await?;
+    natrium_tests::sync(&js.client).await?;
+
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
+    let r = within(API_TIMEOUT, "pause", stream.pause_consumer("P", until)).await??;
+    ensure!(
+        r.paused && r.pause_remaining.is_some(),
+        "paused, with time remaining"
+    );
+    let a = next_msg(&mut advisories, "the pause advisory").await?;
+    let body: Value = serde_json::from_slice(&a.payload)?;
+    ensure!(body["paused"] == true, "{body}");
+    let mut c: PullConsumer = stream
+        .get_consumer("P")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = c.info().await?.clone();
+    ensure!(info.paused && info.config.pause_until.is_some(), "{info:?}");
+
+    // A request waits out the pause: nothing within its expiry.
+    let mut waiting = c
+        .batch()
+        .max_messages(2)
+        .expires(Duration::from_millis(600))
+        .messages()
+        .await?;
+    ensure!(
+        within(Duration::from_secs(3), "the request's end", waiting.next())
+            .await?
+            .is_none(),
+        "nothing is delivered while paused"
+    );
+
+    let r = within(API_TIMEOUT, "resume", stream.resume_consumer("P")).await??;
+    ensure!(!r.paused, "resumed");
+    let got = fetch(&c, 2).await?;
+    ensure!(got.len() == 2, "delivered once resumed: {}", got.len());
+    for m in &got {
+        m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+
+    // A short pause ends by itself, and a request waiting across it is served.
+    publish(&js.js, "s.1", "m3").await?;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(700);
+    within(API_TIMEOUT, "pause", stream.pause_consumer("P", until)).await??;
+    let started = tokio::time::Instant::now();
+    let mut msgs = c
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await?;
+    let m = within(
+        Duration::from_secs(6),
+        "the message after the pause",
+        msgs.next(),
+    )
+    .await?
+    .context("request ended")?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(m.payload.as_ref() == b"m3");
+    ensure!(
+        started.elapsed() >= Duration::from_millis(400),
+        "delivered only after the pause: {:?}",
+        started.elapsed()
     );
     Ok(())
 }

@@ -6,12 +6,15 @@
 use anyhow::{ensure, Context as _, Result};
 use async_nats::jetstream;
 use async_nats::ConnectOptions;
+use futures::StreamExt;
 use natrium_tests::{connect_with, next_msg, sync, within, TestServer};
 
 use crate::jetstream::{publish, stream_config, API_TIMEOUT};
 
 /// Account JS has JetStream and exports its API and the `orders.>` subjects its stream
 /// stores; account APP imports both, the API under `api_local` (`$JS.API.>` or a rename).
+/// The API export streams its responses: a pull request gets a batch of replies (with the
+/// default, singleton, only the first passes — on nats-server too).
 fn config(store: &std::path::Path, api_local: &str) -> String {
     format!(
         r#"
@@ -20,7 +23,7 @@ accounts {{
   JS {{
     jetstream: enabled
     users: [ {{user: js, password: js}} ]
-    exports: [ {{service: "$JS.API.>"}}, {{service: "orders.>"}} ]
+    exports: [ {{service: "$JS.API.>", response_type: stream}}, {{service: "orders.>"}} ]
   }}
   APP {{
     users: [ {{user: app, password: app}} ]
@@ -76,12 +79,36 @@ async fn use_jetstream_through_imports(api_local: &str, app_prefix: &str) -> Res
         m.payload
     );
 
+    // A pull consumer through the import: a batch is several replies to one request.
+    for i in 2..=6 {
+        publish(&app_js, &format!("orders.{i}"), "more").await?;
+    }
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("APPC".into()),
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .context("creating a consumer through the import")?;
+    let mut batch = consumer
+        .batch()
+        .max_messages(6)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await?;
+    let mut got = Vec::new();
+    while let Some(m) = within(API_TIMEOUT, "a batch through the import", batch.next()).await? {
+        got.push(m.map_err(|e| anyhow::anyhow!("{e}"))?.subject.to_string());
+    }
+    ensure!(got.len() == 6, "a batch of 6 through the import: {got:?}");
+
     // It is the exporting account's stream: JS sees it, under its own API.
     let owner = user(&server, "js").await?;
     let owner_js = crate::jetstream::js_context(&owner);
     let mut theirs = owner_js.get_stream("ORDERS").await?;
     let messages = theirs.info().await?.state.messages;
-    ensure!(messages == 1, "JS sees {messages} messages in ORDERS");
+    ensure!(messages == 6, "JS sees {messages} messages in ORDERS");
     Ok(())
 }
 

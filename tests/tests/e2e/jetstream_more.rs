@@ -736,7 +736,8 @@ async fn accounts_have_separate_streams() -> Result<()> {
 }
 
 /// `/jsz` reports the server's JetStream totals (streams, messages, bytes, storage);
-/// `/jsz?streams=true` adds `account_details` with each account's `stream_detail`.
+/// `/jsz?streams=true` adds `account_details` with each account's `stream_detail`, and
+/// `?consumers=true` each stream's `consumer_detail`.
 #[tokio::test]
 async fn jsz_reports_streams_messages_and_bytes() -> Result<()> {
     let store = tempfile::tempdir()?;
@@ -793,6 +794,27 @@ async fn jsz_reports_streams_messages_and_bytes() -> Result<()> {
     ensure!(
         summary == [("J1".to_string(), 3), ("J2".to_string(), 1)],
         "{acct:#}"
+    );
+
+    // `consumers=true` adds each stream's consumers (and implies the stream details).
+    js.get_stream("J1")
+        .await?
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("C1".into()),
+            ..Default::default()
+        })
+        .await?;
+    let v = http_get(mport, "/jsz?consumers=true").await?.json()?;
+    let j1 = v["account_details"][0]["stream_detail"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "J1"))
+        .with_context(|| format!("no J1 detail: {v:#}"))?;
+    let consumers = j1["consumer_detail"]
+        .as_array()
+        .with_context(|| format!("no consumer_detail: {j1:#}"))?;
+    ensure!(
+        consumers.len() == 1 && consumers[0]["name"] == "C1" && consumers[0]["num_pending"] == 3,
+        "{consumers:#?}"
     );
     Ok(())
 }
@@ -966,6 +988,22 @@ async fn domain_and_sync_always() -> Result<()> {
     .await??;
     let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
     ensure!(info["domain"] == "hub", "{info}");
+    // Consumers answer pull requests addressed by domain too.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("D")
+        .await?
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await?;
+    let mut msgs = consumer.fetch().max_messages(1).messages().await?;
+    let m = within(
+        API_TIMEOUT,
+        "a fetch by domain",
+        futures::StreamExt::next(&mut msgs),
+    )
+    .await?
+    .context("no message")?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(m.payload.as_ref() == b"one");
     drop(client);
     server.restart()?;
     let client = natrium_tests::connect(&server.url()).await?;

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod auth;
+mod auth_callout;
 mod auth_failures;
 mod cli;
 mod differential;
@@ -37,6 +38,7 @@ mod plugin_limits;
 mod plugin_loading;
 mod plugin_new;
 mod plugin_tools;
+mod plugin_trust;
 mod plugins;
 mod pubsub;
 mod python;

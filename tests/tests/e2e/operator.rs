@@ -5,44 +5,16 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use bytes::Bytes;
 use data_encoding::BASE64URL_NOPAD;
+use natrium_tests::jwt::{creds, now, sign};
 use natrium_tests::{connect_with, next_msg, sync, within, RawConn, TestServer, IO_TIMEOUT};
 use nkeys::KeyPair;
 use serde_json::{json, Value};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Signs `claims` (which must carry `sub` and `nats`) as `issuer`: sets `iss`, `jti` and,
-/// unless given, `iat`.
-fn sign(issuer: &KeyPair, mut claims: Value) -> Result<String> {
-    claims["iss"] = json!(issuer.public_key());
-    if claims.get("iat").is_none() {
-        claims["iat"] = json!(now());
-    }
-    let jti = BASE64URL_NOPAD.encode(&rand_bytes());
-    claims["jti"] = json!(jti);
-    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let body = BASE64URL_NOPAD.encode(&serde_json::to_vec(&claims)?);
-    let signed = format!("{header}.{body}");
-    let sig = issuer
-        .sign(signed.as_bytes())
-        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
-    Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(&sig)))
-}
-
-fn rand_bytes() -> Vec<u8> {
-    // A fresh key's public part is random enough for a jti.
-    KeyPair::new_user().public_key().into_bytes()
-}
 
 fn operator_jwt(op: &KeyPair, system_account: Option<&str>) -> Result<String> {
     let mut nats = json!({"type": "operator", "version": 2});
@@ -82,29 +54,17 @@ fn user_claims(user: &KeyPair, name: &str) -> Value {
     })
 }
 
-fn creds(jwt: &str, user: &KeyPair) -> Result<String> {
-    let seed = user.seed().map_err(|e| anyhow::anyhow!("seed: {e}"))?;
-    Ok(format!(
-        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
-         ************************* IMPORTANT *************************\n\
-         NKEY Seed printed below can be used to sign and prove identity.\n\
-         NKEYs are sensitive and should be treated as secrets.\n\n\
-         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
-         *************************************************************\n"
-    ))
-}
-
 /// An operator with a system account and two tenant accounts.
-struct World {
-    op: KeyPair,
+pub(super) struct World {
+    pub(super) op: KeyPair,
     sys: KeyPair,
-    a: KeyPair,
+    pub(super) a: KeyPair,
     b: KeyPair,
     dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         Ok(World {
             op: KeyPair::new_operator(),
             sys: KeyPair::new_account(),
@@ -121,7 +81,12 @@ impl World {
     }
 
     /// A user of `acc` with a `.creds` file; `edit` adjusts the claims before signing.
-    fn user(&self, acc: &KeyPair, name: &str, edit: impl FnOnce(&mut Value)) -> Result<String> {
+    pub(super) fn user(
+        &self,
+        acc: &KeyPair,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<String> {
         let kp = KeyPair::new_user();
         let mut c = user_claims(&kp, name);
         edit(&mut c);
@@ -140,7 +105,7 @@ impl World {
         Ok((kp, jwt))
     }
 
-    fn memory_config(&self) -> Result<String> {
+    pub(super) fn memory_config(&self) -> Result<String> {
         Ok(format!(
             "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n}}\n",
             self.operator_file()?,
@@ -174,7 +139,7 @@ impl World {
     }
 }
 
-async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
+pub(super) async fn connect_creds(server: &TestServer, creds: &str) -> Result<async_nats::Client> {
     let opts = ConnectOptions::with_credentials_file(creds)
         .await
         .with_context(|| format!("reading {creds}"))?;

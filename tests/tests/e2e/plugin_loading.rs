@@ -298,8 +298,10 @@ async fn a_second_authorizer_is_refused_at_startup_check_and_reload() -> Result<
 /// The json-validator (which exports `lifecycle.init`) bound to `v.>` with `schema`.
 fn validator_conf(schema: &str) -> Result<String> {
     Ok(format!(
+        // A generous deadline: init runs under it, and this is about refusals, not time
+        // (a loaded machine once took longer than the default to instantiate).
         "plugin_cache_dir: {}\nplugins {{ v: {{ path: {}, role: transformer, subjects: [\"v.>\"], \
-         on_failure: drop, config: {{ schema: {schema} }} }} }}\n",
+         on_failure: drop, deadline: \"2s\", config: {{ schema: {schema} }} }} }}\n",
         cache_dir(),
         wasm("json-validator")?
     ))

@@ -224,3 +224,36 @@ fn nats_py_kv_and_object_store() -> Result<()> {
         ],
     )
 }
+
+/// A callout service written in Python (nats-py + nkeys) admits and refuses nats-py clients
+/// (natrium only: the reference nats-server 2.9 has no auth callout).
+#[test]
+fn nats_py_auth_callout_service_and_clients() -> Result<()> {
+    if std::env::var("NATRIUM_SKIP_PY").is_ok_and(|v| v == "1") || natrium_tests::is_nats_server() {
+        return Ok(());
+    }
+    python_ready()?;
+    let issuer = nkeys::KeyPair::new_account();
+    let seed = issuer.seed().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = TestServer::with_config(&format!(
+        "accounts {{ AUTH {{ users: [ {{user: auth, password: pwd}} ] }}, B {{}} }}\n\
+         authorization {{ auth_callout {{ issuer: {}, auth_users: [auth], account: AUTH }} }}",
+        issuer.public_key()
+    ))?;
+    let out = run_named_script("test_auth_callout.py", &[&server.url(), &seed])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "nats-py auth callout script failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            server.logs()
+        );
+    }
+    for check in ["admitted", "refused"] {
+        if !stdout.contains(&format!("ok   {check}")) {
+            bail!("check {check} did not report ok:\n{stdout}");
+        }
+    }
+    Ok(())
+}

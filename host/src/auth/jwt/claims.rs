@@ -32,7 +32,7 @@ where
 
 /// `skip_serializing_if` of the fields left out when empty (nats-io/jwt's `omitempty`):
 /// empty strings, lists and maps, 0, `false` and `None`.
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(super) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -485,8 +485,32 @@ pub struct Account {
     pub description: String,
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_default")]
     pub info_url: String,
+    /// Auth callout for this account's users (nats-server 2.10).
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "is_default")]
+    pub authorization: ExternalAuthorization,
     #[serde(flatten)]
     pub generic: GenericFields,
+}
+
+/// `nats.authorization` of an account JWT: users of the account other than `auth_users`
+/// (user public keys: the callout service's own) are decided by an auth callout service in
+/// this account, which may place them in this account or one of `allowed_accounts` (`*`:
+/// any). `xkey` seals the exchange. Enabled when `auth_users` is not empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalAuthorization {
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "is_default")]
+    pub auth_users: Vec<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "is_default")]
+    pub allowed_accounts: Vec<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "is_default")]
+    pub xkey: String,
+}
+
+impl ExternalAuthorization {
+    pub fn is_enabled(&self) -> bool {
+        !self.auth_users.is_empty()
+    }
 }
 
 /// An account JWT.
@@ -587,6 +611,7 @@ macro_rules! impl_claims {
         }
     };
 }
+pub(super) use impl_claims;
 impl_claims!(UserClaims, "user", KeyKind::Account, KeyKind::User);
 impl_claims!(
     AccountClaims,
@@ -648,6 +673,7 @@ impl OperatorClaims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyClaims {
     Operator(OperatorClaims),
-    Account(AccountClaims),
+    /// Boxed: account claims are the largest by far.
+    Account(Box<AccountClaims>),
     User(UserClaims),
 }

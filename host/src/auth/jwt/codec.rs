@@ -165,7 +165,7 @@ pub fn decode_any(token: &str) -> Result<AnyClaims, JwtError> {
     let parts = split(token)?;
     match parts.kind.as_str() {
         "operator" => finish(&parts).map(AnyClaims::Operator),
-        "account" => finish(&parts).map(AnyClaims::Account),
+        "account" => finish(&parts).map(|a| AnyClaims::Account(Box::new(a))),
         "user" => finish(&parts).map(AnyClaims::User),
         other => Err(JwtError::WrongClaimType {
             expected: "operator|account|user",

@@ -1,9 +1,11 @@
 //! NATS JWTs (nats-io/jwt v2 format): the claims schema (`claims.rs`), decoding, signature
 //! checks and signing (`codec.rs`), and validation of the operator → account → user chain,
 //! resolving a user's permissions and limits as nats-server 2.9 does (`validate.rs`,
-//! `templates.rs`). Everything is re-exported here, so callers write `jwt::X` whichever file
+//! `templates.rs`), and the auth callout's request and response claims (`callout.rs`).
+//! Everything is re-exported here, so callers write `jwt::X` whichever file
 //! defines `X`.
 
+mod callout;
 mod claims;
 mod codec;
 mod templates;
@@ -12,6 +14,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use callout::*;
 pub use claims::*;
 pub use codec::*;
 pub use templates::*;

@@ -1,16 +1,18 @@
-//! `authorization { user, password, token, timeout, users, failure_backoff }`.
+//! `authorization { user, password, token, timeout, users, failure_backoff, auth_callout }`.
 
-use super::{duration_str, invalid, map, non_negative, seconds, string, unknown, unsupported};
+use super::{
+    duration_str, invalid, map, non_negative, seconds, string, strings, unknown, unsupported,
+};
+use crate::auth::nkeys::{is_valid_public_key, KeyKind};
 use crate::config::value::Entry;
 use crate::config::ConfigError;
-use crate::options::{FailureBackoff, Options};
+use crate::options::{AuthCallout, FailureBackoff, Options, GLOBAL_ACCOUNT};
 
 const UNSUPPORTED_AUTH: &[&str] = &[
     "nkeys",
     "permissions",
     "default_permission",
     "default_permissions",
-    "auth_callout",
 ];
 
 pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
@@ -29,6 +31,7 @@ pub(super) fn authorization(e: &Entry, opts: &mut Options) -> Result<(), ConfigE
                 opts.auth.users.extend(users);
             }
             "failure_backoff" => opts.auth.failure_backoff = Some(failure_backoff(sub)?),
+            "auth_callout" | "callout" => opts.auth.callout = Some(auth_callout(sub)?),
             k if UNSUPPORTED_AUTH.contains(&k) => {
                 unsupported(opts, &format!("{}.{}", e.key, sub.key), &sub.key_pos)
             }
@@ -88,4 +91,91 @@ fn failure_backoff(e: &Entry) -> Result<FailureBackoff, ConfigError> {
         ));
     }
     Ok(b)
+}
+
+/// `auth_callout { issuer: A…, auth_users: [..], account: NAME, xkey: X… }`, with
+/// nats-server's aliases (`users`, `key`). The keys' shapes are checked here; whether the
+/// users and the account exist is [`check_callout`]'s question, once the whole file is read.
+fn auth_callout(e: &Entry) -> Result<AuthCallout, ConfigError> {
+    let mut c = AuthCallout {
+        issuer: String::new(),
+        auth_users: Vec::new(),
+        account: GLOBAL_ACCOUNT.to_string(),
+        xkey: None,
+    };
+    for sub in map(&e.key, &e.value)? {
+        let key = sub.key.to_ascii_lowercase();
+        let v = &sub.value;
+        match key.as_str() {
+            "issuer" => {
+                let issuer = string(&key, v)?;
+                if !is_valid_public_key(&issuer, KeyKind::Account) {
+                    return Err(invalid(&key, v, "expected an account public NKey (A…)"));
+                }
+                c.issuer = issuer;
+            }
+            "auth_users" | "users" => c.auth_users = strings(&key, v)?,
+            "account" => c.account = string(&key, v)?,
+            "xkey" | "key" => {
+                let xkey = string(&key, v)?;
+                if ::nkeys::XKey::from_public_key(&xkey).is_err() {
+                    return Err(invalid(&key, v, "expected a curve public key (X…)"));
+                }
+                c.xkey = Some(xkey);
+            }
+            _ => return Err(unknown(sub)),
+        }
+    }
+    if c.issuer.is_empty() {
+        return Err(invalid(&e.key, &e.value, "auth_callout requires an issuer"));
+    }
+    if c.auth_users.is_empty() {
+        return Err(invalid(
+            &e.key,
+            &e.value,
+            "auth_callout requires auth_users",
+        ));
+    }
+    Ok(c)
+}
+
+/// With the whole configuration read: each auth user is a configured user of the callout
+/// account, the account exists, and this is not operator mode (where each account JWT's
+/// `authorization` section configures its callout).
+pub(super) fn check_callout(opts: &Options) -> Result<(), ConfigError> {
+    let Some(c) = &opts.auth.callout else {
+        return Ok(());
+    };
+    let conflict = |msg: String| Err(ConfigError::Conflict(format!("auth_callout: {msg}")));
+    if !opts.operator.jwts.is_empty() {
+        return conflict(
+            "not used in operator mode: the account JWT's authorization section configures \
+             the callout"
+                .into(),
+        );
+    }
+    if c.account != GLOBAL_ACCOUNT && !opts.accounts.names.contains(&c.account) {
+        return conflict(format!("account {:?} is not configured", c.account));
+    }
+    for name in &c.auth_users {
+        let in_account = |account: &str| {
+            let account = if account.is_empty() {
+                GLOBAL_ACCOUNT
+            } else {
+                account
+            };
+            account == c.account
+        };
+        let configured = opts.auth.users.iter().any(|u| {
+            (u.user.as_deref() == Some(name) || u.nkey.as_deref() == Some(name))
+                && in_account(&u.account)
+        }) || (opts.auth.username.as_deref() == Some(name) && in_account(""));
+        if !configured {
+            return conflict(format!(
+                "auth user {name:?} is not a user of account {:?}",
+                c.account
+            ));
+        }
+    }
+    Ok(())
 }

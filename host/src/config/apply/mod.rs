@@ -80,6 +80,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<(), ConfigError> {
 /// Cross-field checks nats-server makes before starting, to run once flags are merged in.
 pub fn validate(opts: &Options) -> Result<(), ConfigError> {
     super::links::check(opts)?;
+    auth::check_callout(opts)?;
     if let Err(names) = opts.plugins.one_authorizer() {
         return Err(ConfigError::MultipleAuthorizers { names });
     }

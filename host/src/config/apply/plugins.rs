@@ -3,10 +3,10 @@
 use super::{duration_str, invalid, map, non_negative, relative_path, string, strings, unknown};
 use crate::config::value::{Entry, Kind, Value};
 use crate::config::ConfigError;
-use crate::options::{FailurePolicy, PluginSpec, Role};
+use crate::options::{FailurePolicy, PluginSpec, Role, Signer};
 
 /// `plugins { NAME: { path, role, config, accounts, subjects, on_failure, deadline, memory,
-/// max_instances, sha256 } }`.
+/// max_instances, sha256, kv, signed_by, signature } }`.
 /// Relative paths are resolved against the directory of the file that wrote them.
 pub(super) fn plugins(e: &Entry) -> Result<Vec<PluginSpec>, ConfigError> {
     let map = map(&e.key, &e.value)?;
@@ -138,10 +138,93 @@ fn plugin(e: &Entry) -> Result<PluginSpec, ConfigError> {
                 }
                 spec.sha256 = Some(hex);
             }
+            "kv" => {
+                // `kv: { bucket: NAME }`, or `kv: NAME` for short.
+                let bucket = match &v.kind {
+                    Kind::Map(m) => {
+                        let mut bucket = None;
+                        for b in m {
+                            match b.key.to_ascii_lowercase().as_str() {
+                                "bucket" => {
+                                    bucket = Some(string(&format!("{key}.bucket"), &b.value)?)
+                                }
+                                _ => return Err(unknown(b)),
+                            }
+                        }
+                        bucket.ok_or_else(|| invalid(&key, v, "missing 'bucket'"))?
+                    }
+                    _ => string(&key, v)?,
+                };
+                spec.kv_bucket = Some(kv_bucket(&key, v, bucket)?);
+            }
+            "kv_bucket" => spec.kv_bucket = Some(kv_bucket(&key, v, string(&key, v)?)?),
+            "signed_by" => {
+                let s = string(&key, v)?;
+                spec.signed_by =
+                    Some(match s.to_ascii_lowercase().as_str() {
+                        "account" => Signer::Account,
+                        "operator" => Signer::Operator,
+                        _ if (s.starts_with('A') || s.starts_with('O'))
+                            && nkeys::KeyPair::from_public_key(&s).is_ok() =>
+                        {
+                            Signer::Key(s)
+                        }
+                        _ => return Err(invalid(
+                            &key,
+                            v,
+                            "signed_by must be account, operator, or an account (A…) or operator \
+                             (O…) public NKey",
+                        )),
+                    });
+            }
+            "signature" => spec.signature = Some(relative_path(&key, v)?),
             _ => return Err(unknown(sub)),
         }
     }
+    let block_err = |msg: &str| invalid(&format!("plugins.{name}"), &e.value, msg);
+    if spec.kv_bucket.is_some() {
+        // The bucket is read in the account of each call, and checked in each at load.
+        if spec.accounts.is_empty() {
+            return Err(block_err(
+                "kv needs the binding's accounts: the bucket is read in the account of each \
+                 call and must exist in each account listed",
+            ));
+        }
+        if role == Role::Authorizer && spec.accounts.len() != 1 {
+            return Err(block_err(
+                "kv in an authorizer binding needs exactly one account (a CONNECT has no account \
+                 yet: the bucket is read in the one the binding names)",
+            ));
+        }
+    }
+    if spec.signed_by == Some(Signer::Account) && spec.accounts.len() != 1 {
+        return Err(block_err(
+            "signed_by: account needs exactly one account in the binding's accounts (whose \
+             NKey must have signed the component)",
+        ));
+    }
+    if spec.signature.is_some() && spec.signed_by.is_none() {
+        return Err(block_err(
+            "signature is checked only with signed_by (account, operator or a public NKey)",
+        ));
+    }
     Ok(spec)
+}
+
+/// A bucket name as JetStream KV allows it: letters, digits, `-` and `_`.
+fn kv_bucket(key: &str, v: &Value, bucket: String) -> Result<String, ConfigError> {
+    if bucket.is_empty()
+        || !bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(
+            key,
+            v,
+            format!("invalid bucket name \"{bucket}\" (letters, digits, '-' and '_')"),
+        ));
+    }
+    Ok(bucket)
 }
 
 /// Any configuration value as JSON (map keys as written, case kept).

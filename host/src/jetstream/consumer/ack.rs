@@ -1,15 +1,21 @@
 //! Acknowledgements published to `$JS.ACK.<stream>.<consumer>.…` (`+ACK`, `-NAK`, `+WPI`,
 //! `+TERM`, `+NXT`) and the ack floor they move.
 
-use serde_json::Value;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
 
 use super::config::AckPolicy;
 use super::{Consumer, Delivery, SeqPair, State};
+
+/// Where a message ended with `+TERM` is announced (`io.nats.jetstream.advisory.v1.terminated`).
+const TERMINATED_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED";
 
 /// The tokens of a v1 ack subject that the engine uses.
 #[derive(Clone, Copy)]
 pub(super) struct AckMeta {
     pub(super) sseq: u64,
+    pub(super) cseq: u64,
 }
 
 impl AckMeta {
@@ -21,6 +27,7 @@ impl AckMeta {
         }
         Some(AckMeta {
             sseq: t[5].parse().ok()?,
+            cseq: t[6].parse().ok()?,
         })
     }
 }
@@ -89,7 +96,21 @@ impl Consumer {
             }
             "+TERM" => {
                 if s.pending.remove(&meta.sseq).is_some() {
-                    s.redelivered.remove(&meta.sseq);
+                    let deliveries = s.redelivered.remove(&meta.sseq).unwrap_or(1);
+                    out.push(Delivery::event(
+                        format!("{TERMINATED_ADVISORY}.{}.{}", self.stream.name, self.name),
+                        json!({
+                            "type": "io.nats.jetstream.advisory.v1.terminated",
+                            "id": crate::util::event_id(),
+                            "timestamp": crate::timefmt::rfc3339(SystemTime::now()),
+                            "stream": self.stream.name,
+                            "consumer": self.name,
+                            "consumer_seq": meta.cseq,
+                            "stream_seq": meta.sseq,
+                            "deliveries": deliveries,
+                            "reason": rest,
+                        }),
+                    ));
                     s.done(meta.sseq);
                     s.last_ack = now;
                     self.update_floor(&mut s);

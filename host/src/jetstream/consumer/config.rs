@@ -124,9 +124,22 @@ pub struct ConsumerConfig {
     pub mem_storage: bool,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// Delivery is paused until this time (RFC 3339; nats-server 2.11's consumer pause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<String>,
     /// Everything else the client sent, echoed back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl ConsumerConfig {
+    /// When a pause ends (Unix ns); 0 when not paused (or the time does not parse).
+    pub fn paused_until(&self) -> i64 {
+        self.pause_until
+            .as_deref()
+            .and_then(crate::timefmt::parse_rfc3339)
+            .unwrap_or(0)
+    }
 }
 
 /// A consumer name: one subject token that is also safe as a directory name.

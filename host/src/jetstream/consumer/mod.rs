@@ -191,6 +191,8 @@ struct State {
     ahead: VecDeque<StoredMsg>,
     /// `replay_policy: original`: the pacing of first deliveries.
     replay: Option<Replay>,
+    /// Nothing is delivered before this time (Unix ns; `config.pause_until`, parsed).
+    paused_until: i64,
 }
 
 /// `replay_policy: original` delivers the messages that were in the stream when the consumer
@@ -376,6 +378,7 @@ impl Consumer {
             retains: stream.config().retention != super::config::Retention::Limits,
             retired: Vec::new(),
             ahead: VecDeque::new(),
+            paused_until: config.paused_until(),
             replay: (config.replay_policy == ReplayPolicy::Original).then(|| Replay {
                 until: stream.state().last_seq,
                 last: None,
@@ -418,11 +421,26 @@ impl Consumer {
         {
             s.push = Push::new(&new, self.stream.config().max_msg_size, super::now_ns());
         }
+        s.paused_until = new.paused_until();
         s.config = new;
         s.num_pending = None;
         drop(s);
         self.signal.notify_one();
         Ok(())
+    }
+
+    /// Pauses delivery until `until` (an RFC 3339 time; `None` or a past time resumes). The
+    /// pause is part of the configuration, so it survives a restart. Returns the time
+    /// delivery resumes (Unix ns; 0: not paused).
+    pub fn pause(&self, until: Option<String>, now: i64) -> Result<i64, ApiError> {
+        let mut cfg = self.state.lock().config.clone();
+        cfg.pause_until = until;
+        if cfg.paused_until() <= now {
+            cfg.pause_until = None;
+        }
+        let until = cfg.paused_until();
+        self.update(cfg)?;
+        Ok(until)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -473,6 +491,10 @@ impl Consumer {
         });
         if push_bound {
             info["push_bound"] = json!(true);
+        }
+        if s.paused_until > now {
+            info["paused"] = json!(true);
+            info["pause_remaining"] = json!(s.paused_until - now);
         }
         info
     }
@@ -529,6 +551,9 @@ impl Consumer {
         }
         if let Some(r) = s.replay.as_ref().filter(|r| r.due > 0) {
             next = next.min(r.due);
+        }
+        if s.paused_until > now {
+            next = next.min(s.paused_until);
         }
         if s.config.inactive_threshold > 0 {
             next = next.min(s.last_activity.saturating_add(s.config.inactive_threshold));
@@ -678,6 +703,10 @@ impl Consumer {
             if p.active {
                 s.last_activity = now;
             }
+        }
+        if s.paused_until > now {
+            // Requests wait (and expire) as usual; the task wakes when the pause ends.
+            return;
         }
         let mut eof = false;
         loop {
