@@ -4,6 +4,7 @@
 //!   (the words of `plugin::diagnose`, which the broker's load errors share);
 //! - `run`: one or more inputs through the plugin, the decision, logs, time and memory;
 //! - `bench`: calls/s and latency percentiles for one input;
+//! - `new`: a plugin project (Rust, Python or JavaScript) from the templates in `templates/`.
 //! - `sign`: the detached signature a binding's `signed_by` checks.
 //!
 //! `run` and `bench` load the component with the broker's engine (`PluginEngine`, the same
@@ -18,6 +19,7 @@ mod bench;
 mod capture;
 mod check;
 mod input;
+mod new;
 mod run;
 mod sign;
 
@@ -42,12 +44,18 @@ pub enum ToolError {
     /// The plugin could not be loaded or the engine started (exit code 1).
     #[error("{0}")]
     Plugin(#[from] PluginError),
+    /// A file or directory could not be written (exit code 1).
+    #[error("{0}")]
+    Write(String),
 }
 
 const USAGE: &str = "\
 Usage: natrium plugin <command> FILE [options]
 
 Commands:
+    new NAME --lang L --world W [--dir D] A plugin project that builds, tests and loads:
+                                         rust, python or javascript; the plugin, build.sh,
+                                         a test and a README.
     check FILE [--world W] [--json]      Is FILE a component natrium can load? Which worlds
                                          does it satisfy, which imports does natrium not
                                          grant (with the fix)? Prints its sha256 to pin.
@@ -127,6 +135,7 @@ pub fn plugin_command(args: Vec<String>) -> ExitCode {
         "check" => (check(rest), CHECK_USAGE),
         "run" => (run(rest, false), RUN_USAGE),
         "bench" => (run(rest, true), BENCH_USAGE),
+        "new" => (new::new(rest), new::USAGE),
         "sign" => (sign::sign(rest), sign::USAGE),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -153,7 +162,7 @@ pub fn plugin_command(args: Vec<String>) -> ExitCode {
             eprintln!("natrium plugin: {e}");
             ExitCode::from(2)
         }
-        Err(e @ ToolError::Plugin(_)) => {
+        Err(e @ (ToolError::Plugin(_) | ToolError::Write(_))) => {
             eprintln!("natrium plugin: {e}");
             ExitCode::from(1)
         }

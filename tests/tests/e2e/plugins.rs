@@ -24,11 +24,11 @@ use natrium_tests::{
 /// How long a server that compiles the ~18 MB Python component gets to become ready. The
 /// compiled artifact is cached in [`cache_dir`], so only the first run on a machine (or after
 /// a wasmtime upgrade) pays for the compilation.
-const SLOW_STARTUP: Duration = Duration::from_secs(120);
+pub(super) const SLOW_STARTUP: Duration = Duration::from_secs(120);
 
 /// A generous per-call deadline for the functional tests: they test what the plugins do, not
 /// the deadline (the hostile test does), and must not flake on a loaded 2-core machine.
-const RELAXED_DEADLINE: &str = "500ms";
+pub(super) const RELAXED_DEADLINE: &str = "500ms";
 
 pub(super) fn skip() -> bool {
     if is_nats_server() {
