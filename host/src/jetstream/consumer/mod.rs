@@ -66,6 +66,8 @@ pub const PENDING_MSGS: &str = "Nats-Pending-Messages";
 pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
 /// The most new messages one step reads ahead (see [`Consumer::read_ahead`]).
 const MAX_READ_AHEAD: usize = 256;
+/// The most read-ahead messages kept from one step to the next (see `State::ahead`).
+const KEEP_AHEAD: usize = 32;
 const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
@@ -186,9 +188,13 @@ struct State {
     /// queue retention), and the ones this consumer finished since [`Consumer::retire_done`].
     retains: bool,
     retired: Vec<u64>,
-    /// Messages from `next` on, read together for this [`Consumer::step`] (emptied after
-    /// it: between steps the stream may change).
+    /// Messages from `next` on, read together ([`Consumer::read_ahead`]). A few may be kept
+    /// for the next step (`ahead_carried`; each is checked to still be in the stream before
+    /// it goes out), so a consumer paced by its acks reads a run, not a message per ack.
     ahead: VecDeque<StoredMsg>,
+    /// How many messages the read that filled `ahead` returned (they share its buffer).
+    ahead_read: usize,
+    ahead_carried: bool,
     /// `replay_policy: original`: the pacing of first deliveries.
     replay: Option<Replay>,
     /// Nothing is delivered before this time (Unix ns; `config.pause_until`, parsed).
@@ -378,6 +384,8 @@ impl Consumer {
             retains: stream.config().retention != super::config::Retention::Limits,
             retired: Vec::new(),
             ahead: VecDeque::new(),
+            ahead_read: 0,
+            ahead_carried: false,
             paused_until: config.paused_until(),
             replay: (config.replay_policy == ReplayPolicy::Original).then(|| Replay {
                 until: stream.state().last_seq,
@@ -422,6 +430,7 @@ impl Consumer {
             s.push = Push::new(&new, self.stream.config().max_msg_size, super::now_ns());
         }
         s.paused_until = new.paused_until();
+        s.ahead.clear();
         s.config = new;
         s.num_pending = None;
         drop(s);
@@ -662,18 +671,38 @@ impl Consumer {
             s.num_pending = None;
         }
         while let Some(m) = s.ahead.pop_front() {
-            if m.seq >= s.next {
+            // Sequences are never reused: one still in the stream is the message read.
+            if m.seq >= s.next && (!s.ahead_carried || self.stream.contains(m.seq)) {
                 return Ok((m, 1));
             }
         }
         let want = self.read_ahead(s);
         s.ahead = self.stream.read_from(s.next, &s.filters, want).into();
+        s.ahead_read = s.ahead.len();
+        s.ahead_carried = false;
         s.ahead.pop_front().map(|m| (m, 1)).ok_or(true)
     }
 
-    /// How many new messages this step can likely deliver: what the waiting pull requests
-    /// still want (a push consumer: a fixed run), within `max_ack_pending`, at most
-    /// [`MAX_READ_AHEAD`]. Reading more would be thrown away.
+    /// After a step: keeps a few unsent messages read ahead for the next one (copied out of
+    /// a large read's buffer, so they do not hold it), drops more than that.
+    fn carry_ahead(s: &mut State) {
+        if s.ahead.is_empty() || s.ahead.len() > KEEP_AHEAD {
+            s.ahead.clear();
+            return;
+        }
+        if s.ahead_read > KEEP_AHEAD {
+            for m in s.ahead.iter_mut() {
+                m.headers = Bytes::copy_from_slice(&m.headers);
+                m.payload = Bytes::copy_from_slice(&m.payload);
+            }
+            s.ahead_read = s.ahead.len();
+        }
+        s.ahead_carried = true;
+    }
+
+    /// How many new messages to read: what the waiting pull requests still want (a push
+    /// consumer: a fixed run), at most [`MAX_READ_AHEAD`]; where `max_ack_pending` leaves
+    /// less room, [`KEEP_AHEAD`] (acks make room one at a time, and what is kept serves them).
     fn read_ahead(&self, s: &State) -> usize {
         let wanted = match s.push {
             Some(_) => MAX_READ_AHEAD as u64,
@@ -685,7 +714,9 @@ impl Consumer {
         } else {
             u64::MAX
         };
-        wanted.min(room).clamp(1, MAX_READ_AHEAD as u64) as usize
+        wanted
+            .min(room.max(KEEP_AHEAD as u64))
+            .clamp(1, MAX_READ_AHEAD as u64) as usize
     }
 
     /// Delivers while someone can take a message: waiting pull requests, or a push
@@ -726,6 +757,7 @@ impl Consumer {
             };
             if dc == 1 && s.replay.as_mut().and_then(|r| r.hold(&m, now)).is_some() {
                 // Not yet: the consumer's task wakes at `due` (`s.next` has not moved).
+                s.ahead.push_front(m);
                 break;
             }
             if dc == 1 {
@@ -767,6 +799,8 @@ impl Consumer {
                 if dc == 1 {
                     s.next = m.seq;
                     s.num_pending = None;
+                    // `m` is not in `ahead` any more: read again from it next time.
+                    s.ahead.clear();
                 } else {
                     s.redeliver.push_front(m.seq);
                 }
@@ -810,7 +844,7 @@ impl Consumer {
                 out.extend(p.sent(size, now, &self.stream.name, &self.name));
             }
         }
-        s.ahead.clear();
+        Self::carry_ahead(s);
         if eof {
             pull::end_of_stream(s, out);
         }

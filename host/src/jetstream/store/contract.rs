@@ -200,6 +200,10 @@ fn read_from_reads_what_get_reads(s: &mut dyn StreamStore) {
             }
         }
     }
+    for seq in 1..=41 {
+        let live = s.get(seq).unwrap().is_some();
+        assert_eq!(s.contains(seq), live, "contains({seq})");
+    }
     let first = s.read_from(1, ">", 100, 1).unwrap();
     assert_eq!(
         first.len(),

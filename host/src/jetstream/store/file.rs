@@ -828,6 +828,10 @@ impl StreamStore for FileStore {
         })
     }
 
+    fn contains(&self, seq: u64) -> bool {
+        self.index.contains(seq)
+    }
+
     fn get(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
         match self.index.get(seq) {
             Some(loc) => self.read_msg(seq, loc).map(Some),

@@ -46,6 +46,10 @@ impl StreamStore for MemoryStore {
         Ok(seq)
     }
 
+    fn contains(&self, seq: u64) -> bool {
+        self.index.contains(seq)
+    }
+
     fn get(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
         Ok(self.index.get(seq).cloned())
     }

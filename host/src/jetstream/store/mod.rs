@@ -147,6 +147,9 @@ pub trait StreamStore {
     /// The live message at `seq`, if any.
     fn get(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError>;
 
+    /// Whether a live message is at `seq` (without reading it).
+    fn contains(&self, seq: u64) -> bool;
+
     /// The live message with the highest sequence on exactly `subject`.
     fn last_for_subject(&self, subject: &str) -> Result<Option<StoredMsg>, StoreError>;
 

@@ -29,6 +29,11 @@ pub fn takes(filters: &[String], subject: &str) -> bool {
 pub type InterestHolder = (Vec<String>, std::sync::Weak<dyn Interest>);
 
 impl Stream {
+    /// Whether message `seq` is still stored.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.inner.lock().store.contains(seq)
+    }
+
     /// The first message at or after `from` matching any of `filters` (none: any subject).
     pub fn next_matching(&self, from: u64, filters: &[String]) -> Option<StoredMsg> {
         let inner = self.inner.lock();
