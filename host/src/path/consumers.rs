@@ -118,8 +118,8 @@ impl Internal for ConsumerClient {
             self.consumer
                 .ack(subject, reply, msg.payload, now, &interest(&account))
         } else if subject.starts_with("$JS.FC.") {
-            self.consumer
-                .flow_control_answer(subject, now, &interest(&account))
+            self.consumer.flow_control_answer(subject);
+            Vec::new()
         } else {
             let Some(reply) = reply else { return true };
             self.consumer
@@ -270,6 +270,11 @@ async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
         drop((core, account, at));
         let c = consumer.clone();
         let _ = tokio::task::spawn_blocking(move || c.persist(now_ns(), false)).await;
+        if consumer.has_more() {
+            // More to push at once (the step stopped at its size cap): let others run first.
+            tokio::task::yield_now().await;
+            continue;
+        }
         let wait = if next == i64::MAX {
             IDLE_POLL
         } else {

@@ -50,6 +50,7 @@ impl Consumer {
         if self.is_closed() {
             return out;
         }
+        let held_back = s.acks_hold_back();
         s.last_activity = now;
         let body_str = std::str::from_utf8(body).unwrap_or("");
         let trimmed = body_str.trim_start();
@@ -125,7 +126,13 @@ impl Consumer {
                 synchronous = false;
             }
         }
-        self.step(&mut s, now, interest, &mut out);
+        if s.push.is_none() {
+            self.step(&mut s, now, interest, &mut out);
+        } else if held_back && !s.acks_hold_back() {
+            // A push consumer delivers from its task only (so its messages keep their order):
+            // wake it, now that acks made room.
+            self.signal.notify_one();
+        }
         drop(s);
         if synchronous {
             // A double ack: the state is on disk before the confirmation goes out.

@@ -9,11 +9,15 @@
 //!
 //! ```text
 //!  pull request ─▶ pull()  ─┐                               ┌─▶ to the request's reply, or to
-//!  ack          ─▶ ack()   ─┤                               │   deliver_subject (push), with
-//!  FC answer    ─▶ flow_control_answer() ─▶ step():         ├─▶ reply = $JS.ACK.<s>.<c>.<dc>.
-//!  new messages ─▶ poll()  ─┤   redeliveries first, then    │        <sseq>.<cseq>.<ts>.<pending>
-//!  timers       ─▶ poll()  ─┘   the stream from `next`      └─▶ statuses (404/408/409/100)
+//!  ack (pull)   ─▶ ack()   ─┤                               │   deliver_subject (push), with
+//!  new messages ─▶ poll()  ─┼─▶ step():                     ├─▶ reply = $JS.ACK.<s>.<c>.<dc>.
+//!  timers       ─▶ poll()  ─┘   redeliveries first, then    │        <sseq>.<cseq>.<ts>.<pending>
+//!                               the stream from `next`      └─▶ statuses (404/408/409/100)
 //! ```
+//!
+//! A push consumer delivers only from its task (`poll`): an ack or a flow-control answer just
+//! wakes the task. One publisher keeps its messages in order, and lets a step stop at
+//! [`PUSH_STEP_BYTES`] and go on at once.
 //!
 //! Files: `pull.rs` (waiting requests), `push.rs` (interest, flow control, heartbeats, rate
 //! limit), `ack.rs` (acknowledgements, ack floor), `state.rs` (on-disk state), `config.rs`
@@ -68,6 +72,10 @@ pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
 const MAX_READ_AHEAD: usize = 256;
 /// The most read-ahead messages kept from one step to the next (see `State::ahead`).
 const KEEP_AHEAD: usize = 32;
+/// The most a push consumer sends in one step; its task goes on with the rest at once. A
+/// flow-control window's worth (up to 32 MiB) in one go made the subscriber's outbound buffer
+/// grow (copied as it doubled, freed after each write) by megabytes.
+const PUSH_STEP_BYTES: u64 = 256 * 1024;
 const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
 
 /// A message for the message path: published to `to`; `subject` is what the receiver sees
@@ -236,6 +244,12 @@ impl Replay {
 }
 
 impl State {
+    /// Whether `max_ack_pending` unacknowledged messages hold delivery back.
+    fn acks_hold_back(&self) -> bool {
+        let max = self.config.max_ack_pending;
+        self.config.ack_policy != AckPolicy::None && max > 0 && self.pending.len() as i64 >= max
+    }
+
     /// This consumer is done with `seq` (acknowledged, terminated, or delivered without acks).
     fn done(&mut self, seq: u64) {
         if self.retains {
@@ -254,6 +268,8 @@ pub struct Consumer {
     /// Wakes the consumer's task: new messages, a new request, a deletion.
     pub signal: Arc<Notify>,
     closed: AtomicBool,
+    /// A push step stopped at [`PUSH_STEP_BYTES`] with more to send: its task goes on at once.
+    more: AtomicBool,
 }
 
 impl Consumer {
@@ -404,6 +420,7 @@ impl Consumer {
             state: Mutex::new(state),
             signal,
             closed: AtomicBool::new(false),
+            more: AtomicBool::new(false),
         })
     }
 
@@ -450,6 +467,11 @@ impl Consumer {
         let until = cfg.paused_until();
         self.update(cfg)?;
         Ok(until)
+    }
+
+    /// Whether the last step stopped with more to push (see [`PUSH_STEP_BYTES`]).
+    pub fn has_more(&self) -> bool {
+        self.more.load(Ordering::Acquire)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -530,6 +552,7 @@ impl Consumer {
             return (out, i64::MAX);
         }
         s.num_pending = None;
+        self.more.store(false, Ordering::Release);
         let mut due: Vec<u64> = Vec::new();
         for (seq, p) in s.pending.iter_mut() {
             if p.deadline <= now {
@@ -575,19 +598,15 @@ impl Consumer {
 
     /// An answer to a flow control request (published to `$JS.FC.<stream>.<consumer>.<token>`):
     /// delivery resumes if it was stalled on it.
-    pub fn flow_control_answer(
-        &self,
-        subject: &str,
-        now: i64,
-        interest: &dyn Fn(&str) -> bool,
-    ) -> Vec<Delivery> {
-        let mut out = Vec::new();
+    pub fn flow_control_answer(&self, subject: &str) {
         let mut s = self.state.lock();
         if self.is_closed() || !s.push.as_mut().is_some_and(|p| p.answered(subject)) {
-            return out;
+            return;
         }
-        self.step(&mut s, now, interest, &mut out);
-        out
+        // Delivery resumes on the consumer's task (the only place a push consumer delivers
+        // from, so that its messages keep their order).
+        drop(s);
+        self.signal.notify_one();
     }
 
     /// Hands the messages this consumer finished to its stream, which drops them under
@@ -654,8 +673,7 @@ impl Consumer {
                 }
             }
         }
-        let max = s.config.max_ack_pending;
-        if s.config.ack_policy != AckPolicy::None && max > 0 && s.pending.len() as i64 >= max {
+        if s.acks_hold_back() {
             return Err(false);
         }
         while let Some(&seq) = s.lps.front() {
@@ -740,7 +758,12 @@ impl Consumer {
             return;
         }
         let mut eof = false;
+        let mut pushed = 0u64;
         loop {
+            if s.push.is_some() && pushed >= PUSH_STEP_BYTES {
+                self.more.store(true, Ordering::Release);
+                break;
+            }
             let open = match &s.push {
                 Some(p) => p.open(),
                 None => !s.waiting.is_empty(),
@@ -842,6 +865,7 @@ impl Consumer {
             });
             if let Some(p) = s.push.as_mut() {
                 out.extend(p.sent(size, now, &self.stream.name, &self.name));
+                pushed += size;
             }
         }
         Self::carry_ahead(s);
