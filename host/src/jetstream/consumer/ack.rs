@@ -79,6 +79,8 @@ impl Consumer {
                 if let Some(p) = s.pending.get_mut(&meta.sseq) {
                     if delay > 0 {
                         p.deadline = now.saturating_add(delay);
+                        let d = p.deadline;
+                        s.deadline_floor = s.deadline_floor.min(d);
                     } else {
                         p.deadline = i64::MAX;
                         s.redeliver.push_back(meta.sseq);

@@ -207,6 +207,9 @@ struct State {
     replay: Option<Replay>,
     /// Nothing is delivered before this time (Unix ns; `config.pause_until`, parsed).
     paused_until: i64,
+    /// No pending message's redelivery is due before this (a lower bound, exact after each
+    /// scan): `poll` walks `pending` only once it has passed, not on every wake-up.
+    deadline_floor: i64,
 }
 
 /// `replay_policy: original` delivers the messages that were in the stream when the consumer
@@ -379,7 +382,13 @@ impl Consumer {
             })
             .collect();
         let filters = config.filters();
+        let deadline_floor = pending
+            .values()
+            .map(|p| p.deadline)
+            .min()
+            .unwrap_or(i64::MAX);
         let state = State {
+            deadline_floor,
             filters,
             next: saved.next.max(1),
             delivered: saved.delivered,
@@ -553,14 +562,19 @@ impl Consumer {
         }
         s.num_pending = None;
         self.more.store(false, Ordering::Release);
-        let mut due: Vec<u64> = Vec::new();
-        for (seq, p) in s.pending.iter_mut() {
-            if p.deadline <= now {
-                p.deadline = i64::MAX;
-                due.push(*seq);
+        if now >= s.deadline_floor {
+            let mut due: Vec<u64> = Vec::new();
+            let mut floor = i64::MAX;
+            for (seq, p) in s.pending.iter_mut() {
+                if p.deadline <= now {
+                    p.deadline = i64::MAX;
+                    due.push(*seq);
+                }
+                floor = floor.min(p.deadline);
             }
+            s.deadline_floor = floor;
+            s.redeliver.extend(due);
         }
-        s.redeliver.extend(due);
         self.step(&mut s, now, interest, &mut out);
         let delivered = s.delivered;
         let mut next = i64::MAX;
@@ -570,9 +584,7 @@ impl Consumer {
             // subscription on the deliver subject (`Account::notify_interest`).
             next = next.min(p.next_due());
         }
-        for p in s.pending.values() {
-            next = next.min(p.deadline);
-        }
+        next = next.min(s.deadline_floor);
         for w in &s.waiting {
             if w.expires > 0 {
                 next = next.min(w.expires);
@@ -845,6 +857,7 @@ impl Consumer {
                 }
                 _ => {
                     let deadline = now.saturating_add(s.config.ack_wait_for(dc));
+                    s.deadline_floor = s.deadline_floor.min(deadline);
                     s.pending.insert(
                         m.seq,
                         Pending {
