@@ -251,14 +251,7 @@ async fn drive(attached: Weak<Attached>, consumer: Arc<Consumer>) {
                     at.js.config.domain.as_deref(),
                 );
                 if !account.sublist.matches(subject.as_bytes()).is_empty() {
-                    let subject = Bytes::from(subject);
-                    told.push(Delivery {
-                        to: subject.clone(),
-                        subject,
-                        reply: None,
-                        headers: None,
-                        payload: Bytes::from(body),
-                    });
+                    told.push(Delivery::publish(subject, body));
                 }
             }
             publish(&core, &account, told);

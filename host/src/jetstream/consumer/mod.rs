@@ -116,13 +116,18 @@ impl Delivery {
     }
 
     fn event(subject: String, body: Value) -> Delivery {
+        Delivery::publish(subject, body.to_string().into_bytes())
+    }
+
+    /// A plain message (an advisory) published to `subject`.
+    pub fn publish(subject: String, payload: Vec<u8>) -> Delivery {
         let to = Bytes::from(subject);
         Delivery {
             subject: to.clone(),
             to,
             reply: None,
             headers: None,
-            payload: Bytes::from(body.to_string()),
+            payload: Bytes::from(payload),
         }
     }
 

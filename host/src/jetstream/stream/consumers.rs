@@ -54,20 +54,17 @@ impl Stream {
     /// are none or the store fails (the failure is logged).
     pub fn read_from(&self, from: u64, filters: &[String], max: usize) -> Vec<StoredMsg> {
         let from = from.max(1);
-        let read = match filters {
-            [] => self
-                .inner
-                .lock()
-                .store
-                .read_from(from, ">", max, READ_AHEAD_BYTES),
-            [one] => self
-                .inner
-                .lock()
-                .store
-                .read_from(from, one, max, READ_AHEAD_BYTES),
+        let filter = match filters {
+            [] => ">",
+            [one] => one.as_str(),
             // Several filters: one message at a time (the smallest next sequence of them).
             _ => return self.next_matching(from, filters).into_iter().collect(),
         };
+        let read = self
+            .inner
+            .lock()
+            .store
+            .read_from(from, filter, max, READ_AHEAD_BYTES);
         read.unwrap_or_else(|e| {
             tracing::error!("stream {}: reading from seq {from}: {e}", self.name);
             Vec::new()
